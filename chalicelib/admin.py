@@ -1,0 +1,140 @@
+"""Operator tool: provision AWS resources, manage API keys and devices.
+
+    python -m chalicelib.admin [--stage dev|prod] provision
+    python -m chalicelib.admin keys create --account ACME [--name "web shop"]
+    python -m chalicelib.admin keys list [--account ACME]
+    python -m chalicelib.admin keys revoke PREFIX
+    python -m chalicelib.admin devices create --name phone-1 [--account ACME]
+    python -m chalicelib.admin devices list
+
+Talks to AWS_ENDPOINT_URL when set (the local stack), else to your AWS account.
+``--stage`` takes table and queue names from .chalice/config.json, as the Lambdas do.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+
+CONFIG_FILE = Path(__file__).resolve().parent.parent / ".chalice" / "config.json"
+
+
+def load_stage(stage: str) -> None:
+    """Export the stage's environment variables, without overriding ones already set."""
+    config = json.loads(CONFIG_FILE.read_text())
+    variables = {**config.get("environment_variables", {}),
+                 **config["stages"][stage].get("environment_variables", {})}
+    for name, value in variables.items():
+        os.environ.setdefault(name, value)
+
+
+def _table(rows: list[dict], columns: list[str]) -> str:
+    widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
+    return "\n".join(lines)
+
+
+def cmd_provision(_args) -> str:
+    from . import provision
+
+    return json.dumps(provision.all_resources(), indent=2)
+
+
+def cmd_keys_create(args) -> str:
+    from . import auth
+
+    key, credential = auth.create_key("api", args.account, name=args.name)
+    return (f"API key for account {args.account} (shown once, store it now):\n{key}\n"
+            f"prefix: {credential.prefix}")
+
+
+def cmd_keys_list(args) -> str:
+    from .models import Credential
+
+    rows = [{"prefix": c.prefix, "account": c.owner_id, "name": c.name,
+             "created": c.created_at.isoformat(timespec="seconds"),
+             "revoked": "yes" if c.revoked else "no"}
+            for c in Credential.scan(Credential.kind == "api")
+            if not args.account or c.owner_id == args.account]
+    rows.sort(key=lambda r: r["created"])
+    return _table(rows, ["prefix", "account", "name", "created", "revoked"])
+
+
+def cmd_keys_revoke(args) -> str:
+    from . import auth
+
+    credential = auth.revoke_key(args.prefix)
+    return f"revoked {credential.prefix} (account {credential.owner_id})"
+
+
+def cmd_devices_create(args) -> str:
+    from . import auth
+    from .models import Device
+
+    device_id = args.id or f"dev-{uuid.uuid4().hex[:12]}"
+    Device(device_id, name=args.name, account_id=args.account).save(Device.device_id.does_not_exist())
+    key, _ = auth.create_key("device", device_id, name=args.name)
+    return (f"device {device_id} registered; device key (shown once, put it in the bridge's "
+            f"config):\n{key}")
+
+
+def cmd_devices_list(_args) -> str:
+    from .models import Device
+
+    rows = [{"device": d.device_id, "name": d.name, "account": d.account_id or "",
+             "driver": d.driver or "",
+             "last seen": d.last_seen_at.isoformat(timespec="seconds") if d.last_seen_at else "never",
+             "signal": (d.info or {}).get("signalPercent", ""),
+             "battery": (d.info or {}).get("batteryPercent", "")}
+            for d in Device.scan()]
+    return _table(rows, ["device", "name", "account", "driver", "last seen", "signal", "battery"])
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m chalicelib.admin", description=__doc__.split("\n")[0])
+    root.add_argument("--stage", help="take resource names from this stage of .chalice/config.json")
+    commands = root.add_subparsers(dest="command", required=True)
+    commands.add_parser("provision", help="create tables (TTL on) and queues (with DLQs)"
+                        ).set_defaults(run=cmd_provision)
+
+    keys = commands.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
+    create = keys.add_parser("create", help="create a key (printed once)")
+    create.add_argument("--account", required=True, help="account the key acts for")
+    create.add_argument("--name", default="", help="a label, e.g. the integration using it")
+    create.set_defaults(run=cmd_keys_create)
+    listing = keys.add_parser("list", help="list keys (prefixes only)")
+    listing.add_argument("--account")
+    listing.set_defaults(run=cmd_keys_list)
+    revoke = keys.add_parser("revoke", help="revoke the key with this prefix")
+    revoke.add_argument("prefix")
+    revoke.set_defaults(run=cmd_keys_revoke)
+
+    devices = commands.add_parser("devices", help="phones and modem hosts").add_subparsers(
+        dest="action", required=True)
+    register = devices.add_parser("create", help="register a device and print its key once")
+    register.add_argument("--name", required=True)
+    register.add_argument("--account", help="account that owns SMS this device receives")
+    register.add_argument("--id", help="device id (default: generated)")
+    register.set_defaults(run=cmd_devices_create)
+    devices.add_parser("list", help="devices with their last-seen time").set_defaults(run=cmd_devices_list)
+    return root
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    if args.stage:
+        load_stage(args.stage)
+    try:
+        print(args.run(args))
+    except LookupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Credentials: API keys and device keys, stored only as SHA-256 hashes.
+
+Keys are 256-bit random tokens, so a plain SHA-256 is a safe one-way hash (no salt or
+slow hash needed, unlike passwords) and lets a lookup be a single GetItem.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+from .config import settings
+from .errors import ApiKeyInvalid, ApiKeyMissing
+from .models import Credential, is_expired
+
+KEY_PREFIXES = {"api": "cq_live_", "device": "cq_dev_"}
+SHOWN_PREFIX_LENGTH = 16
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an account (API key) or a device (device key)."""
+
+    kind: str
+    owner_id: str
+    key_prefix: str
+    key_id: str  # stable, non-secret id of the key (per-key OTPs and rate limits)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_key(kind: str, owner_id: str, name: str = "") -> tuple[str, Credential]:
+    """Store a new key's hash; the key itself is returned once and never stored."""
+    key = KEY_PREFIXES[kind] + secrets.token_urlsafe(32)
+    credential = Credential(hash_key(key), kind=kind, owner_id=owner_id, name=name,
+                            prefix=key[:SHOWN_PREFIX_LENGTH])
+    credential.save(Credential.key_hash.does_not_exist())
+    return key, credential
+
+
+def import_key(kind: str, owner_id: str, key: str, name: str = "") -> Credential:
+    """Register a key chosen by the operator (the local stack's SMSGW_DEV_API_KEY)."""
+    credential = Credential(hash_key(key), kind=kind, owner_id=owner_id, name=name,
+                            prefix=key[:SHOWN_PREFIX_LENGTH])
+    credential.save()
+    return credential
+
+
+def revoke_key(prefix: str) -> Credential:
+    """Revoke the one key whose shown prefix is ``prefix``."""
+    matches = [c for c in Credential.scan(Credential.prefix == prefix) if not c.revoked]
+    if len(matches) != 1:
+        raise LookupError(f"{len(matches)} active keys start with {prefix!r}")
+    credential = matches[0]
+    credential.update(actions=[Credential.revoked.set(True)])
+    _cache.pop(credential.key_hash, None)
+    return credential
+
+
+# key hash -> (principal, time checked); a warm Lambda skips the GetItem for a short while.
+_cache: dict[str, tuple[Principal, float]] = {}
+
+
+def authenticate(key: str | None, kind: str) -> Principal:
+    """Resolve a presented key of ``kind`` to its principal, or raise 401/403."""
+    if not key:
+        raise ApiKeyMissing()
+    digest = hash_key(key)
+    cached = _cache.get(digest)
+    if cached and time.monotonic() - cached[1] < settings().key_cache_seconds:
+        principal = cached[0]
+    else:
+        principal = _load(digest)
+        if principal is not None:
+            _cache[digest] = (principal, time.monotonic())
+    if principal is None or principal.kind != kind:
+        raise ApiKeyInvalid()
+    return principal
+
+
+def _load(digest: str) -> Principal | None:
+    try:
+        credential = Credential.get(digest)
+    except Credential.DoesNotExist:
+        return None
+    # The lookup is by hash; compare again in constant time so equality is never short-circuited.
+    if credential.revoked or is_expired(credential.expires_at) or \
+            not hmac.compare_digest(credential.key_hash, digest):
+        return None
+    return Principal(credential.kind, credential.owner_id, credential.prefix, digest[:24])

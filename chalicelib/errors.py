@@ -1,0 +1,92 @@
+"""Domain errors. Each maps to one HTTP status in app.py's single error handler."""
+from __future__ import annotations
+
+from typing import Optional
+
+
+class GatewayError(Exception):
+    """Base of every error a caller may see; ``status`` is the HTTP status."""
+
+    status = 500
+    message = "Internal server error"
+
+    def __init__(self, message: Optional[str] = None, errors: Optional[list] = None,
+                 extra: Optional[dict] = None, headers: Optional[dict] = None):
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.errors = errors or []
+        self.extra = extra or {}
+        self.headers = headers or {}
+
+    def body(self) -> dict:
+        return {"success": False, "message": self.message, "errors": self.errors, **self.extra}
+
+
+class _SeedAuthError(GatewayError):
+    """Authentication errors keep the seed's exact two-field bodies."""
+
+    def body(self) -> dict:
+        return {"success": False, "message": self.message}
+
+
+class ValidationError(GatewayError):
+    """The request body or parameters are invalid."""
+
+    status = 400
+    message = "Validation failed"
+
+    @classmethod
+    def field(cls, name: str, message: str) -> "ValidationError":
+        return cls(f"{name}: {message}", errors=[{"field": name, "message": message}])
+
+
+class BadRequest(GatewayError):
+    """The request is well-formed but cannot be carried out (a rule, not a field)."""
+
+    status = 400
+
+
+class ApiKeyMissing(_SeedAuthError):
+    """No credentials were sent."""
+
+    status = 401
+    message = "API key is required"
+
+
+class ApiKeyInvalid(_SeedAuthError):
+    """The credentials are unknown, revoked or expired."""
+
+    status = 403
+    message = "Invalid API key"
+
+
+class NotFound(GatewayError):
+    """The resource does not exist or belongs to another account."""
+
+    status = 404
+    message = "Not found"
+
+
+class MethodNotAllowed(GatewayError):
+    """The route exists but not with this HTTP method."""
+
+    status = 405
+    message = "Method not allowed"
+
+
+class RateLimited(GatewayError):
+    """A rate limit is exhausted; ``Retry-After`` says when to try again."""
+
+    status = 429
+    message = "Too many requests"
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message, headers={"Retry-After": str(max(1, int(retry_after)))},
+                         extra={"retryAfter": max(1, int(retry_after))})
+
+
+class ProviderError(GatewayError):
+    """An upstream provider (WhatsApp Cloud API) failed or timed out."""
+
+    status = 502
+    message = "Provider error"

@@ -1,0 +1,113 @@
+"""The HTTP edge: routing, authentication, JSON parsing and error mapping, in one place.
+
+Chalice's own errors (415 for an unlisted content type, 405, its 500 page) do not follow
+the contract's format, so every path is registered once for every method and dispatched
+here: each answer, success or failure, goes out in the contract's shape.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from chalice import Response
+
+from . import auth
+from .errors import GatewayError, MethodNotAllowed, NotFound, ValidationError
+
+log = logging.getLogger("chinqit.http")
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+@dataclass
+class Call:
+    """What a view gets: the parsed request and who made it."""
+
+    request: object  # chalice.app.Request
+    principal: Optional[auth.Principal]
+    params: dict
+
+    def json(self) -> dict:
+        """The body as a JSON object, or a 400 that says what is wrong with it."""
+        content_type = (self.request.headers.get("content-type") or "").split(";")[0].strip()
+        if content_type.lower() != "application/json":
+            raise ValidationError("Content-Type must be application/json",
+                                  errors=[{"field": "Content-Type",
+                                           "message": f"got {content_type or 'none'}"}])
+        try:
+            body = json.loads(self.request.raw_body or b"")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValidationError("Malformed JSON body",
+                                  errors=[{"field": "body", "message": str(exc)}]) from None
+        if not isinstance(body, dict):
+            raise ValidationError("The JSON body must be an object",
+                                  errors=[{"field": "body", "message": "expected an object"}])
+        return body
+
+    @property
+    def query(self) -> dict:
+        return self.request.query_params or {}
+
+
+def error_response(error: GatewayError) -> Response:
+    return Response(error.body(), status_code=error.status, headers=error.headers)
+
+
+class Router:
+    """Registers views on a Chalice app; ``auth`` names the key kind a route needs."""
+
+    def __init__(self, app):
+        self.app = app
+        self.views: dict[str, dict[str, tuple[Callable, Optional[str]]]] = {}
+
+    def route(self, path: str, method: str, auth: Optional[str] = "api"):
+        def register(view):
+            if path not in self.views:
+                self.views[path] = {}
+                self.app.route(path, methods=METHODS, content_types=[])(self._dispatcher(path))
+            self.views[path][method] = (view, auth)
+            return view
+        return register
+
+    def not_found(self, path: str):
+        """Answer 404 in the contract's format for everything no route matches."""
+        self.app.route(path, methods=METHODS, content_types=[])(self._not_found)
+
+    def _not_found(self, **_params):
+        return error_response(NotFound("Route not found"))
+
+    def _dispatcher(self, path: str):
+        def dispatch(**params):
+            request = self.app.current_request
+            started = time.perf_counter()
+            principal = None
+            try:
+                view, kind = self._view(path, request.method)
+                principal = auth.authenticate(credential(request), kind) if kind else None
+                response = view(Call(request, principal, params))
+            except GatewayError as error:
+                response = error_response(error)
+            except Exception:
+                log.exception("unhandled error on %s %s", request.method, path)
+                response = error_response(GatewayError())
+            status = response.status_code if isinstance(response, Response) else 200
+            log.info("%s %s -> %s key=%s %.1fms", request.method, path, status,
+                     principal.key_prefix if principal else "-",
+                     (time.perf_counter() - started) * 1000)
+            return response
+        dispatch.__name__ = "route_" + "".join(c if c.isalnum() else "_" for c in path)
+        return dispatch
+
+    def _view(self, path: str, method: str):
+        try:
+            return self.views[path][method]
+        except KeyError:
+            allowed = ", ".join(sorted(self.views[path]))
+            raise MethodNotAllowed(f"Method {method} is not allowed here; use {allowed}",
+                                   headers={"Allow": allowed}) from None
+
+
+def credential(request) -> Optional[str]:
+    return request.headers.get("x-api-key")

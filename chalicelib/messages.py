@@ -1,0 +1,104 @@
+"""Outbound SMS: validation, storage and queueing; reading a message back."""
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+
+from . import phone, queue
+from .config import settings
+from .errors import NotFound, ValidationError
+from .models import Message, utcnow
+from .sms_encoding import analyze
+from .validation import Fields, required_text
+
+log = logging.getLogger("chinqit.messages")
+
+
+def check_length(text: str, field: str = "message") -> None:
+    limit = settings().max_segments
+    analysis = analyze(text)
+    if analysis.segments > limit:
+        raise ValidationError.field(
+            field, f"is too long: {analysis.segments} SMS segments ({analysis.encoding}), "
+                   f"at most {limit}")
+
+
+def new_outbound(account_id: str, phone_number: str, text: str, *, kind: str = "sms",
+                 channel: str = "sms", stored_text: str | None = None,
+                 send_before=None) -> Message:
+    """Build (not save) a queued outbound message; ``stored_text`` masks secrets."""
+    now = utcnow()
+    analysis = analyze(text)
+    return Message(
+        str(uuid.uuid4()), account_id=account_id, direction="outbound", kind=kind,
+        channel=channel, phone_number=phone_number, text=stored_text or text,
+        encoding=analysis.encoding, segments=analysis.segments, status="queued",
+        created_at=now, updated_at=now, send_before=send_before,
+        purge_at=now + timedelta(days=settings().message_retention_days),
+    )
+
+
+def send_sms(account_id: str, body: dict) -> Message:
+    fields = Fields(body)
+    text = fields.check("message", required_text("message"))
+    if text is not None:
+        fields.check("message", check_length)
+    phone_number = fields.check("phoneNumber", phone.normalize)
+    fields.done()
+    message = new_outbound(account_id, phone_number, text)
+    message.save(Message.message_id.does_not_exist())
+    dispatch(message, text)
+    return message
+
+
+def dispatch(message: Message, text: str) -> None:
+    """Queue a stored message; if the queue refuses it, record the failure and re-raise."""
+    try:
+        queue.enqueue_sms(message, text)
+    except Exception:
+        log.exception("could not queue message %s", message.message_id)
+        mark(message, "failed", reason="could not be queued")
+        raise
+
+
+def mark(message: Message, status: str, reason: str | None = None, **timestamps) -> None:
+    actions = [Message.status.set(status), Message.updated_at.set(utcnow())]
+    if reason is not None:
+        actions.append(Message.status_reason.set(reason))
+    actions += [getattr(Message, name).set(value) for name, value in timestamps.items()]
+    message.update(actions=actions)
+
+
+def get_for_account(account_id: str, message_id: str) -> Message:
+    """The account's own message; another account's message is indistinguishable from none."""
+    try:
+        message = Message.get(message_id)
+    except Message.DoesNotExist:
+        message = None
+    if message is None or message.account_id != account_id:
+        raise NotFound("Message not found")
+    return message
+
+
+def to_json(message: Message) -> dict:
+    def iso(value):
+        return value.isoformat().replace("+00:00", "Z") if value else None
+
+    return {
+        "messageId": message.message_id,
+        "direction": message.direction,
+        "kind": message.kind,
+        "channel": message.channel,
+        "phoneNumber": message.phone_number,
+        "message": message.text,
+        "status": message.status,
+        "statusReason": message.status_reason,
+        "encoding": message.encoding,
+        "segments": message.segments,
+        "deviceId": message.device_id,
+        "createdAt": iso(message.created_at),
+        "updatedAt": iso(message.updated_at),
+        "sentAt": iso(message.sent_at),
+        "deliveredAt": iso(message.delivered_at),
+    }

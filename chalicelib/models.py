@@ -1,0 +1,133 @@
+"""DynamoDB tables, one PynamoDB model each. Table names come from chalicelib.config."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    MapAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from .config import settings
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def is_expired(expires_at, now: datetime | None = None) -> bool:
+    """TTL deletion is lazy (moto never deletes): every read checks expiry itself."""
+    return expires_at is not None and expires_at <= (now or utcnow())
+
+
+class _Meta:
+    region = None  # botocore picks AWS_REGION / AWS_DEFAULT_REGION
+    billing_mode = "PAY_PER_REQUEST"
+
+
+class Credential(Model):
+    """A hashed secret: an API key, a device key, or (later) an OAuth2 client or token."""
+
+    class Meta(_Meta):
+        table_name = settings().keys_table
+
+    key_hash = UnicodeAttribute(hash_key=True)
+    kind = UnicodeAttribute()  # "api" | "device"
+    owner_id = UnicodeAttribute()  # account id for API keys, device id for device keys
+    name = UnicodeAttribute(default="")
+    prefix = UnicodeAttribute()  # first characters of the key, safe to show
+    created_at = UTCDateTimeAttribute(default=utcnow)
+    revoked = BooleanAttribute(default=False)
+    expires_at = TTLAttribute(null=True)
+
+
+class AccountCreatedIndex(GlobalSecondaryIndex):
+    """An account's messages, newest first (the message log)."""
+
+    class Meta:
+        index_name = "account-created"
+        projection = AllProjection()
+
+    account_id = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
+class Message(Model):
+    """One SMS, outbound or inbound, with its delivery status."""
+
+    class Meta(_Meta):
+        table_name = settings().messages_table
+
+    message_id = UnicodeAttribute(hash_key=True)
+    account_id = UnicodeAttribute()
+    direction = UnicodeAttribute(default="outbound")  # "outbound" | "inbound"
+    kind = UnicodeAttribute(default="sms")  # "sms" | "otp"
+    channel = UnicodeAttribute(default="sms")  # "sms" | "whatsapp"
+    phone_number = UnicodeAttribute()
+    # OTP texts are stored with the code masked; the full text only travels on the queue.
+    text = UnicodeAttribute()
+    encoding = UnicodeAttribute()
+    segments = NumberAttribute()
+    status = UnicodeAttribute()
+    status_reason = UnicodeAttribute(null=True)
+    device_id = UnicodeAttribute(null=True)
+    provider_message_id = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute(default=utcnow)
+    updated_at = UTCDateTimeAttribute(default=utcnow)
+    sent_at = UTCDateTimeAttribute(null=True)
+    delivered_at = UTCDateTimeAttribute(null=True)
+    # After this an undelivered OTP is pointless: the bridge marks it expired instead of sending.
+    send_before = UTCDateTimeAttribute(null=True)
+    purge_at = TTLAttribute(null=True)
+
+    by_account = AccountCreatedIndex()
+
+
+class Otp(Model):
+    """The live OTP for one (account, phone, channel); a new send replaces it."""
+
+    class Meta(_Meta):
+        table_name = settings().otps_table
+
+    otp_id = UnicodeAttribute(hash_key=True)
+    code_hash = UnicodeAttribute()
+    attempts_left = NumberAttribute()
+    used = BooleanAttribute(default=False)
+    message_id = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute(default=utcnow)
+    expires_at = TTLAttribute()
+
+
+class RateCounter(Model):
+    """Requests counted in one fixed window of one rate limit."""
+
+    class Meta(_Meta):
+        table_name = settings().rate_limits_table
+
+    bucket = UnicodeAttribute(hash_key=True)
+    count = NumberAttribute(default=0)
+    expires_at = TTLAttribute()
+
+
+class Device(Model):
+    """A registered phone or modem host running device_bridge."""
+
+    class Meta(_Meta):
+        table_name = settings().devices_table
+
+    device_id = UnicodeAttribute(hash_key=True)
+    name = UnicodeAttribute(default="")
+    account_id = UnicodeAttribute(null=True)  # account its inbound SMS belong to by default
+    created_at = UTCDateTimeAttribute(default=utcnow)
+    last_seen_at = UTCDateTimeAttribute(null=True)
+    driver = UnicodeAttribute(null=True)
+    info = MapAttribute(null=True)  # signal, battery, bridge version, as last reported
+
+
+ALL_MODELS = (Credential, Message, Otp, RateCounter, Device)

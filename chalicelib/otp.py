@@ -1,0 +1,173 @@
+"""One-time codes: sent by SMS or WhatsApp, stored as keyed hashes, verified once."""
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from datetime import timedelta
+
+from pynamodb.connection import Connection
+from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
+
+from . import messages, phone, ratelimit
+from .config import settings
+from .errors import BadRequest, ValidationError
+from .models import Message, Otp, is_expired, utcnow
+from .validation import Fields, choice
+
+MAX_ATTEMPTS = 3
+CHANNELS = ("sms", "whatsapp")
+TEXTS = {
+    "fr": "Votre code de vérification {brand} est {code}. Il expire dans {minutes} minutes. "
+          "Ne le partagez avec personne.",
+    "en": "Your {brand} verification code is {code}. It expires in {minutes} minutes. "
+          "Do not share it with anyone.",
+    "ar": "رمز التحقق الخاص بك لدى {brand} هو {code}. تنتهي صلاحيته خلال {minutes} دقائق. "
+          "لا تشاركه مع أي شخص.",
+}
+_APP_HASH = re.compile(r"[A-Za-z0-9+/]{11}")
+_CODE = re.compile(r"[0-9]{6}")
+MASK = "******"
+log = logging.getLogger("chinqit.otp")
+
+
+class OtpRejected(BadRequest):
+    """The code cannot be verified: wrong, expired, used, exhausted or never sent."""
+
+    def __init__(self, message: str, **extra):
+        super().__init__(message, extra={"verified": False, **extra})
+
+
+@functools.lru_cache(maxsize=1)
+def _connection() -> Connection:
+    return Connection()
+
+
+def otp_key(key_id: str, phone_number: str, channel: str) -> str:
+    return f"{key_id}#{phone_number}#{channel}"
+
+
+def hash_code(otp_id: str, code: str) -> str:
+    return hmac.new(settings().otp_secret, f"{otp_id}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def render(language: str, code: str, app_hash: str | None) -> str:
+    minutes = settings().otp_ttl_seconds // 60
+    text = TEXTS[language].format(brand=settings().otp_brand, code=code, minutes=minutes)
+    return f"{text}\n{app_hash}" if app_hash else text
+
+
+def _parse_hash(value):
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _APP_HASH.fullmatch(value):
+        raise ValidationError.field("hash", "must be the 11-character SMS Retriever app hash")
+    return value
+
+
+def _parse_code(value):
+    if value is None or value == "":
+        raise ValidationError.field("otp", "is required")
+    if not isinstance(value, str) or not _CODE.fullmatch(value):
+        raise ValidationError.field("otp", "must be a string of 6 digits")
+    return value
+
+
+def send(principal, body: dict) -> Message:
+    fields = Fields(body)
+    phone_number = fields.check("phoneNumber", phone.normalize)
+    language = fields.check("language", choice("language", TEXTS, "fr"))
+    channel = fields.check("channel", choice("channel", CHANNELS, "sms"))
+    app_hash = fields.check("hash", _parse_hash)
+    fields.done()
+    if app_hash and channel != "sms":
+        raise ValidationError.field("hash", "is only used with the sms channel")
+    if channel == "whatsapp" and not settings().whatsapp_enabled:
+        raise BadRequest("The WhatsApp channel is not configured on this gateway",
+                         errors=[{"field": "channel", "message": "whatsapp is not configured"}])
+
+    code = f"{secrets.randbelow(10 ** 6):06d}"
+    now = utcnow()
+    expires_at = now + timedelta(seconds=settings().otp_ttl_seconds)
+    message = messages.new_outbound(
+        principal.owner_id, phone_number, render(language, code, app_hash), kind="otp",
+        channel=channel, stored_text=render(language, MASK, app_hash), send_before=expires_at)
+    if channel == "whatsapp":
+        message.status = "sending"
+    otp_id = otp_key(principal.key_id, phone_number, channel)
+    record = Otp(otp_id, code_hash=hash_code(otp_id, code), attempts_left=MAX_ATTEMPTS,
+                 used=False, message_id=message.message_id, created_at=now, expires_at=expires_at)
+    _store(record, message, f"otp#{principal.key_id}#{phone_number}", now)
+
+    if channel == "sms":
+        messages.dispatch(message, render(language, code, app_hash))
+    else:
+        _send_whatsapp(message, code, language)
+    log.info("otp sent message=%s to=%s channel=%s", message.message_id,
+             phone.mask(phone_number), channel)
+    return message
+
+
+def _store(record: Otp, message: Message, scope: str, now) -> None:
+    """Count the rate limits, replace the OTP and save the message in one transaction."""
+    windows = []
+    try:
+        with TransactWrite(connection=_connection()) as transaction:
+            windows = ratelimit.count(transaction, scope, ratelimit.OTP_LIMITS, now)
+            transaction.save(record)
+            transaction.save(message, condition=Message.message_id.does_not_exist())
+    except TransactWriteError as exc:
+        ratelimit.raise_if_exceeded(exc, windows, now)
+        raise
+
+
+def _send_whatsapp(message: Message, code: str, language: str) -> None:
+    from . import whatsapp
+    from .errors import ProviderError
+
+    try:
+        provider_id = whatsapp.send_otp(message.phone_number, code, language)
+    except ProviderError as exc:
+        messages.mark(message, "failed", reason=exc.message)
+        raise
+    messages.mark(message, "sent", provider_message_id=provider_id, sent_at=utcnow())
+
+
+def verify(principal, body: dict) -> None:
+    fields = Fields(body)
+    phone_number = fields.check("phoneNumber", phone.normalize)
+    code = fields.check("otp", _parse_code)
+    channel = fields.check("channel", choice("channel", CHANNELS, "sms"))
+    fields.done()
+    otp_id = otp_key(principal.key_id, phone_number, channel)
+    try:
+        record = Otp.get(otp_id, consistent_read=True)
+    except Otp.DoesNotExist:
+        raise OtpRejected("No OTP was sent to this phone number on this channel") from None
+    if record.used:
+        raise OtpRejected("OTP has already been used")
+    if is_expired(record.expires_at):
+        raise OtpRejected("OTP has expired")
+    if record.attempts_left <= 0:
+        raise OtpRejected("Too many failed attempts: request a new OTP", retriesLeft=0)
+
+    unchanged = (Otp.code_hash == record.code_hash) & (Otp.used == False) & (Otp.attempts_left > 0)  # noqa: E712
+    if hmac.compare_digest(record.code_hash, hash_code(otp_id, code)):
+        try:
+            record.update(actions=[Otp.used.set(True)], condition=unchanged)
+        except UpdateError as exc:
+            raise OtpRejected("OTP has already been used") from exc
+        log.info("otp verified to=%s channel=%s", phone.mask(phone_number), channel)
+        return
+    try:
+        record.update(actions=[Otp.attempts_left.add(-1)], condition=unchanged)
+        retries_left = record.attempts_left
+    except UpdateError:
+        retries_left = 0  # a concurrent attempt used the last try or replaced the code
+    log.info("otp rejected to=%s channel=%s retries_left=%s", phone.mask(phone_number), channel,
+             retries_left)
+    raise OtpRejected("Invalid OTP", retriesLeft=retries_left)

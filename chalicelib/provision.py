@@ -1,0 +1,49 @@
+"""Create the tables (TTL on) and queues (each with a dead-letter queue); safe to rerun.
+
+Works the same on the embedded AWS of the local stack and on a real AWS account.
+"""
+from __future__ import annotations
+
+import json
+
+from . import queue
+from .config import settings
+from .models import ALL_MODELS
+
+MAX_RECEIVES = 5  # deliveries of one SQS message before it moves to the dead-letter queue
+VISIBILITY_TIMEOUT = 60  # seconds a bridge holds a message before it must extend it
+RETENTION = 4 * 24 * 3600  # seconds an unsent SMS waits on the queue
+DLQ_RETENTION = 14 * 24 * 3600
+
+
+def tables() -> list[str]:
+    created = []
+    for model in ALL_MODELS:
+        if not model.exists():
+            model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
+            created.append(model.Meta.table_name)
+    return created
+
+
+def queues() -> dict[str, str]:
+    config = settings()
+    return {name: _queue_with_dlq(name) for name in (config.outbound_queue, config.priority_queue)}
+
+
+def _queue_with_dlq(name: str) -> str:
+    sqs = queue.sqs()
+    dlq_url = sqs.create_queue(QueueName=f"{name}-dlq", Attributes={
+        "MessageRetentionPeriod": str(DLQ_RETENTION), "SqsManagedSseEnabled": "true"})["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(
+        QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return sqs.create_queue(QueueName=name, Attributes={
+        "VisibilityTimeout": str(VISIBILITY_TIMEOUT),
+        "MessageRetentionPeriod": str(RETENTION),
+        "SqsManagedSseEnabled": "true",
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn,
+                                     "maxReceiveCount": str(MAX_RECEIVES)}),
+    })["QueueUrl"]
+
+
+def all_resources() -> dict:
+    return {"tables_created": tables(), "queues": queues()}

@@ -1,0 +1,41 @@
+"""The outbound SQS queues the device bridges poll. Clients are created on first use."""
+from __future__ import annotations
+
+import functools
+import json
+
+from .config import settings
+
+PRIORITY_KINDS = {"otp"}
+
+
+@functools.lru_cache(maxsize=1)
+def sqs():
+    import boto3  # imported here: most Lambda invocations never need it
+
+    return boto3.client("sqs")
+
+
+@functools.lru_cache(maxsize=None)
+def queue_url(name_or_url: str) -> str:
+    """Resolve a queue name once per container (a URL is used as it is)."""
+    if name_or_url.startswith(("https://", "http://")):
+        return name_or_url
+    return sqs().get_queue_url(QueueName=name_or_url)["QueueUrl"]
+
+
+def queue_for(kind: str) -> str:
+    config = settings()
+    return config.priority_queue if kind in PRIORITY_KINDS else config.outbound_queue
+
+
+def enqueue_sms(message, text: str) -> None:
+    """Put one outbound SMS on its queue. ``text`` is the full text (OTPs are masked in the table)."""
+    body = {
+        "messageId": message.message_id,
+        "to": message.phone_number,
+        "text": text,
+        "kind": message.kind,
+        "sendBefore": message.send_before.isoformat() if message.send_before else None,
+    }
+    sqs().send_message(QueueUrl=queue_url(queue_for(message.kind)), MessageBody=json.dumps(body))

@@ -1,0 +1,104 @@
+"""The small interface every phone driver implements.
+
+A driver owns one phone or modem. The bridge calls ``send`` for each outbound SMS and
+``poll`` a few times a second to collect what the phone received (inbound SMS and
+delivery reports). Drivers never talk to SQS or the API; the bridge does.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import ClassVar, Optional, Union
+
+
+@dataclass(frozen=True)
+class OutboundSms:
+    """One SMS to hand to the phone network."""
+
+    message_id: str
+    to: str  # E.164, e.g. +22238089336
+    text: str
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What the phone network answered for a submitted SMS."""
+
+    segments: int = 1
+    # Network references (one per segment) that later delivery reports name; empty when
+    # the driver gets no delivery reports.
+    references: tuple = ()
+
+
+@dataclass(frozen=True)
+class InboundSms:
+    """An SMS the phone received, reassembled when it came in several parts."""
+
+    sender: str
+    text: str
+    received_at: datetime  # timezone-aware
+    # Stable id on the device, so the API can deduplicate a repost of the same SMS.
+    device_ref: str
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """Status report from the network for a segment sent earlier."""
+
+    reference: str
+    delivered: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """What the driver knows about the phone; None where it cannot tell."""
+
+    signal_percent: Optional[int] = None
+    battery_percent: Optional[int] = None
+    extra: dict = field(default_factory=dict)
+
+
+Event = Union[InboundSms, DeliveryReport]
+
+
+class SendError(Exception):
+    """The phone or network refused an SMS."""
+
+    def __init__(self, reason: str, code: Optional[str] = None, retryable: bool = True):
+        super().__init__(reason if code is None else f"{reason} (code {code})")
+        self.reason = reason
+        self.code = code
+        self.retryable = retryable
+
+
+class DriverError(Exception):
+    """The driver cannot reach or set up its phone or modem."""
+
+
+class Driver(abc.ABC):
+    """Base class of the drivers in this package; one module per driver."""
+
+    name: ClassVar[str]
+
+    def open(self) -> None:
+        """Connect to the phone or modem; called once before any other call."""
+
+    @abc.abstractmethod
+    def send(self, sms: OutboundSms) -> SendResult:
+        """Submit one SMS to the network; raise SendError when it is refused."""
+
+    @abc.abstractmethod
+    def poll(self) -> list:
+        """Return the InboundSms and DeliveryReport events received since the last call.
+
+        Never blocks for long: the bridge calls it between sends.
+        """
+
+    def info(self) -> DeviceInfo:
+        """Signal and battery, where the driver can read them."""
+        return DeviceInfo()
+
+    def close(self) -> None:
+        """Release the phone or modem."""
