@@ -1,4 +1,4 @@
-"""Shared test setup: fake AWS credentials, and never a real AWS endpoint."""
+"""Shared test setup: fake AWS credentials, in-process AWS, the API through Chalice's client."""
 import os
 
 os.environ.update({
@@ -11,3 +11,92 @@ os.environ.update({
     "SMSGW_OTP_SECRET": "test-otp-secret",
 })
 os.environ.pop("AWS_PROFILE", None)
+import json  # noqa: E402
+
+import pytest
+from moto import mock_aws
+
+from chalicelib import auth, otp, provision, queue
+from chalicelib.config import settings
+from chalicelib.models import ALL_MODELS
+
+
+def reset_clients():
+    """Forget clients and caches so each test starts on a fresh mock."""
+    settings.cache_clear()
+    queue.sqs.cache_clear()
+    queue.queue_url.cache_clear()
+    otp._connection.cache_clear()
+    auth._cache.clear()
+    for model in ALL_MODELS:
+        model._connection = None
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # mock_aws ignores clients aimed elsewhere
+    with mock_aws():
+        reset_clients()
+        provision.all_resources()
+        yield
+    reset_clients()
+
+
+@pytest.fixture
+def api_key(aws):
+    key, _ = auth.create_key("api", "acme", name="tests")
+    return key
+
+
+@pytest.fixture
+def other_key(aws):
+    key, _ = auth.create_key("api", "globex", name="tests")
+    return key
+
+
+class Api:
+    """Chalice's in-process client with JSON in and out."""
+
+    def __init__(self, client, key):
+        self.client = client
+        self.key = key
+
+    def call(self, method, path, body=None, key="default", headers=None, raw=None):
+        sent = {"Content-Type": "application/json"}
+        key = self.key if key == "default" else key
+        if key is not None:
+            sent["X-API-Key"] = key
+        sent.update(headers or {})
+        payload = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        response = getattr(self.client.http, method.lower())(path, headers=sent, body=payload)
+        response.json = json.loads(response.body) if response.body else None
+        return response
+
+    def post(self, path, body=None, **kw):
+        return self.call("POST", path, body, **kw)
+
+    def get(self, path, **kw):
+        return self.call("GET", path, **kw)
+
+
+@pytest.fixture
+def api(aws, api_key):
+    from chalice.test import Client
+
+    from app import app
+
+    with Client(app) as client:
+        yield Api(client, api_key)
+
+
+def queued_bodies(queue_name):
+    """Every SQS body waiting on a queue (read without deleting, visibility 0)."""
+    sqs = queue.sqs()
+    url = queue.queue_url(queue_name)
+    bodies = []
+    while True:
+        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                                    VisibilityTimeout=30).get("Messages", [])
+        if not batch:
+            return bodies
+        bodies += [json.loads(m["Body"]) for m in batch]

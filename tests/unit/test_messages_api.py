@@ -3,7 +3,7 @@ import uuid
 
 from chalicelib.config import settings
 
-from .conftest import queued_bodies
+from tests.conftest import queued_bodies
 
 
 def test_send_queues_the_message_and_answers_as_the_seed(api):

@@ -9,7 +9,7 @@ from chalicelib import otp
 from chalicelib.config import settings
 from chalicelib.models import Message, Otp, utcnow
 
-from .conftest import queued_bodies
+from tests.conftest import queued_bodies
 
 PHONE = "+22238089336"
 

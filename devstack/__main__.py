@@ -1,0 +1,82 @@
+"""`make run`: the whole gateway on this machine, on loopback only.
+
+Starts the embedded AWS (unless AWS_ENDPOINT_URL names one), creates tables and queues,
+seeds a development API key, serves the API with Chalice's local server, and runs the
+device bridge on its simulated phone. Ctrl-C stops everything it started.
+
+Environment: SMSGW_PORT (API port, default 8000), SMSGW_DEV_API_KEY (seeded key; printed
+when unset), AWS_ENDPOINT_URL, SMSGW_OUTBOX and SMSGW_INBOX (the simulated phone's files).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from . import processes
+
+PROJECT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+
+
+def prepare_environment() -> None:
+    for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}.items():
+        os.environ.setdefault(name, value)
+    os.environ.setdefault("SMSGW_OUTBOX", str(PROJECT / "var" / "outbox.jsonl"))
+    os.environ.setdefault("SMSGW_INBOX", str(PROJECT / "var" / "inbox.jsonl"))
+    from chalicelib.admin import load_stage
+
+    load_stage("dev")
+
+
+def seed_api_key() -> tuple[str, bool]:
+    from chalicelib import auth
+
+    key = os.environ.get("SMSGW_DEV_API_KEY") or auth.KEY_PREFIXES["api"] + secrets.token_urlsafe(32)
+    auth.import_key("api", "dev", key, name="local stack")
+    return key, "SMSGW_DEV_API_KEY" not in os.environ
+
+
+def main() -> int:
+    prepare_environment()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    port = int(os.environ.get("SMSGW_PORT", "8000"))
+    stack = processes.Stack()
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    try:
+        if not os.environ.get("AWS_ENDPOINT_URL"):
+            os.environ["AWS_ENDPOINT_URL"] = stack.start_aws()
+        from chalicelib import provision
+
+        provision.all_resources()
+        key, generated = seed_api_key()
+        stack.serve_api(PROJECT, HOST, port)
+        print(banner(port, key, generated), flush=True)
+        stopping.wait()
+    finally:
+        stack.stop()
+    return 0
+
+
+def banner(port: int, key: str, generated: bool) -> str:
+    shown = key if generated else "(from SMSGW_DEV_API_KEY)"
+    return "\n".join([
+        "Chinqit SMS Gateway, local stack ready",
+        f"  API            http://{HOST}:{port}",
+        f"  API key        {shown}",
+        f"  embedded AWS   {os.environ['AWS_ENDPOINT_URL']}",
+        f"  phone outbox   {os.environ['SMSGW_OUTBOX']}",
+        f"  phone inbox    {os.environ['SMSGW_INBOX']}",
+        "Press Ctrl-C to stop.",
+    ])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

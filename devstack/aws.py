@@ -1,0 +1,65 @@
+"""Embedded AWS for the local stack: a moto server (DynamoDB and SQS) on loopback.
+
+    python -m devstack.aws [--port 0]
+
+Prints ``listening on http://127.0.0.1:PORT`` once it accepts requests, and exits when
+its parent process goes away, so an interrupted stack leaves nothing behind.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import threading
+import time
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import make_server
+
+
+class SerialDynamoDB:
+    """WSGI wrapper running one DynamoDB request at a time.
+
+    moto applies a request (a conditional update, a whole transaction) in several Python
+    steps with no lock; real DynamoDB applies each atomically. Serialising DynamoDB calls
+    gives the local stack the same guarantee, while SQS long polls still run side by side.
+    """
+
+    def __init__(self, app):
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            with self.lock:
+                return list(self.app(environ, start_response))
+        return self.app(environ, start_response)
+
+
+def exit_with_parent(parent_pid: int) -> None:
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(0)
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    args = parser.parse_args(argv)
+    exit_with_parent(os.getppid())
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    app = SerialDynamoDB(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    print(f"listening on http://127.0.0.1:{server.server_address[1]}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""The parts of the local stack, started and stopped together."""
+from __future__ import annotations
+
+import functools
+import subprocess
+import sys
+import threading
+
+from chalice import local
+
+NOT_FOUND = b'{"success": false, "message": "Route not found", "errors": []}'
+
+
+class RequestHandler(local.ChaliceRequestHandler):
+    """Chalice's local handler, answering unmatched paths as the deployed API does (404)."""
+
+    def log_message(self, *_args):
+        """The API logs each request itself (chinqit.http), with its key prefix and latency."""
+
+    def _send_error_response(self, error):
+        if isinstance(error, local.ForbiddenError) and b"Missing Authentication Token" in error.body:
+            self._send_http_response(404, {"Content-Type": "application/json"}, NOT_FOUND)
+        else:
+            super()._send_error_response(error)
+
+
+class Stack:
+    def __init__(self):
+        self.children: list[subprocess.Popen] = []
+        self.api_server = None
+
+    def start_aws(self) -> str:
+        """Start the embedded AWS in a child process; return its endpoint URL."""
+        child = subprocess.Popen([sys.executable, "-m", "devstack.aws"], stdout=subprocess.PIPE, text=True)
+        self.children.append(child)
+        line = child.stdout.readline().strip()
+        if not line.startswith("listening on "):
+            raise RuntimeError(f"embedded AWS did not start: {line!r}")
+        return line.removeprefix("listening on ")
+
+    def serve_api(self, project_dir, host: str, port: int) -> None:
+        from chalice.cli import create_local_server
+        from chalice.cli.factory import CLIFactory
+
+        server = create_local_server(CLIFactory(str(project_dir)), host, port, "dev")
+        server.server.RequestHandlerClass = functools.partial(
+            RequestHandler, app_object=server.app_object, config=server._wrapped_handler.keywords["config"])
+        self.api_server = server
+        threading.Thread(target=server.server.serve_forever, daemon=True, name="api").start()
+
+    def stop(self) -> None:
+        if self.api_server:
+            self.api_server.shutdown()
+        for child in self.children:
+            child.terminate()
+        for child in self.children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()

@@ -1,0 +1,124 @@
+"""A local HTTP server that answers like the WhatsApp Cloud API, and its fixture."""
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from chalicelib.config import settings
+
+TOKEN = "EAAG-test-token-s3cr3t"
+PHONE_ID = "109876543210"
+CODE = "482916"
+TIMEOUT = 0.3
+
+SUCCESS = {
+    "messaging_product": "whatsapp",
+    "contacts": [{"input": "22238089336", "wa_id": "22238089336"}],
+    "messages": [{"id": "wamid.HBgLMjIyMzgwODkzMzYVAgARGBI"}],
+}
+GRAPH_ERROR = {
+    "error": {
+        "message": "(#132000) Number of parameters does not match the expected number of params",
+        "type": "OAuthException",
+        "code": 132000,
+        "error_subcode": 2494010,
+        "fbtrace_id": "AbCdEfGhIjK",
+    }
+}
+
+
+class FakeProvider:
+    def __init__(self):
+        self.mode = "success"
+        self.requests: list[dict] = []
+        self.release = threading.Event()
+        state = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep pytest output quiet
+                pass
+
+            def _send(self, status, body, content_type="application/json", headers=None):
+                raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(raw)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                state.requests.append({
+                    "path": self.path,
+                    "headers": dict(self.headers),
+                    "body": json.loads(raw) if raw else None,
+                })
+                try:
+                    state.answer(self)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            do_GET = do_POST
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v21.0"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+
+    def answer(self, h):
+        mode = self.mode
+        if mode == "success":
+            h._send(200, SUCCESS)
+        elif mode == "failure":
+            h._send(400, GRAPH_ERROR)
+        elif mode == "echo":  # error text echoing the code and the token
+            h._send(400, {"error": {"message": f"Bad param {CODE} for token {TOKEN}", "code": 100}})
+        elif mode == "unauthorized":
+            h._send(401, {"error": {"message": "Error validating access token", "type": "OAuthException",
+                                    "code": 190, "fbtrace_id": "X"}})
+        elif mode == "500":
+            h._send(500, b"<html>Internal Server Error</html>", content_type="text/html")
+        elif mode == "slow":
+            self.release.wait(TIMEOUT * 10)
+            if not self.release.is_set():
+                h._send(200, SUCCESS)
+        elif mode == "redirect":
+            h._send(302, b"", headers={"Location": f"{self.url}/elsewhere"})
+        elif mode == "no_id":
+            h._send(200, {"messaging_product": "whatsapp", "messages": []})
+        elif mode == "not_json":
+            h._send(200, b"ok", content_type="text/plain")
+        else:  # pragma: no cover
+            h._send(418, {})
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def provider(monkeypatch):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    with FakeProvider() as fake:
+        monkeypatch.setenv("SMSGW_WHATSAPP_API_URL", fake.url + "/")
+        monkeypatch.setenv("SMSGW_WHATSAPP_TOKEN", TOKEN)
+        monkeypatch.setenv("SMSGW_WHATSAPP_PHONE_NUMBER_ID", PHONE_ID)
+        monkeypatch.setenv("SMSGW_WHATSAPP_TEMPLATE", "chinqit_otp")
+        monkeypatch.setenv("SMSGW_WHATSAPP_TIMEOUT", str(TIMEOUT))
+        settings.cache_clear()
+        yield fake
+    settings.cache_clear()
