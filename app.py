@@ -1,7 +1,7 @@
 """Chinqit SMS Gateway API: thin views over chalicelib."""
 from chalice import Chalice
 
-from chalicelib import logs, messages, otp
+from chalicelib import devices, dlq, logs, messages, otp
 from chalicelib.config import settings
 from chalicelib.http import Router
 
@@ -39,4 +39,31 @@ def verify_otp(call):
     return {"success": True, "message": "OTP verified successfully", "verified": True}
 
 
+@api.route("/device/heartbeat", "POST", auth="device")
+def device_heartbeat(call):
+    devices.heartbeat(call.principal.owner_id, call.json())
+    return {"success": True}
+
+
+@api.route("/device/messages/{message_id}/status", "POST", auth="device")
+def device_status(call):
+    message = devices.report_status(call.principal.owner_id, call.params["message_id"], call.json())
+    return {"success": True, "messageId": message.message_id, "status": message.status}
+
+
+@api.route("/device/inbound", "POST", auth="device")
+def device_inbound(call):
+    message, duplicate = devices.store_inbound(call.principal.owner_id, call.json())
+    return {"success": True, "messageId": message.message_id, "duplicate": duplicate}
+
+
 api.not_found("/{proxy+}")
+
+
+def dead_letters(event):
+    dlq.mark_dead_letters(record.body for record in event)
+
+
+for _queue, _name in ((settings().outbound_queue, "outbound_dead_letters"),
+                      (settings().priority_queue, "priority_dead_letters")):
+    app.on_sqs_message(queue=_queue + "-dlq", batch_size=10, name=_name)(dead_letters)

@@ -16,6 +16,9 @@ from .errors import ApiKeyInvalid, ApiKeyMissing
 from .models import Credential, is_expired
 
 KEY_PREFIXES = {"api": "cq_live_", "device": "cq_dev_"}
+# Header that carries each kind of key, and what a caller is told when it is wrong.
+KEY_HEADERS = {"api": "x-api-key", "device": "x-device-key"}
+KEY_NAMES = {"api": "API key", "device": "Device key"}
 SHOWN_PREFIX_LENGTH = 16
 
 
@@ -68,7 +71,7 @@ _cache: dict[str, tuple[Principal, float]] = {}
 def authenticate(key: str | None, kind: str) -> Principal:
     """Resolve a presented key of ``kind`` to its principal, or raise 401/403."""
     if not key:
-        raise ApiKeyMissing()
+        raise ApiKeyMissing(f"{KEY_NAMES[kind]} is required")
     digest = hash_key(key)
     cached = _cache.get(digest)
     if cached and time.monotonic() - cached[1] < settings().key_cache_seconds:
@@ -78,7 +81,7 @@ def authenticate(key: str | None, kind: str) -> Principal:
         if principal is not None:
             _cache[digest] = (principal, time.monotonic())
     if principal is None or principal.kind != kind:
-        raise ApiKeyInvalid()
+        raise ApiKeyInvalid(f"Invalid {KEY_NAMES[kind]}" if kind != "api" else None)
     return principal
 
 

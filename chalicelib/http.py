@@ -85,7 +85,8 @@ class Router:
             principal = None
             try:
                 view, kind = self._view(path, request.method)
-                principal = auth.authenticate(credential(request), kind) if kind else None
+                principal = auth.authenticate(
+                    request.headers.get(auth.KEY_HEADERS[kind]), kind) if kind else None
                 response = view(Call(request, principal, params))
             except GatewayError as error:
                 response = error_response(error)
@@ -107,7 +108,3 @@ class Router:
             allowed = ", ".join(sorted(self.views[path]))
             raise MethodNotAllowed(f"Method {method} is not allowed here; use {allowed}",
                                    headers={"Allow": allowed}) from None
-
-
-def credential(request) -> Optional[str]:
-    return request.headers.get("x-api-key")

@@ -7,12 +7,17 @@ from datetime import timedelta
 
 from . import phone, queue
 from .config import settings
+from pynamodb.exceptions import UpdateError
+
 from .errors import NotFound, ValidationError
 from .models import Message, utcnow
 from .sms_encoding import analyze
 from .validation import Fields, required_text
 
 log = logging.getLogger("chinqit.messages")
+
+# Outbound statuses in the order they happen; reports can only move a message forward.
+PROGRESS = ("queued", "sending", "sent", "delivered")
 
 
 def check_length(text: str, field: str = "message") -> None:
@@ -68,6 +73,44 @@ def mark(message: Message, status: str, reason: str | None = None, **timestamps)
         actions.append(Message.status_reason.set(reason))
     actions += [getattr(Message, name).set(value) for name, value in timestamps.items()]
     message.update(actions=actions)
+
+
+def _advancing_from(status: str) -> list[str]:
+    """The stored statuses from which ``status`` is a step forward."""
+    if status == "failed":  # also after "sent": a delivery report can say it never arrived
+        return ["queued", "sending", "sent"]
+    if status == "expired":
+        return ["queued", "sending"]
+    return list(PROGRESS[:PROGRESS.index(status)])
+
+
+def advance(message_id: str, status: str, reason: str | None = None, at=None,
+            device_id: str | None = None) -> Message:
+    """Move an outbound message forward; a stale or repeated report changes nothing.
+
+    One conditional UpdateItem, so reports racing from several bridges (or SQS
+    redeliveries) can never move a message backwards.
+    """
+    at = at or utcnow()
+    message = Message(message_id)
+    actions = [Message.status.set(status), Message.updated_at.set(utcnow())]
+    if device_id is not None:
+        actions.append(Message.device_id.set(device_id))
+    if reason is not None:
+        actions.append(Message.status_reason.set(reason))
+    if status in ("sent", "delivered"):
+        actions.append(getattr(Message, f"{status}_at").set(at))
+    condition = (Message.direction == "outbound") & Message.status.is_in(*_advancing_from(status))
+    try:
+        message.update(actions=actions, condition=condition)
+    except UpdateError:
+        try:
+            message = Message.get(message_id)
+        except Message.DoesNotExist:
+            raise NotFound("Message not found") from None
+        if message.direction != "outbound":
+            raise NotFound("Message not found") from None
+    return message
 
 
 def get_for_account(account_id: str, message_id: str) -> Message:

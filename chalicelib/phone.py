@@ -11,6 +11,7 @@ import re
 from .errors import ValidationError
 
 COUNTRY_CODE = "222"
+REGION = "MR"
 _LOCAL = re.compile(r"[234][0-9]{7}")
 
 

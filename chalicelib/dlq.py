@@ -1,0 +1,24 @@
+"""Outbound SMS that no bridge could send: SQS moved them to a dead-letter queue."""
+from __future__ import annotations
+
+import json
+import logging
+
+from . import messages
+from .errors import NotFound
+from .provision import MAX_RECEIVES
+
+log = logging.getLogger("chinqit.dlq")
+REASON = f"not sent: moved to the dead-letter queue after {MAX_RECEIVES} delivery attempts"
+
+
+def mark_dead_letters(bodies) -> None:
+    """Mark each message failed unless a bridge already settled it (idempotent)."""
+    for body in bodies:
+        message_id = json.loads(body)["messageId"]
+        try:
+            message = messages.advance(message_id, "failed", reason=REASON)
+        except NotFound:
+            log.warning("dead letter for unknown message %s dropped", message_id)
+            continue
+        log.info("dead letter message=%s status=%s", message_id, message.status)
