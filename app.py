@@ -60,10 +60,12 @@ def device_inbound(call):
 api.not_found("/{proxy+}")
 
 
-def dead_letters(event):
+# Lambda finds each handler by its name in this module, hence one function per queue.
+@app.on_sqs_message(queue=settings().outbound_queue + "-dlq", batch_size=10)
+def outbound_dead_letters(event):
     dlq.mark_dead_letters(record.body for record in event)
 
 
-for _queue, _name in ((settings().outbound_queue, "outbound_dead_letters"),
-                      (settings().priority_queue, "priority_dead_letters")):
-    app.on_sqs_message(queue=_queue + "-dlq", batch_size=10, name=_name)(dead_letters)
+@app.on_sqs_message(queue=settings().priority_queue + "-dlq", batch_size=10)
+def priority_dead_letters(event):
+    dlq.mark_dead_letters(record.body for record in event)

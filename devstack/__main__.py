@@ -44,7 +44,8 @@ def seed_api_key() -> tuple[str, bool]:
 
 def main() -> int:
     prepare_environment()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("chinqit").setLevel(logging.INFO)
     port = int(os.environ.get("SMSGW_PORT", "8000"))
     stack = processes.Stack()
     stopping = threading.Event()

@@ -7,6 +7,9 @@ import sys
 import threading
 
 from chalice import local
+from chalice.app import SQSEventConfig
+
+from .sqs_trigger import SqsTrigger
 
 NOT_FOUND = b'{"success": false, "message": "Route not found", "errors": []}'
 
@@ -28,6 +31,7 @@ class Stack:
     def __init__(self):
         self.children: list[subprocess.Popen] = []
         self.api_server = None
+        self.triggers: list[SqsTrigger] = []
 
     def start_aws(self) -> str:
         """Start the embedded AWS in a child process; return its endpoint URL."""
@@ -47,8 +51,21 @@ class Stack:
             RequestHandler, app_object=server.app_object, config=server._wrapped_handler.keywords["config"])
         self.api_server = server
         threading.Thread(target=server.server.serve_forever, daemon=True, name="api").start()
+        self._start_sqs_triggers(server.app_object)
+
+    def _start_sqs_triggers(self, app) -> None:
+        """Run every on_sqs_message handler of the app off its queue, as Lambda would."""
+        module = sys.modules["app"]  # chalice loads app.py under this name
+        for source in app.event_sources:
+            if isinstance(source, SQSEventConfig):
+                handler = getattr(module, source.handler_string.split(".")[-1])
+                trigger = SqsTrigger(handler, source.queue, source.batch_size)
+                trigger.start()
+                self.triggers.append(trigger)
 
     def stop(self) -> None:
+        for trigger in self.triggers:
+            trigger.stopping.set()
         if self.api_server:
             self.api_server.shutdown()
         for child in self.children:

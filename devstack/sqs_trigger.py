@@ -1,0 +1,46 @@
+"""Local stand-in for Lambda's SQS event source mapping.
+
+`chalice local` serves HTTP only; this polls a queue and invokes the app's
+``on_sqs_message`` handler with the event Lambda would build, deleting the batch only
+when the handler returns (as Lambda does).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+
+from chalicelib import queue
+
+log = logging.getLogger("chinqit.devstack")
+
+
+class SqsTrigger(threading.Thread):
+    def __init__(self, handler, queue_name: str, batch_size: int = 10):
+        super().__init__(daemon=True, name=f"sqs-trigger-{queue_name}")
+        self.handler = handler
+        self.queue_name = queue_name
+        self.batch_size = batch_size
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        url = queue.queue_url(self.queue_name)
+        arn = queue.sqs().get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        while not self.stopping.is_set():
+            batch = queue.sqs().receive_message(QueueUrl=url, MaxNumberOfMessages=self.batch_size,
+                                                WaitTimeSeconds=2, AttributeNames=["All"]).get("Messages", [])
+            if batch:
+                self._invoke(url, arn, batch)
+
+    def _invoke(self, url: str, arn: str, batch: list) -> None:
+        event = {"Records": [{
+            "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+            "attributes": m.get("Attributes", {}), "messageAttributes": {}, "md5OfBody": m["MD5OfBody"],
+            "eventSource": "aws:sqs", "eventSourceARN": arn, "awsRegion": "us-east-1",
+        } for m in batch]}
+        try:
+            self.handler(event, None)
+        except Exception:
+            log.exception("%s handler failed; the batch will be redelivered", self.queue_name)
+            return
+        queue.sqs().delete_message_batch(QueueUrl=url, Entries=[
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
