@@ -1,7 +1,7 @@
 """Chinqit SMS Gateway API: thin views over chalicelib."""
-from chalice import Chalice
+from chalice import Chalice, Response
 
-from chalicelib import devices, dlq, logs, messages, otp
+from chalicelib import devices, dlq, logs, message_log, messages, oauth, otp
 from chalicelib.config import settings
 from chalicelib.http import Router
 
@@ -21,10 +21,61 @@ def send_message(call):
     return {"success": True, "messageId": message.message_id, "queued": True}
 
 
+@api.route("/messages/bulk", "POST")
+def send_bulk(call):
+    body = call.json()
+    queued, errors = messages.send_many(call.principal.owner_id, body.get("message"),
+                                        body.get("phoneNumbers"))
+    return {"success": True, "queued": len(queued), "errors": errors,
+            "messages": [{"phoneNumber": m.phone_number, "messageId": m.message_id} for m in queued]}
+
+
+@api.route("/sendsms", "GET", key_param="apikey")
+@api.route("/sendsms", "POST", key_param="apikey")
+def sendsms(call):
+    """SMSMobileAPI-compatible sending: apikey, recipients (comma separated), message."""
+    params = call.parameters()
+    recipients = params.get("recipients")
+    numbers = recipients.split(",") if isinstance(recipients, str) and recipients else recipients
+    queued, errors = messages.send_many(call.principal.owner_id, params.get("message"), numbers,
+                                        field="recipients")
+    return {"success": True, "errors": errors,
+            "messages": [{"recipient": m.phone_number, "messageId": m.message_id} for m in queued]}
+
+
+@api.route("/messages", "GET")
+def list_messages(call):
+    return message_log.list_page(call.principal.owner_id, call.query)
+
+
 @api.route("/messages/{message_id}", "GET")
 def get_message(call):
     message = messages.get_for_account(call.principal.owner_id, call.params["message_id"])
     return {"success": True, **messages.to_json(message)}
+
+
+@api.route("/messages/{message_id}", "DELETE")
+def delete_message(call):
+    messages.delete(call.principal.owner_id, call.params["message_id"])
+    return {"success": True, "messageId": call.params["message_id"], "deleted": True}
+
+
+@api.route("/messages/{message_id}/resend", "POST")
+def resend_message(call):
+    message = messages.resend(call.principal.owner_id, call.params["message_id"])
+    return {"success": True, **messages.to_json(message)}
+
+
+@api.route("/messages/{message_id}/read", "POST")
+def mark_message_read(call):
+    message = messages.mark_read(call.principal.owner_id, call.params["message_id"])
+    return {"success": True, **messages.to_json(message)}
+
+
+@api.route("/oauth2/token", "POST", auth=None)
+def oauth2_token(call):
+    token = oauth.issue_token(call.form(), call.request.headers.get("authorization"))
+    return Response({"success": True, **token}, headers={"Cache-Control": "no-store"})
 
 
 @api.route("/otp/send", "POST")

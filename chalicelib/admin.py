@@ -6,6 +6,8 @@
     python -m chalicelib.admin keys revoke PREFIX
     python -m chalicelib.admin devices create --name phone-1 [--account ACME]
     python -m chalicelib.admin devices list
+    python -m chalicelib.admin oauth create --account ACME [--name "crm"]
+    python -m chalicelib.admin oauth revoke CLIENT_ID
 
 Talks to AWS_ENDPOINT_URL when set (the local stack), else to your AWS account.
 ``--stage`` takes table and queue names from .chalice/config.json, as the Lambdas do.
@@ -94,6 +96,21 @@ def cmd_devices_list(_args) -> str:
     return _table(rows, ["device", "name", "account", "driver", "last seen", "signal", "battery"])
 
 
+def cmd_oauth_create(args) -> str:
+    from . import oauth
+
+    client_id, secret = oauth.create_client(args.account, name=args.name)
+    return (f"OAuth2 client for account {args.account} (secret shown once, store it now):\n"
+            f"client_id:     {client_id}\nclient_secret: {secret}")
+
+
+def cmd_oauth_revoke(args) -> str:
+    from . import oauth
+
+    tokens = oauth.revoke_client(args.client_id)
+    return f"revoked {args.client_id} and {tokens} token(s) it was issued"
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m chalicelib.admin", description=__doc__.split("\n")[0])
     root.add_argument("--stage", help="take resource names from this stage of .chalice/config.json")
@@ -121,6 +138,15 @@ def parser() -> argparse.ArgumentParser:
     register.add_argument("--id", help="device id (default: generated)")
     register.set_defaults(run=cmd_devices_create)
     devices.add_parser("list", help="devices with their last-seen time").set_defaults(run=cmd_devices_list)
+
+    clients = commands.add_parser("oauth", help="OAuth2 clients").add_subparsers(dest="action", required=True)
+    client = clients.add_parser("create", help="create a client (secret printed once)")
+    client.add_argument("--account", required=True)
+    client.add_argument("--name", default="")
+    client.set_defaults(run=cmd_oauth_create)
+    revoke_client = clients.add_parser("revoke", help="revoke a client and its tokens")
+    revoke_client.add_argument("client_id")
+    revoke_client.set_defaults(run=cmd_oauth_revoke)
     return root
 
 

@@ -32,6 +32,15 @@ class Principal:
     key_id: str  # stable, non-secret id of the key (per-key OTPs and rate limits)
 
 
+def presented_key(request, kind: str) -> str | None:
+    """The key of ``kind`` a request carries: its header, or for API keys a bearer token."""
+    key = request.headers.get(KEY_HEADERS[kind])
+    authorization = request.headers.get("authorization") or ""
+    if not key and kind == "api" and authorization[:7].lower() == "bearer ":
+        key = authorization[7:].strip()
+    return key
+
+
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -94,4 +103,5 @@ def _load(digest: str) -> Principal | None:
     if credential.revoked or is_expired(credential.expires_at) or \
             not hmac.compare_digest(credential.key_hash, digest):
         return None
-    return Principal(credential.kind, credential.owner_id, credential.prefix, digest[:24])
+    return Principal(credential.kind, credential.owner_id, credential.prefix,
+                     credential.scope_id or digest[:24])

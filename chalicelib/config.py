@@ -25,7 +25,7 @@ class Settings:
     outbound_queue: str       # SMSGW_OUTBOUND_QUEUE: bulk SMS for the device bridges
     priority_queue: str       # SMSGW_PRIORITY_QUEUE: OTP SMS, polled first by the bridges
     # Secrets
-    otp_secret: bytes         # SMSGW_OTP_SECRET: HMAC key for OTP hashes (required in prod)
+    secret_key: bytes         # SMSGW_SECRET_KEY: HMAC key for OTP hashes and signed cursors (set in prod)
     # Behaviour
     key_cache_seconds: float  # SMSGW_KEY_CACHE_SECONDS: how long a Lambda trusts a checked key
     max_segments: int         # SMSGW_MAX_SEGMENTS: longest accepted SMS, in segments
@@ -55,7 +55,7 @@ def settings() -> Settings:
         devices_table=_env("SMSGW_DEVICES_TABLE", f"{prefix}-devices"),
         outbound_queue=_env("SMSGW_OUTBOUND_QUEUE", f"{prefix}-outbound"),
         priority_queue=_env("SMSGW_PRIORITY_QUEUE", f"{prefix}-outbound-priority"),
-        otp_secret=_env("SMSGW_OTP_SECRET", "dev-only-otp-secret").encode(),
+        secret_key=_env("SMSGW_SECRET_KEY", "dev-only-secret-key").encode(),
         key_cache_seconds=float(_env("SMSGW_KEY_CACHE_SECONDS", "30")),
         max_segments=int(_env("SMSGW_MAX_SEGMENTS", "10")),
         otp_ttl_seconds=int(_env("SMSGW_OTP_TTL_SECONDS", "600")),

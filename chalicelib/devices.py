@@ -110,9 +110,10 @@ def store_inbound(device_id: str, body: dict) -> tuple[Message, bool]:
     message_id = str(uuid.uuid5(INBOUND_NAMESPACE, f"{device_id}\n{device_ref}"))
     now = utcnow()
     analysis = analyze(text)
+    sender = sender_number(sender)
     message = Message(
-        message_id, account_id=_owner_of_inbound(device_id), direction="inbound",
-        phone_number=sender_number(sender), text=text, encoding=analysis.encoding,
+        message_id, account_id=owner_of_inbound(sender, device_id), direction="inbound",
+        phone_number=sender, text=text, read=False, encoding=analysis.encoding,
         segments=analysis.segments, status="received", device_id=device_id,
         created_at=received_at or now, updated_at=now,
         purge_at=now + timedelta(days=settings().message_retention_days))
@@ -129,7 +130,10 @@ def store_inbound(device_id: str, body: dict) -> tuple[Message, bool]:
 UNASSIGNED = "unassigned"
 
 
-def _owner_of_inbound(device_id: str) -> str:
+def owner_of_inbound(sender: str, device_id: str) -> str:
+    """Replies go to whoever wrote to the sender last; else to the device's account."""
+    for latest in Message.by_outbound_phone.query(sender, scan_index_forward=False, limit=1):
+        return latest.account_id
     try:
         return Device.get(device_id).account_id or UNASSIGNED
     except Device.DoesNotExist:

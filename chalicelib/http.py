@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from urllib.parse import parse_qsl
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -29,10 +30,32 @@ class Call:
     principal: Optional[auth.Principal]
     params: dict
 
+    @property
+    def content_type(self) -> str:
+        return (self.request.headers.get("content-type") or "").split(";")[0].strip().lower()
+
+    def form(self) -> dict:
+        """A form-encoded body as a dict ({} when the body is not form-encoded)."""
+        if self.content_type != "application/x-www-form-urlencoded":
+            return {}
+        return dict(parse_qsl((self.request.raw_body or b"").decode("utf-8", "replace"),
+                              keep_blank_values=True))
+
+    def parameters(self) -> dict:
+        """Query parameters, overridden by a form or JSON body: for GET-or-POST endpoints."""
+        values = dict(self.query)
+        if not self.request.raw_body:
+            return values
+        if self.content_type == "application/json":
+            values.update(self.json())
+        else:
+            values.update(self.form())
+        return values
+
     def json(self) -> dict:
         """The body as a JSON object, or a 400 that says what is wrong with it."""
-        content_type = (self.request.headers.get("content-type") or "").split(";")[0].strip()
-        if content_type.lower() != "application/json":
+        content_type = self.content_type
+        if content_type != "application/json":
             raise ValidationError("Content-Type must be application/json",
                                   errors=[{"field": "Content-Type",
                                            "message": f"got {content_type or 'none'}"}])
@@ -62,12 +85,18 @@ class Router:
         self.app = app
         self.views: dict[str, dict[str, tuple[Callable, Optional[str]]]] = {}
 
-    def route(self, path: str, method: str, auth: Optional[str] = "api"):
+    def route(self, path: str, method: str, auth: Optional[str] = "api",
+              key_param: Optional[str] = None):
+        """Register ``view`` for ``method`` on ``path``.
+
+        ``auth``: the kind of key required (None: public). ``key_param``: a query or form
+        parameter that may carry the API key too (SMSMobileAPI's ``apikey``).
+        """
         def register(view):
             if path not in self.views:
                 self.views[path] = {}
                 self.app.route(path, methods=METHODS, content_types=[])(self._dispatcher(path))
-            self.views[path][method] = (view, auth)
+            self.views[path][method] = (view, auth, key_param)
             return view
         return register
 
@@ -82,12 +111,15 @@ class Router:
         def dispatch(**params):
             request = self.app.current_request
             started = time.perf_counter()
-            principal = None
+            call = Call(request, None, params)
             try:
-                view, kind = self._view(path, request.method)
-                principal = auth.authenticate(
-                    request.headers.get(auth.KEY_HEADERS[kind]), kind) if kind else None
-                response = view(Call(request, principal, params))
+                view, kind, key_param = self._view(path, request.method)
+                if kind:
+                    key = auth.presented_key(request, kind)
+                    if not key and key_param:
+                        key = call.parameters().get(key_param)
+                    call.principal = auth.authenticate(key, kind)
+                response = view(call)
             except GatewayError as error:
                 response = error_response(error)
             except Exception:
@@ -95,7 +127,7 @@ class Router:
                 response = error_response(GatewayError())
             status = response.status_code if isinstance(response, Response) else 200
             log.info("%s %s -> %s key=%s %.1fms", request.method, path, status,
-                     principal.key_prefix if principal else "-",
+                     call.principal.key_prefix if call.principal else "-",
                      (time.perf_counter() - started) * 1000)
             return response
         dispatch.__name__ = "route_" + "".join(c if c.isalnum() else "_" for c in path)

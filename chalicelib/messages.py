@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from . import phone, queue
 from .config import settings
-from pynamodb.exceptions import UpdateError
+from pynamodb.exceptions import DeleteError, UpdateError
 
-from .errors import NotFound, ValidationError
+from .errors import BadRequest, NotFound, ValidationError
 from .models import Message, utcnow
 from .sms_encoding import analyze
 from .validation import Fields, required_text
@@ -37,24 +37,69 @@ def new_outbound(account_id: str, phone_number: str, text: str, *, kind: str = "
     analysis = analyze(text)
     return Message(
         str(uuid.uuid4()), account_id=account_id, direction="outbound", kind=kind,
-        channel=channel, phone_number=phone_number, text=stored_text or text,
+        channel=channel, phone_number=phone_number, outbound_phone=phone_number,
+        text=stored_text or text,
         encoding=analysis.encoding, segments=analysis.segments, status="queued",
         created_at=now, updated_at=now, send_before=send_before,
         purge_at=now + timedelta(days=settings().message_retention_days),
     )
 
 
-def send_sms(account_id: str, body: dict) -> Message:
-    fields = Fields(body)
+def _text(fields: Fields) -> str | None:
     text = fields.check("message", required_text("message"))
     if text is not None:
         fields.check("message", check_length)
+    return text
+
+
+def send_sms(account_id: str, body: dict) -> Message:
+    fields = Fields(body)
+    text = _text(fields)
     phone_number = fields.check("phoneNumber", phone.normalize)
     fields.done()
     message = new_outbound(account_id, phone_number, text)
     message.save(Message.message_id.does_not_exist())
     dispatch(message, text)
     return message
+
+
+MAX_RECIPIENTS = 100
+
+
+def send_many(account_id: str, text, numbers, field: str = "phoneNumbers") -> tuple[list, list]:
+    """Queue one text to many numbers; invalid numbers are reported, not fatal.
+
+    Returns the queued messages and the field errors of the numbers left out.
+    """
+    fields = Fields({"message": text})
+    text = _text(fields)
+    fields.done()
+    if not isinstance(numbers, list) or not numbers:
+        raise ValidationError.field(field, "must be a non-empty list of phone numbers")
+    if len(numbers) > MAX_RECIPIENTS:
+        raise ValidationError.field(field, f"at most {MAX_RECIPIENTS} numbers per request")
+    accepted, errors = {}, []
+    for index, raw in enumerate(numbers):
+        name = f"{field}[{index}]"
+        try:
+            number = phone.normalize(raw, name)
+        except ValidationError as exc:
+            errors += exc.errors
+            continue
+        if number in accepted:
+            errors.append({"field": name, "message": f"duplicate of {number}, sent once"})
+            continue
+        accepted[number] = new_outbound(account_id, number, text)
+    if not accepted:
+        raise ValidationError("No valid phone number to send to", errors=errors)
+    batch = list(accepted.values())
+    with Message.batch_write() as writer:
+        for message in batch:
+            writer.save(message)
+    for message in queue.enqueue_many(batch, text):
+        mark(message, "failed", reason="could not be queued")
+        errors.append({"field": field, "message": f"{message.phone_number}: could not be queued"})
+    return batch, errors
 
 
 def dispatch(message: Message, text: str) -> None:
@@ -124,6 +169,45 @@ def get_for_account(account_id: str, message_id: str) -> Message:
     return message
 
 
+RESENDABLE = ("failed", "expired")
+
+
+def resend(account_id: str, message_id: str) -> Message:
+    """Queue a failed or expired outbound SMS again, under the same messageId."""
+    message = get_for_account(account_id, message_id)
+    if message.direction != "outbound":
+        raise BadRequest("Only outbound messages can be resent")
+    if message.kind == "otp":
+        raise BadRequest("OTP messages cannot be resent: the code is not kept; send a new OTP")
+    if message.status not in RESENDABLE:
+        raise BadRequest(f"Only failed or expired messages can be resent; this one is {message.status}")
+    try:
+        message.update(
+            actions=[Message.status.set("queued"), Message.status_reason.remove(),
+                     Message.updated_at.set(utcnow())],
+            condition=Message.status.is_in(*RESENDABLE) & (Message.account_id == account_id))
+    except UpdateError as exc:
+        raise BadRequest("The message changed while resending it; read it again") from exc
+    dispatch(message, message.text)
+    return message
+
+
+def delete(account_id: str, message_id: str) -> None:
+    """Remove a message from the server log (the phone keeps its own copy)."""
+    try:
+        Message(message_id).delete(condition=Message.account_id == account_id)
+    except DeleteError as exc:
+        raise NotFound("Message not found") from exc
+
+
+def mark_read(account_id: str, message_id: str, read: bool = True) -> Message:
+    message = get_for_account(account_id, message_id)
+    if message.direction != "inbound":
+        raise BadRequest("Only received messages can be marked as read")
+    message.update(actions=[Message.read.set(read), Message.updated_at.set(utcnow())])
+    return message
+
+
 def to_json(message: Message) -> dict:
     def iso(value):
         return value.isoformat().replace("+00:00", "Z") if value else None
@@ -144,4 +228,5 @@ def to_json(message: Message) -> dict:
         "updatedAt": iso(message.updated_at),
         "sentAt": iso(message.sent_at),
         "deliveredAt": iso(message.delivered_at),
+        **({"read": bool(message.read)} if message.direction == "inbound" else {}),
     }

@@ -11,7 +11,7 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UTCDateTimeAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 
 from .config import settings
@@ -38,13 +38,17 @@ class Credential(Model):
         table_name = settings().keys_table
 
     key_hash = UnicodeAttribute(hash_key=True)
-    kind = UnicodeAttribute()  # "api" | "device"
+    kind = UnicodeAttribute()  # "api" (API keys and OAuth2 tokens) | "device" | "oauth_client"
     owner_id = UnicodeAttribute()  # account id for API keys, device id for device keys
     name = UnicodeAttribute(default="")
     prefix = UnicodeAttribute()  # first characters of the key, safe to show
     created_at = UTCDateTimeAttribute(default=utcnow)
     revoked = BooleanAttribute(default=False)
     expires_at = TTLAttribute(null=True)
+    # Id used to scope per-key state (OTPs, rate limits); OAuth2 tokens share their client's.
+    scope_id = UnicodeAttribute(null=True)
+    secret_hash = UnicodeAttribute(null=True)  # OAuth2 clients: SHA-256 of the client secret
+    parent = UnicodeAttribute(null=True)  # OAuth2 tokens: key_hash of the client that issued them
 
 
 class AccountCreatedIndex(GlobalSecondaryIndex):
@@ -55,6 +59,20 @@ class AccountCreatedIndex(GlobalSecondaryIndex):
         projection = AllProjection()
 
     account_id = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
+class OutboundPhoneIndex(GlobalSecondaryIndex):
+    """Outbound messages by recipient, newest first: who last wrote to a number.
+
+    Sparse: only outbound messages carry ``outbound_phone``.
+    """
+
+    class Meta:
+        index_name = "outbound-phone"
+        projection = IncludeProjection(["account_id"])
+
+    outbound_phone = UnicodeAttribute(hash_key=True)
     created_at = UTCDateTimeAttribute(range_key=True)
 
 
@@ -70,6 +88,7 @@ class Message(Model):
     kind = UnicodeAttribute(default="sms")  # "sms" | "otp"
     channel = UnicodeAttribute(default="sms")  # "sms" | "whatsapp"
     phone_number = UnicodeAttribute()
+    outbound_phone = UnicodeAttribute(null=True)  # = phone_number on outbound messages
     # OTP texts are stored with the code masked; the full text only travels on the queue.
     text = UnicodeAttribute()
     encoding = UnicodeAttribute()
@@ -84,9 +103,11 @@ class Message(Model):
     delivered_at = UTCDateTimeAttribute(null=True)
     # After this an undelivered OTP is pointless: the bridge marks it expired instead of sending.
     send_before = UTCDateTimeAttribute(null=True)
+    read = BooleanAttribute(null=True)  # inbound only: marked read by the account
     purge_at = TTLAttribute(null=True)
 
     by_account = AccountCreatedIndex()
+    by_outbound_phone = OutboundPhoneIndex()
 
 
 class Otp(Model):

@@ -52,7 +52,7 @@ def otp_key(key_id: str, phone_number: str, channel: str) -> str:
 
 
 def hash_code(otp_id: str, code: str) -> str:
-    return hmac.new(settings().otp_secret, f"{otp_id}:{code}".encode(), hashlib.sha256).hexdigest()
+    return hmac.new(settings().secret_key, f"{otp_id}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
 def render(language: str, code: str, app_hash: str | None) -> str:

@@ -29,13 +29,35 @@ def queue_for(kind: str) -> str:
     return config.priority_queue if kind in PRIORITY_KINDS else config.outbound_queue
 
 
-def enqueue_sms(message, text: str) -> None:
-    """Put one outbound SMS on its queue. ``text`` is the full text (OTPs are masked in the table)."""
-    body = {
+def _body(message, text: str) -> str:
+    return json.dumps({
         "messageId": message.message_id,
         "to": message.phone_number,
         "text": text,
         "kind": message.kind,
         "sendBefore": message.send_before.isoformat() if message.send_before else None,
-    }
-    sqs().send_message(QueueUrl=queue_url(queue_for(message.kind)), MessageBody=json.dumps(body))
+    })
+
+
+def enqueue_sms(message, text: str) -> None:
+    """Put one outbound SMS on its queue. ``text`` is the full text (OTPs are masked in the table)."""
+    sqs().send_message(QueueUrl=queue_url(queue_for(message.kind)), MessageBody=_body(message, text))
+
+
+SQS_BATCH = 10
+
+
+def enqueue_many(batch: list, text: str) -> list:
+    """Queue bulk SMS sharing one text, ten per call; return the messages SQS refused."""
+    refused = []
+    url = queue_url(queue_for("sms"))
+    for start in range(0, len(batch), SQS_BATCH):
+        chunk = {str(i): m for i, m in enumerate(batch[start:start + SQS_BATCH])}
+        entries = [{"Id": i, "MessageBody": _body(m, text)} for i, m in chunk.items()]
+        try:
+            failed = sqs().send_message_batch(QueueUrl=url, Entries=entries).get("Failed", [])
+        except Exception:
+            refused += chunk.values()
+            continue
+        refused += [chunk[f["Id"]] for f in failed]
+    return refused

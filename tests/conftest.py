@@ -8,7 +8,7 @@ os.environ.update({
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
-    "SMSGW_OTP_SECRET": "test-otp-secret",
+    "SMSGW_SECRET_KEY": "test-otp-secret",
 })
 os.environ.pop("AWS_PROFILE", None)
 import json  # noqa: E402

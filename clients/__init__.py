@@ -1,0 +1,1 @@
+"""Command-line clients of the public API (no AWS access needed)."""
