@@ -1,0 +1,61 @@
+"""Performance benches for the gateway (issue 2, "Performance budget").
+
+    python -m bench                 # all benches, one table; exit 1 if a budget is exceeded
+    python -m bench.aws_calls       # AWS calls per warm request (budgeted)
+    python -m bench.import_time     # import time of app.py relative to boto3 (budgeted)
+    python -m bench.throughput      # requests/s through the handlers in-process (reported)
+
+Each module has ``run() -> Report``; its ``rows`` go into the summary table and its
+``details`` are printed under it. Kept light: importing ``bench`` imports no AWS library.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # `import app` / `import chalicelib` from any working directory
+    sys.path.insert(0, str(REPO))
+
+SUMMARY_COLUMNS = ["bench", "measure", "value", "budget", "result"]
+
+
+@dataclass
+class Report:
+    name: str
+    rows: list = field(default_factory=list)    # dicts keyed by SUMMARY_COLUMNS
+    details: list = field(default_factory=list)  # extra lines printed after the table
+
+    @property
+    def ok(self) -> bool:
+        return all(row.get("result") != "FAIL" for row in self.rows)
+
+
+def table(rows: list[dict], columns: list[str]) -> str:
+    """A plain fixed-width table with a rule under the header."""
+    widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in columns}
+    line = lambda r: "  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns).rstrip()  # noqa: E731
+    return "\n".join([line({c: c for c in columns}),
+                      "  ".join("-" * widths[c] for c in columns)] + [line(r) for r in rows])
+
+
+def verdict(value: float, budget: float) -> str:
+    return "PASS" if value <= budget else "FAIL"
+
+
+def print_reports(reports: list[Report]) -> int:
+    rows = [row for report in reports for row in report.rows]
+    print(table(rows, SUMMARY_COLUMNS))
+    for report in reports:
+        if report.details:
+            print(f"\n[{report.name}]")
+            print("\n".join(report.details))
+    failed = [r.name for r in reports if not r.ok]
+    print("\nover budget: " + (", ".join(failed) if failed else "nothing"))
+    return 1 if failed else 0
+
+
+def main_for(run) -> int:
+    """Entry point of one bench module: run it, print its table, exit 1 when over budget."""
+    return print_reports([run()])

@@ -1,0 +1,128 @@
+"""The gateway in-process, as tests/conftest.py runs it: moto ``mock_aws`` + chalice.test.Client.
+
+Importing this module first installs a botocore ``before-call`` hook in
+``botocore.handlers.BUILTIN_HANDLERS``: every botocore session created afterwards (boto3's
+default session for SQS, PynamoDB's per-thread sessions) records each AWS call it makes.
+It must therefore be imported before anything creates a botocore session.
+"""
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+
+import bench  # noqa: F401  (puts the repo on sys.path)
+
+# Fake credentials and region, exactly as the tests use; never talk to a real account.
+os.environ.update({
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+})
+os.environ.setdefault("SMSGW_SECRET_KEY", "bench-otp-secret")
+os.environ.pop("AWS_PROFILE", None)
+os.environ.pop("AWS_ENDPOINT_URL", None)  # mock_aws ignores clients aimed elsewhere
+
+from botocore import handlers as _handlers  # noqa: E402
+
+
+class CallLog:
+    """Every AWS call made in this process, in order: (service id, operation, request dict)."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, str, dict]] = []
+
+    def __call__(self, model, params, **kwargs):
+        self.calls.append((model.service_model.service_id, model.name, params))
+        # returning None lets the call go on
+
+    @contextmanager
+    def recording(self):
+        """Yield a list that holds, on exit, the calls made inside the block."""
+        start = len(self.calls)
+        made: list = []
+        try:
+            yield made
+        finally:
+            made.extend(self.calls[start:])
+
+
+def _install() -> CallLog:
+    for entry in _handlers.BUILTIN_HANDLERS:  # (event, handler[, register_first|last])
+        if entry[0] == "before-call" and isinstance(entry[1], CallLog):
+            return entry[1]
+    calls = CallLog()
+    _handlers.BUILTIN_HANDLERS.append(("before-call", calls))
+    return calls
+
+
+CALLS = _install()
+
+from moto import mock_aws  # noqa: E402
+
+
+class Api:
+    """chalice.test.Client with JSON in and out, and the API key sent on every call."""
+
+    def __init__(self, client, key):
+        self.client = client
+        self.key = key
+
+    def call(self, method, path, body=None):
+        headers = {"Content-Type": "application/json", "X-API-Key": self.key}
+        payload = json.dumps(body) if body is not None else None
+        response = getattr(self.client.http, method.lower())(path, headers=headers, body=payload)
+        response.json = json.loads(response.body) if response.body else None
+        return response
+
+    def post(self, path, body=None):
+        return self.call("POST", path, body)
+
+    def get(self, path):
+        return self.call("GET", path)
+
+
+def _reset_clients():
+    """Forget clients and caches (as tests/conftest.py reset_clients does) so a new mock is used."""
+    from chalicelib import auth, otp, queue
+    from chalicelib.config import settings
+    from chalicelib.models import ALL_MODELS
+
+    settings.cache_clear()
+    queue.sqs.cache_clear()
+    queue.queue_url.cache_clear()
+    otp._connection.cache_clear()
+    auth._cache.clear()
+    for model in ALL_MODELS:
+        model._connection = None
+
+
+@contextmanager
+def gateway():
+    """Yield an ``Api`` on a freshly provisioned in-process AWS, with a new API key.
+
+    Nothing is cached in the "Lambda" yet: the first request loads the key and creates
+    the clients.
+    """
+    from chalice.test import Client
+
+    from chalicelib import auth, provision
+
+    with mock_aws():
+        _reset_clients()
+        with CALLS.recording() as setup:
+            provision.all_resources()
+            key, _ = auth.create_key("api", "bench", name="bench")
+        if not any(op == "PutItem" for _, op, _ in setup):
+            raise RuntimeError("the botocore call hook saw no call: a botocore session was "
+                               "created before bench._gateway was imported")
+        from app import app
+
+        try:
+            with Client(app) as client:
+                yield Api(client, key)
+        finally:
+            _reset_clients()
