@@ -85,21 +85,6 @@ class Api:
         return self.call("GET", path)
 
 
-def _reset_clients():
-    """Forget clients and caches (as tests/conftest.py reset_clients does) so a new mock is used."""
-    from chalicelib import auth, otp, queue
-    from chalicelib.config import settings
-    from chalicelib.models import ALL_MODELS
-
-    settings.cache_clear()
-    queue.sqs.cache_clear()
-    queue.queue_url.cache_clear()
-    otp._connection.cache_clear()
-    auth._cache.clear()
-    for model in ALL_MODELS:
-        model._connection = None
-
-
 @contextmanager
 def gateway():
     """Yield an ``Api`` on a freshly provisioned in-process AWS, with a new API key.
@@ -109,10 +94,10 @@ def gateway():
     """
     from chalice.test import Client
 
-    from chalicelib import auth, provision
+    from chalicelib import auth, lifecycle, provision
 
     with mock_aws():
-        _reset_clients()
+        lifecycle.reset()
         with CALLS.recording() as setup:
             provision.all_resources()
             key, _ = auth.create_key("api", "bench", name="bench")
@@ -125,4 +110,4 @@ def gateway():
             with Client(app) as client:
                 yield Api(client, key)
         finally:
-            _reset_clients()
+            lifecycle.reset()

@@ -54,8 +54,13 @@ def create_key(kind: str, owner_id: str, name: str = "") -> tuple[str, Credentia
     return key, credential
 
 
+MIN_IMPORTED_KEY_LENGTH = 32  # its shown prefix (16 characters) must stay a small part of it
+
+
 def import_key(kind: str, owner_id: str, key: str, name: str = "") -> Credential:
     """Register a key chosen by the operator (the local stack's SMSGW_DEV_API_KEY)."""
+    if len(key) < MIN_IMPORTED_KEY_LENGTH:
+        raise ValueError(f"a key must have at least {MIN_IMPORTED_KEY_LENGTH} characters")
     credential = Credential(hash_key(key), kind=kind, owner_id=owner_id, name=name,
                             prefix=key[:SHOWN_PREFIX_LENGTH])
     credential.save()

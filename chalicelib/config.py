@@ -21,11 +21,18 @@ class Settings:
     otps_table: str           # SMSGW_OTPS_TABLE: one live OTP per phone, key and channel
     rate_limits_table: str    # SMSGW_RATE_LIMITS_TABLE: fixed-window counters
     devices_table: str        # SMSGW_DEVICES_TABLE: registered phones and modems
+    webhooks_table: str       # SMSGW_WEBHOOKS_TABLE: one webhook (URL, events, health) per account
+    webhook_deliveries_table: str  # SMSGW_WEBHOOK_DELIVERIES_TABLE: delivery state per event id (idempotency)
     # SQS queues (name or URL)
     outbound_queue: str       # SMSGW_OUTBOUND_QUEUE: bulk SMS for the device bridges
     priority_queue: str       # SMSGW_PRIORITY_QUEUE: OTP SMS, polled first by the bridges
+    webhook_queue: str        # SMSGW_WEBHOOK_QUEUE: webhook events for the worker Lambda (+ "-dlq")
     # Secrets
-    secret_key: bytes         # SMSGW_SECRET_KEY: HMAC key for OTP hashes and signed cursors (set in prod)
+    # Server secret (HMAC key of OTP hashes and list cursors): SMSGW_SECRET_KEY itself, or the
+    # name of an SSM SecureString holding it (read once per container); see server_secret.py.
+    secret_key: str           # SMSGW_SECRET_KEY
+    secret_key_parameter: str  # SMSGW_SECRET_KEY_PARAMETER, e.g. /chinqit/prod/secret-key
+    stage: str                # SMSGW_STAGE: "dev" alone may run without a configured secret
     # Behaviour
     key_cache_seconds: float  # SMSGW_KEY_CACHE_SECONDS: how long a Lambda trusts a checked key
     max_segments: int         # SMSGW_MAX_SEGMENTS: longest accepted SMS, in segments
@@ -38,10 +45,27 @@ class Settings:
     whatsapp_phone_number_id: str  # SMSGW_WHATSAPP_PHONE_NUMBER_ID
     whatsapp_template: str    # SMSGW_WHATSAPP_TEMPLATE: approved authentication template
     whatsapp_timeout: float   # SMSGW_WHATSAPP_TIMEOUT: seconds before a 502
+    # Webhooks (chalicelib/webhooks.py, chalicelib/netguard.py)
+    webhook_allow_local: bool  # SMSGW_WEBHOOK_ALLOW_LOCAL: "1" allows http:// and loopback targets (local stack only)
+    webhook_retry_delays: tuple  # SMSGW_WEBHOOK_RETRY_DELAYS: seconds before each retry, comma separated
+    webhook_timeout: float    # SMSGW_WEBHOOK_TIMEOUT: seconds a receiver gets to answer one POST
+    webhook_cache_seconds: float  # SMSGW_WEBHOOK_CACHE_SECONDS: how long a Lambda trusts a read webhook config
 
     @property
     def whatsapp_enabled(self) -> bool:
         return bool(self.whatsapp_token and self.whatsapp_phone_number_id)
+
+
+# 1 min, 5 min, 30 min, 2 h, 6 h, 12 h, 24 h: eight attempts over about 45 hours.
+DEFAULT_WEBHOOK_RETRY_DELAYS = "60,300,1800,7200,21600,43200,86400"
+
+
+def _delays(raw: str) -> tuple:
+    """'60,300,...' -> (60, 300, ...): whole seconds, each >= 0."""
+    delays = tuple(int(part) for part in raw.replace(" ", "").split(",") if part)
+    if any(d < 0 for d in delays):
+        raise ValueError(f"SMSGW_WEBHOOK_RETRY_DELAYS: negative delay in {raw!r}")
+    return delays
 
 
 @functools.lru_cache(maxsize=1)
@@ -53,9 +77,14 @@ def settings() -> Settings:
         otps_table=_env("SMSGW_OTPS_TABLE", f"{prefix}-otps"),
         rate_limits_table=_env("SMSGW_RATE_LIMITS_TABLE", f"{prefix}-rate-limits"),
         devices_table=_env("SMSGW_DEVICES_TABLE", f"{prefix}-devices"),
+        webhooks_table=_env("SMSGW_WEBHOOKS_TABLE", f"{prefix}-webhooks"),
+        webhook_deliveries_table=_env("SMSGW_WEBHOOK_DELIVERIES_TABLE", f"{prefix}-webhook-deliveries"),
         outbound_queue=_env("SMSGW_OUTBOUND_QUEUE", f"{prefix}-outbound"),
         priority_queue=_env("SMSGW_PRIORITY_QUEUE", f"{prefix}-outbound-priority"),
-        secret_key=_env("SMSGW_SECRET_KEY", "dev-only-secret-key").encode(),
+        webhook_queue=_env("SMSGW_WEBHOOK_QUEUE", f"{prefix}-webhooks"),
+        secret_key=_env("SMSGW_SECRET_KEY"),
+        secret_key_parameter=_env("SMSGW_SECRET_KEY_PARAMETER"),
+        stage=_env("SMSGW_STAGE", "dev"),
         key_cache_seconds=float(_env("SMSGW_KEY_CACHE_SECONDS", "30")),
         max_segments=int(_env("SMSGW_MAX_SEGMENTS", "10")),
         otp_ttl_seconds=int(_env("SMSGW_OTP_TTL_SECONDS", "600")),
@@ -66,4 +95,8 @@ def settings() -> Settings:
         whatsapp_phone_number_id=_env("SMSGW_WHATSAPP_PHONE_NUMBER_ID"),
         whatsapp_template=_env("SMSGW_WHATSAPP_TEMPLATE", "otp"),
         whatsapp_timeout=float(_env("SMSGW_WHATSAPP_TIMEOUT", "5")),
+        webhook_allow_local=_env("SMSGW_WEBHOOK_ALLOW_LOCAL", "").strip().lower() in ("1", "true", "yes", "on"),
+        webhook_retry_delays=_delays(_env("SMSGW_WEBHOOK_RETRY_DELAYS", DEFAULT_WEBHOOK_RETRY_DELAYS)),
+        webhook_timeout=float(_env("SMSGW_WEBHOOK_TIMEOUT", "5")),
+        webhook_cache_seconds=float(_env("SMSGW_WEBHOOK_CACHE_SECONDS", "30")),
     )

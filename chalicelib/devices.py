@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from pynamodb.exceptions import PutError
 
-from . import messages, phone
+from . import messages, phone, webhooks
 from .config import settings
 from .errors import ValidationError
 from .models import Device, Message, utcnow
@@ -124,6 +124,7 @@ def store_inbound(device_id: str, body: dict) -> tuple[Message, bool]:
             raise
         return Message.get(message_id), True
     log.info("inbound sms stored message=%s device=%s", message_id, device_id)
+    webhooks.notify_inbound(message)  # new SMS only: a duplicate report was notified already
     return message, False
 
 

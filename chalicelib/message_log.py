@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 
 from . import messages
 from .config import settings
+from .server_secret import server_secret
 from .errors import ValidationError
 from .models import Message
 from .validation import Fields, choice
@@ -27,7 +28,7 @@ LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc)
 
 
 def _cursor_key() -> bytes:
-    return hmac.new(settings().secret_key, b"message-log-cursor", hashlib.sha256).digest()
+    return hmac.new(server_secret(), b"message-log-cursor", hashlib.sha256).digest()
 
 
 def encode_cursor(account_id: str, last_key: dict) -> str:

@@ -5,7 +5,7 @@ import logging
 import uuid
 from datetime import timedelta
 
-from . import phone, queue
+from . import phone, queue, webhooks
 from .config import settings
 from pynamodb.exceptions import DeleteError, UpdateError
 
@@ -155,6 +155,8 @@ def advance(message_id: str, status: str, reason: str | None = None, at=None,
             raise NotFound("Message not found") from None
         if message.direction != "outbound":
             raise NotFound("Message not found") from None
+    else:  # the status did change (UpdateItem returned the whole item): tell the webhook
+        webhooks.notify_status(message, at)
     return message
 
 

@@ -5,6 +5,7 @@ from datetime import datetime, timezone
 
 from pynamodb.attributes import (
     BooleanAttribute,
+    ListAttribute,
     MapAttribute,
     NumberAttribute,
     TTLAttribute,
@@ -151,4 +152,44 @@ class Device(Model):
     info = MapAttribute(null=True)  # signal, battery, bridge version, as last reported
 
 
-ALL_MODELS = (Credential, Message, Otp, RateCounter, Device)
+class Webhook(Model):
+    """The one webhook of an account: where events go, which ones, and how delivery goes.
+
+    The signing secret is not stored: it is derived from ``secret_salt`` and the server's
+    secret (chalicelib.webhooks.secret_for), so the table alone does not reveal it.
+    """
+
+    class Meta(_Meta):
+        table_name = settings().webhooks_table
+
+    account_id = UnicodeAttribute(hash_key=True)
+    url = UnicodeAttribute()
+    events = ListAttribute(of=UnicodeAttribute)
+    secret_salt = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute(default=utcnow)
+    updated_at = UTCDateTimeAttribute(default=utcnow)
+    # Delivery health, shown by GET /webhook
+    last_success_at = UTCDateTimeAttribute(null=True)
+    last_failure_at = UTCDateTimeAttribute(null=True)
+    last_failure_reason = UnicodeAttribute(null=True)
+    consecutive_failures = NumberAttribute(default=0)
+    dead_lettered = NumberAttribute(default=0)
+    last_dead_letter_at = UTCDateTimeAttribute(null=True)
+    last_dead_letter_event = UnicodeAttribute(null=True)
+
+
+class WebhookDelivery(Model):
+    """Where one webhook event stands: the worker's idempotency record (conditional writes)."""
+
+    class Meta(_Meta):
+        table_name = settings().webhook_deliveries_table
+
+    event_id = UnicodeAttribute(hash_key=True)
+    account_id = UnicodeAttribute()
+    state = UnicodeAttribute()  # "sending" | "retrying" | "delivered" | "dead"
+    attempt = NumberAttribute()  # the latest attempt started (1 = first delivery)
+    lease_until = NumberAttribute(default=0)  # unix seconds: a "sending" claim is held until then
+    expires_at = TTLAttribute()
+
+
+ALL_MODELS = (Credential, Message, Otp, RateCounter, Device, Webhook, WebhookDelivery)

@@ -5,8 +5,10 @@ import functools
 import hashlib
 import hmac
 import logging
+import random
 import re
 import secrets
+import time
 from datetime import timedelta
 
 from pynamodb.connection import Connection
@@ -15,6 +17,7 @@ from pynamodb.transactions import TransactWrite
 
 from . import messages, phone, ratelimit
 from .config import settings
+from .server_secret import server_secret
 from .errors import BadRequest, ValidationError
 from .models import Message, Otp, is_expired, utcnow
 from .validation import Fields, choice
@@ -52,7 +55,7 @@ def otp_key(key_id: str, phone_number: str, channel: str) -> str:
 
 
 def hash_code(otp_id: str, code: str) -> str:
-    return hmac.new(settings().secret_key, f"{otp_id}:{code}".encode(), hashlib.sha256).hexdigest()
+    return hmac.new(server_secret(), f"{otp_id}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
 def render(language: str, code: str, app_hash: str | None) -> str:
@@ -112,17 +115,33 @@ def send(principal, body: dict) -> Message:
     return message
 
 
+TRANSACTION_ATTEMPTS = 3
+
+
 def _store(record: Otp, message: Message, scope: str, now) -> None:
-    """Count the rate limits, replace the OTP and save the message in one transaction."""
-    windows = []
-    try:
-        with TransactWrite(connection=_connection()) as transaction:
-            windows = ratelimit.count(transaction, scope, ratelimit.OTP_LIMITS, now)
-            transaction.save(record)
-            transaction.save(message, condition=Message.message_id.does_not_exist())
-    except TransactWriteError as exc:
-        ratelimit.raise_if_exceeded(exc, windows, now)
-        raise
+    """Count the rate limits, replace the OTP and save the message in one transaction.
+
+    DynamoDB cancels concurrent transactions on the same counter with TransactionConflict:
+    those are retried, so a burst gets 200s and 429s, never 500s.
+    """
+    for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+        windows = []
+        try:
+            with TransactWrite(connection=_connection()) as transaction:
+                windows = ratelimit.count(transaction, scope, ratelimit.OTP_LIMITS, now)
+                transaction.save(record)
+                transaction.save(message, condition=Message.message_id.does_not_exist())
+            return
+        except TransactWriteError as exc:
+            ratelimit.raise_if_exceeded(exc, windows, now)
+            if attempt == TRANSACTION_ATTEMPTS or not _conflicted(exc):
+                raise
+            time.sleep(random.uniform(0.01, 0.05) * attempt)
+
+
+def _conflicted(error: TransactWriteError) -> bool:
+    return any(reason is not None and reason.code == "TransactionConflict"
+               for reason in error.cancellation_reasons or [])
 
 
 def _send_whatsapp(message: Message, code: str, language: str) -> None:

@@ -27,7 +27,8 @@ def tables() -> list[str]:
 
 def queues() -> dict[str, str]:
     config = settings()
-    return {name: _queue_with_dlq(name) for name in (config.outbound_queue, config.priority_queue)}
+    return {name: _queue_with_dlq(name)
+            for name in (config.outbound_queue, config.priority_queue, config.webhook_queue)}
 
 
 def _queue_with_dlq(name: str) -> str:
@@ -45,5 +46,23 @@ def _queue_with_dlq(name: str) -> str:
     })["QueueUrl"]
 
 
+def secret_parameter() -> str | None:
+    """Create the server secret in SSM (a random SecureString) unless it exists."""
+    name = settings().secret_key_parameter
+    if not name:
+        return None
+    import secrets
+
+    from . import aws
+
+    ssm = aws.client("ssm")
+    try:
+        ssm.put_parameter(Name=name, Type="SecureString", Value=secrets.token_urlsafe(48),
+                          Description="Chinqit SMS Gateway server secret (OTP hashes, cursors)")
+    except ssm.exceptions.ParameterAlreadyExists:
+        pass
+    return name
+
+
 def all_resources() -> dict:
-    return {"tables_created": tables(), "queues": queues()}
+    return {"tables_created": tables(), "queues": queues(), "secret_parameter": secret_parameter()}

@@ -4,16 +4,14 @@ from __future__ import annotations
 import functools
 import json
 
+from . import aws
 from .config import settings
 
 PRIORITY_KINDS = {"otp"}
 
 
-@functools.lru_cache(maxsize=1)
 def sqs():
-    import boto3  # imported here: most Lambda invocations never need it
-
-    return boto3.client("sqs")
+    return aws.client("sqs")
 
 
 @functools.lru_cache(maxsize=None)

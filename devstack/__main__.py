@@ -29,6 +29,9 @@ def prepare_environment() -> None:
         os.environ.setdefault(name, value)
     os.environ.setdefault("SMSGW_OUTBOX", str(PROJECT / "var" / "outbox.jsonl"))
     os.environ.setdefault("SMSGW_INBOX", str(PROJECT / "var" / "inbox.jsonl"))
+    # Webhooks to a receiver on this machine (http://127.0.0.1:...), retried within seconds.
+    os.environ.setdefault("SMSGW_WEBHOOK_ALLOW_LOCAL", "1")
+    os.environ.setdefault("SMSGW_WEBHOOK_RETRY_DELAYS", "1,2,5,10,30")
     from chalicelib.admin import load_stage
 
     load_stage("dev")
@@ -57,7 +60,11 @@ def main() -> int:
         from chalicelib import provision
 
         provision.all_resources()
-        key, generated = seed_api_key()
+        try:
+            key, generated = seed_api_key()
+        except ValueError as exc:
+            print(f"SMSGW_DEV_API_KEY: {exc}", file=sys.stderr)
+            return 2
         stack.serve_api(PROJECT, HOST, port)
         print(banner(port, key, generated), flush=True)
         stopping.wait()

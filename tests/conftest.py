@@ -16,20 +16,14 @@ import json  # noqa: E402
 import pytest
 from moto import mock_aws
 
-from chalicelib import auth, otp, provision, queue
+from chalicelib import auth, lifecycle, provision, queue
 from chalicelib.config import settings
 from chalicelib.models import ALL_MODELS
 
 
 def reset_clients():
     """Forget clients and caches so each test starts on a fresh mock."""
-    settings.cache_clear()
-    queue.sqs.cache_clear()
-    queue.queue_url.cache_clear()
-    otp._connection.cache_clear()
-    auth._cache.clear()
-    for model in ALL_MODELS:
-        model._connection = None
+    lifecycle.reset()
 
 
 @pytest.fixture

@@ -211,3 +211,30 @@ def test_code_never_reaches_a_log_line(api, caplog):
 def test_message_record_for_the_otp_exists(api):
     message_id = api.post("/otp/send", {"phoneNumber": PHONE}).json["messageId"]
     assert Message.get(message_id).send_before is not None
+
+
+def test_transaction_conflicts_are_retried_not_500(api, monkeypatch):
+    from pynamodb.exceptions import CancellationReason, TransactWriteError
+    from pynamodb.transactions import TransactWrite
+
+    class Conflict(TransactWriteError):
+        cancellation_reasons = [None, None, CancellationReason(code="TransactionConflict"), None, None]
+
+    original = TransactWrite._commit
+    conflicts = [Conflict("Transaction cancelled")] * 2
+
+    def commit(self):
+        if conflicts:
+            raise conflicts.pop()
+        return original(self)
+
+    monkeypatch.setattr(TransactWrite, "_commit", commit)
+    response = api.post("/otp/send", {"phoneNumber": PHONE})
+    assert response.status_code == 200 and conflicts == []
+
+
+def test_short_imported_keys_are_refused(aws):
+    from chalicelib import auth
+
+    with pytest.raises(ValueError):
+        auth.import_key("api", "dev", "k123")

@@ -1,0 +1,35 @@
+"""The server secret: HMAC key of OTP hashes and message-log cursors.
+
+Production keeps it in SSM Parameter Store (a SecureString the operator tool creates),
+so it never sits in .chalice/config.json; it is read once per Lambda container.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+
+from .config import settings
+
+DEV_SECRET = b"dev-only-secret-key: never use outside the dev stage"
+log = logging.getLogger("chinqit.secret")
+
+
+class SecretNotConfigured(RuntimeError):
+    """No server secret is configured outside the dev stage."""
+
+
+@functools.lru_cache(maxsize=1)
+def server_secret() -> bytes:
+    config = settings()
+    if config.secret_key:
+        return config.secret_key.encode()
+    if config.secret_key_parameter:
+        from . import aws
+
+        parameter = aws.client("ssm").get_parameter(Name=config.secret_key_parameter, WithDecryption=True)
+        return parameter["Parameter"]["Value"].encode()
+    if config.stage == "dev":
+        log.warning("no SMSGW_SECRET_KEY configured: using the dev-only secret")
+        return DEV_SECRET
+    raise SecretNotConfigured("set SMSGW_SECRET_KEY or SMSGW_SECRET_KEY_PARAMETER for stage "
+                              f"{config.stage!r}")
