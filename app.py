@@ -1,7 +1,7 @@
 """Chinqit SMS Gateway API: thin views over chalicelib."""
 from chalice import Chalice, Response
 
-from chalicelib import devices, dlq, logs, message_log, messages, oauth, otp
+from chalicelib import devices, dlq, logs, message_log, messages, oauth, otp, webhooks
 from chalicelib.config import settings
 from chalicelib.http import Router
 
@@ -108,6 +108,27 @@ def device_inbound(call):
     return {"success": True, "messageId": message.message_id, "duplicate": duplicate}
 
 
+@api.route("/webhook", "PUT")
+def put_webhook(call):
+    return {"success": True, **webhooks.configure(call.principal.owner_id, call.json())}
+
+
+@api.route("/webhook", "GET")
+def get_webhook(call):
+    return {"success": True, **webhooks.to_json(webhooks.get(call.principal.owner_id))}
+
+
+@api.route("/webhook", "DELETE")
+def delete_webhook(call):
+    webhooks.delete(call.principal.owner_id)
+    return {"success": True, "deleted": True}
+
+
+@api.route("/webhook/test", "POST")
+def test_webhook(call):
+    return {"success": True, "eventId": webhooks.send_test(call.principal.owner_id), "queued": True}
+
+
 api.not_found("/{proxy+}")
 
 
@@ -120,3 +141,9 @@ def outbound_dead_letters(event):
 @app.on_sqs_message(queue=settings().priority_queue + "-dlq", batch_size=10)
 def priority_dead_letters(event):
     dlq.mark_dead_letters(record.body for record in event)
+
+
+@app.on_sqs_message(queue=settings().webhook_queue, batch_size=10)
+def webhook_worker(event):
+    """Deliver webhook events (signed POSTs); retries and dead letters are handled inside."""
+    webhooks.handle_batch(record.body for record in event)

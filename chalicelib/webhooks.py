@@ -169,7 +169,7 @@ def configure(account_id: str, body: dict) -> dict:
         Webhook(account_id).update(actions=actions, condition=Webhook.account_id.exists())
         new_secret = rotate
     forget(account_id)
-    log.info("webhook set account=%s events=%s rotated=%s", account_id, ",".join(events), new_secret)
+    log.info("webhook set account=%s events=%s new_secret=%s", account_id, ",".join(events), new_secret)
     return {"url": url, "events": events,
             "secret": secret_for(account_id, salt) if new_secret else None}
 
@@ -392,7 +392,7 @@ def handle(raw: str) -> str:
     now = _now()
     not_before = event.get("notBefore")
     if isinstance(not_before, (int, float)) and not_before - now >= 1:
-        _enqueue(event, delay=math.ceil(not_before - now))  # one hop of a long retry delay
+        _enqueue(event, delay=min(SQS_MAX_DELAY, math.ceil(not_before - now)))  # one hop
         return "deferred"
     try:
         webhook = Webhook.get(account_id, consistent_read=True)
@@ -436,7 +436,7 @@ def _failed(webhook: Webhook, event: dict, attempt: int, failure: DeliveryFailed
     if delay > SQS_MAX_DELAY:
         retry["notBefore"] = int(now) + delay
     try:
-        _enqueue(retry, delay=delay)
+        _enqueue(retry, delay=min(delay, SQS_MAX_DELAY))
     except Exception:
         _release(event_id, attempt)
         raise

@@ -6,6 +6,9 @@ device bridge on its simulated phone. Ctrl-C stops everything it started.
 
 Environment: SMSGW_PORT (API port, default 8000), SMSGW_DEV_API_KEY (seeded key; printed
 when unset), AWS_ENDPOINT_URL, SMSGW_OUTBOX and SMSGW_INBOX (the simulated phone's files).
+Webhooks: SMSGW_WEBHOOK_ALLOW_LOCAL defaults to on here (a receiver on 127.0.0.1 works) and
+SMSGW_WEBHOOK_RETRY_DELAYS to a few seconds; the worker runs off its queue like the other
+SQS handlers.
 """
 from __future__ import annotations
 

@@ -58,7 +58,7 @@ def delete(api, **kw):
 
 
 def webhook_events():
-    return [b for b in queued_bodies(settings().webhook_queue)]
+    return queued_bodies(settings().webhook_queue)
 
 
 # --- configuration ---------------------------------------------------------------------------
@@ -242,7 +242,8 @@ def test_allow_local_permits_http_and_loopback_only(api, allow_local):
         assert response.status_code == 400 and words in response.json["errors"][0]["message"], url
 
 
-def test_allow_local_is_off_by_default():
+def test_allow_local_is_off_by_default(monkeypatch):
+    monkeypatch.delenv("SMSGW_WEBHOOK_ALLOW_LOCAL", raising=False)
     settings.cache_clear()
     assert settings().webhook_allow_local is False
 
@@ -338,7 +339,8 @@ def test_a_queue_outage_does_not_fail_the_sms_path(api, device_key, monkeypatch)
     assert response.status_code == 200 and response.json["duplicate"] is False
 
 
-def test_signature_and_default_schedule():
+def test_signature_and_default_schedule(monkeypatch):
+    monkeypatch.delenv("SMSGW_WEBHOOK_RETRY_DELAYS", raising=False)
     secret = "whsec_" + base64.b64encode(b"k" * 32).decode()
     assert webhooks.sign(secret, "evt_1", 1700000000, b'{"a":1}') == \
         "v1,xsrKrSc6Z9cAn/br4kO7TvhjtnkMIFoZTCPnw3cDwF4="  # openssl dgst -hmac
