@@ -98,8 +98,8 @@ def device_heartbeat(call):
 
 @api.route("/device/messages/{message_id}/status", "POST", auth="device")
 def device_status(call):
-    message = devices.report_status(call.principal.owner_id, call.params["message_id"], call.json())
-    return {"success": True, "messageId": message.message_id, "status": message.status}
+    return {"success": True,
+            **devices.report_status(call.principal.owner_id, call.params["message_id"], call.json())}
 
 
 @api.route("/device/inbound", "POST", auth="device")

@@ -68,8 +68,13 @@ def heartbeat(device_id: str, body: dict) -> None:
     ])
 
 
-def report_status(device_id: str, message_id: str, body: dict) -> Message:
-    """Move an outbound message forward; stale or repeated reports change nothing."""
+def report_status(device_id: str, message_id: str, body: dict) -> dict:
+    """Move an outbound message forward; stale or repeated reports change nothing.
+
+    ``sending`` is a claim: it succeeds from ``queued`` only, so of two bridges that got
+    the same message (an SQS redelivery) only one sends. ``claimed`` tells the caller
+    whether it holds the claim (a repeat by the same device still does).
+    """
     fields = Fields(body)
     status = fields.check("status", choice("status", DEVICE_STATUSES, None))
     reason = fields.check("reason", _optional_text("reason", 500))
@@ -77,7 +82,11 @@ def report_status(device_id: str, message_id: str, body: dict) -> Message:
     if status is None and not fields.errors:
         fields.errors.append({"field": "status", "message": "is required"})
     fields.done()
-    return messages.advance(message_id, status, reason=reason, at=at, device_id=device_id)
+    message = messages.advance(message_id, status, reason=reason, at=at, device_id=device_id)
+    answer = {"messageId": message.message_id, "status": message.status}
+    if status == "sending":
+        answer["claimed"] = message.status == "sending" and message.device_id == device_id
+    return answer
 
 
 def sender_number(raw: str) -> str:

@@ -48,6 +48,42 @@ def seed_api_key() -> tuple[str, bool]:
     return key, "SMSGW_DEV_API_KEY" not in os.environ
 
 
+LOCAL_DEVICE = "local-phone"
+
+
+def register_local_phone() -> str:
+    """The simulated phone, assigned to the dev account; returns a fresh device key."""
+    from chalicelib import auth
+    from chalicelib.models import Device
+
+    Device(LOCAL_DEVICE, name="simulated phone", account_id="dev").save()
+    key, _ = auth.create_key("device", LOCAL_DEVICE, name="local stack bridge")
+    return key
+
+
+def bridge_environment(port: int, device_key: str) -> dict:
+    """The bridge's settings; any SMSGW_BRIDGE_* already in the environment wins."""
+    from chalicelib.config import settings
+
+    config = settings()
+    defaults = {
+        "SMSGW_BRIDGE_API_URL": f"http://{HOST}:{port}",
+        "SMSGW_BRIDGE_DRIVER": "simulator",
+        "SMSGW_BRIDGE_OUTBOUND_QUEUE": config.outbound_queue,
+        "SMSGW_BRIDGE_PRIORITY_QUEUE": config.priority_queue,
+        # Beside the phone's files, so two stacks with their own files never share one.
+        "SMSGW_BRIDGE_JOURNAL": str(Path(os.environ["SMSGW_OUTBOX"]).parent / "bridge-journal.sqlite3"),
+        # No carrier watches the simulated phone: no need to pace it like a SIM.
+        "SMSGW_BRIDGE_SENDS_PER_MINUTE": "6000",
+        "SMSGW_BRIDGE_SEND_BURST": "20",
+        "SMSGW_BRIDGE_HEARTBEAT_INTERVAL": "10",
+        # A stopping bridge finishes its long poll first: short polls keep Ctrl-C quick.
+        "SMSGW_BRIDGE_WAIT_TIME_SECONDS": "5",
+    }
+    return {**defaults, **{k: v for k, v in os.environ.items() if k in defaults},
+            "SMSGW_BRIDGE_DEVICE_KEY": device_key}
+
+
 def main() -> int:
     prepare_environment()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
@@ -69,6 +105,7 @@ def main() -> int:
             print(f"SMSGW_DEV_API_KEY: {exc}", file=sys.stderr)
             return 2
         stack.serve_api(PROJECT, HOST, port)
+        stack.start_bridge(bridge_environment(port, register_local_phone()))
         print(banner(port, key, generated), flush=True)
         stopping.wait()
     finally:
@@ -85,6 +122,7 @@ def banner(port: int, key: str, generated: bool) -> str:
         f"  embedded AWS   {os.environ['AWS_ENDPOINT_URL']}",
         f"  phone outbox   {os.environ['SMSGW_OUTBOX']}",
         f"  phone inbox    {os.environ['SMSGW_INBOX']}",
+        f"  device bridge  simulator driver, device {LOCAL_DEVICE}",
         "Press Ctrl-C to stop.",
     ])
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import subprocess
 import sys
 import threading
@@ -29,18 +30,24 @@ class RequestHandler(local.ChaliceRequestHandler):
 
 class Stack:
     def __init__(self):
-        self.children: list[subprocess.Popen] = []
+        self.aws: subprocess.Popen | None = None
+        self.bridge: subprocess.Popen | None = None
         self.api_server = None
         self.triggers: list[SqsTrigger] = []
 
     def start_aws(self) -> str:
         """Start the embedded AWS in a child process; return its endpoint URL."""
         child = subprocess.Popen([sys.executable, "-m", "devstack.aws"], stdout=subprocess.PIPE, text=True)
-        self.children.append(child)
+        self.aws = child
         line = child.stdout.readline().strip()
         if not line.startswith("listening on "):
             raise RuntimeError(f"embedded AWS did not start: {line!r}")
         return line.removeprefix("listening on ")
+
+    def start_bridge(self, environment: dict) -> None:
+        """Run the device bridge in a child process (its logs go to this terminal)."""
+        self.bridge = subprocess.Popen([sys.executable, "-m", "device_bridge"],
+                                       env={**os.environ, **environment})
 
     def serve_api(self, project_dir, host: str, port: int) -> None:
         from chalice.cli import create_local_server
@@ -64,14 +71,21 @@ class Stack:
                 self.triggers.append(trigger)
 
     def stop(self) -> None:
+        """Stop in reverse order of start: the bridge, then the API, the embedded AWS last."""
+        self._end(self.bridge)
         for trigger in self.triggers:
             trigger.stopping.set()
         if self.api_server:
             self.api_server.shutdown()
-        for child in self.children:
-            child.terminate()
-        for child in self.children:
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        self._end(self.aws)
+
+    @staticmethod
+    def _end(child: subprocess.Popen | None) -> None:
+        if child is None:
+            return
+        child.terminate()
+        try:
+            child.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()

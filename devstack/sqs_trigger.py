@@ -23,6 +23,14 @@ class SqsTrigger(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self._poll_forever()
+            except Exception as exc:  # the embedded AWS is going away or restarting
+                if not self.stopping.wait(1):
+                    log.warning("%s poller: %s; retrying", self.queue_name, exc)
+
+    def _poll_forever(self) -> None:
         url = queue.queue_url(self.queue_name)
         arn = queue.sqs().get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         while not self.stopping.is_set():

@@ -124,3 +124,17 @@ def test_dead_letters_fail_unsettled_messages_only(api, device_key):
     assert Message.get(waiting).status == "failed"
     assert "dead-letter queue" in Message.get(waiting).status_reason
     assert Message.get(delivered).status == "delivered"
+
+
+def test_sending_is_a_claim_only_one_device_wins(api, device_key):
+    Device("phone-2", account_id="acme").save()
+    other_key, _ = auth.create_key("device", "phone-2")
+    message_id = queued_message(api)
+    path = f"/device/messages/{message_id}/status"
+    first = device_post(api, path, {"status": "sending"}, device_key).json
+    second = device_post(api, path, {"status": "sending"}, other_key).json
+    again = device_post(api, path, {"status": "sending"}, device_key).json
+    assert (first["status"], first["claimed"]) == ("sending", True)
+    assert (second["status"], second["claimed"]) == ("sending", False)
+    assert again["claimed"] is True, "a retry by the claiming device keeps its claim"
+    assert "claimed" not in device_post(api, path, {"status": "sent"}, device_key).json

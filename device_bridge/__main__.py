@@ -1,0 +1,4 @@
+"""`python -m device_bridge`: see ``--help``."""
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,231 @@
+"""The bridge's settings: defaults, then a TOML file, then SMSGW_BRIDGE_* variables, then flags.
+
+Every option is defined once, in BridgeConfig, with its meaning; ``--help`` is generated
+from it. The file format and the precedence are described in EPILOG.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+ENV_PREFIX = "SMSGW_BRIDGE_"
+
+EPILOG = f"""\
+Every option can be given in three places; a flag wins over the environment
+({ENV_PREFIX}<OPTION>, e.g. {ENV_PREFIX}API_URL), which wins over the --config file.
+The file is TOML with the option names as keys and a [driver] table for the driver:
+
+    api_url = "https://sms.example.com"
+    device_key = "..."            # or {ENV_PREFIX}DEVICE_KEY, kept out of `ps`
+    sends_per_minute = 4
+
+    [driver]
+    name = "modem"                # the driver; its other keys are the driver's options
+    port = "/dev/ttyUSB2"
+    pin = "1234"
+
+Driver options are the fields of the Options class in device_bridge/drivers/<driver>.py
+(for example modem: port, baudrate, pin; simulator: outbox, inbox, send_delay).
+
+AWS credentials, region and endpoint are not bridge options: boto3 reads them from the
+standard AWS variables and files (AWS_ENDPOINT_URL for the local stack).
+
+SIGTERM or SIGINT stops the bridge cleanly: the SMS being sent is finished, the
+others go back to the queue at once.
+"""
+
+
+class ConfigError(ValueError):
+    """The configuration is incomplete or invalid; the message says which option."""
+
+
+def _default_journal() -> str:
+    state_home = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return str(Path(state_home) / "chinqit-bridge" / "journal.sqlite3")
+
+
+def _option(help: str, default: Any = dataclasses.MISSING, parse: Callable = str,
+            low: Optional[float] = None, high: Optional[float] = None, secret: bool = False,
+            default_factory: Any = dataclasses.MISSING):
+    metadata = {"help": help, "parse": parse, "low": low, "high": high}
+    return field(default=default, default_factory=default_factory, metadata=metadata,
+                 repr=not secret)
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    api_url: str = _option(
+        "Base URL of the gateway API, e.g. https://sms.example.com (required).")
+    device_key: str = _option(
+        "Device key issued by the operator tool, sent as X-Device-Key (required). Prefer "
+        "the config file or SMSGW_BRIDGE_DEVICE_KEY: command lines are visible in `ps`.",
+        secret=True)
+    driver: str = _option(
+        "Phone driver: modem (GSM modem on a serial port), termux (Android phone) or "
+        "simulator (files, for development) (required).")
+    outbound_queue: str = _option(
+        "SQS queue (name or URL) of bulk SMS.", "chinqit-dev-outbound")
+    priority_queue: str = _option(
+        "SQS queue (name or URL) of OTP SMS; always sent before bulk SMS.",
+        "chinqit-dev-outbound-priority")
+    journal: str = _option(
+        "SQLite file remembering what was handed to the network and what the API has not "
+        "acknowledged yet. Keep it across restarts: it is what prevents duplicate SMS.",
+        default_factory=_default_journal)
+    sends_per_minute: float = _option(
+        "SMS this device sends per minute at most; carriers block SIMs that send faster.",
+        6.0, float, low=0.01)
+    send_burst: int = _option(
+        "SMS that may go back to back after an idle spell before the per-minute pace "
+        "applies; 1 spaces every send evenly.", 1, int, low=1)
+    max_attempts: int = _option(
+        "Tries of an SMS the phone refuses with a temporary error before it is failed.",
+        3, int, low=1)
+    retry_delay: float = _option(
+        "Seconds before the second try of a refused SMS; doubled for each further try.",
+        5.0, float, low=0)
+    heartbeat_interval: float = _option(
+        "Seconds between heartbeats (driver, signal, battery) posted to the API.",
+        60.0, float, low=1)
+    wait_time_seconds: int = _option(
+        "SQS long-polling wait (0-20 s); 20 keeps an idle bridge to 3 requests a minute "
+        "per queue.", 20, int, low=0, high=20)
+    visibility_timeout: int = _option(
+        "Seconds SQS hides a received message from other bridges; the bridge extends it "
+        "while the message is in hand and releases it at shutdown.", 60, int, low=1, high=43200)
+    max_buffered: int = _option(
+        "Messages taken from each queue ahead of sending; more is faster, fewer leaves "
+        "more work to the other bridges on the same queue.", 10, int, low=1, high=100)
+    poll_interval: float = _option(
+        "Seconds between two reads of the phone for received SMS and delivery reports "
+        "when idle.", 0.5, float, low=0.001)
+    api_timeout: float = _option(
+        "Seconds an API call may take before the API counts as unreachable.",
+        10.0, float, low=0.1)
+    backoff_max: float = _option(
+        "Longest pause, in seconds, between retries while SQS, the API or the phone is "
+        "unreachable (pauses start at 1 s and double).", 60.0, float, low=1)
+    journal_retention_days: float = _option(
+        "Days settled messages stay in the journal; keep it above the queue's retention "
+        "(4 days) so a late redelivery is still recognised.", 7.0, float, low=0.001)
+    log_level: str = _option(
+        "DEBUG, INFO, WARNING or ERROR. SMS texts and the device key are never logged.",
+        "INFO", str.upper)
+    # Options of the chosen driver (see its module's Options): the [driver] table of the
+    # config file, then --driver-option flags.
+    driver_options: dict = field(default_factory=dict)
+
+    @property
+    def queues(self) -> dict[str, str]:
+        return {"priority": self.priority_queue, "bulk": self.outbound_queue}
+
+
+OPTIONS = [f for f in dataclasses.fields(BridgeConfig) if "help" in f.metadata]
+REQUIRED = [f.name for f in OPTIONS
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m device_bridge",
+        description="Chinqit device bridge: takes outbound SMS from SQS, sends them with a "
+                    "phone or modem, and reports statuses and received SMS to the API.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        argument_default=argparse.SUPPRESS)
+    parser.add_argument("--config", metavar="FILE", type=Path,
+                        help="TOML config file (format below)")
+    for option in OPTIONS:
+        default = _describe_default(option)
+        parser.add_argument(_flag(option.name), dest=option.name, metavar=option.name.upper(),
+                            help=f"{option.metadata['help']} [env {_env_name(option.name)}"
+                                 f"{'; default ' + default if default else ''}]")
+    parser.add_argument("--driver-option", dest="driver_option", metavar="KEY=VALUE",
+                        action="append", help="an option of the driver, e.g. port=/dev/ttyUSB2 "
+                        "(repeatable; overrides the config file's [driver] table)")
+    return parser
+
+
+def _describe_default(option) -> str:
+    if option.default_factory is not dataclasses.MISSING:
+        return str(option.default_factory())
+    return "" if option.default is dataclasses.MISSING else str(option.default)
+
+
+def load(argv: Optional[Sequence[str]] = None,
+         environ: Mapping[str, str] = os.environ) -> BridgeConfig:
+    """Build the configuration from the file, the environment and the flags, in that order."""
+    flags = vars(parser().parse_args(argv))
+    values, driver_options = _from_file(flags.pop("config", None))
+    values.update({o.name: environ[_env_name(o.name)] for o in OPTIONS
+                   if _env_name(o.name) in environ})
+    driver_options.update(_driver_flags(flags.pop("driver_option", [])))
+    values.update(flags)
+    return _build(values, driver_options)
+
+
+def _from_file(path: Optional[Path]) -> tuple[dict, dict]:
+    if path is None:
+        return {}, {}
+    try:
+        with open(path, "rb") as file:
+            values = tomllib.load(file)
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"cannot read config file {path}: {error}") from None
+    driver_options = {}
+    if isinstance(values.get("driver"), dict):
+        driver_options = dict(values.pop("driver"))
+        if "name" in driver_options:
+            values["driver"] = driver_options.pop("name")
+    unknown = set(values) - {o.name for o in OPTIONS}
+    if unknown:
+        raise ConfigError(f"unknown option(s) in {path}: {', '.join(sorted(unknown))}")
+    return values, driver_options
+
+
+def _driver_flags(pairs: list[str]) -> dict:
+    options = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key.strip():
+            raise ConfigError(f"--driver-option expects KEY=VALUE, got {pair!r}")
+        options[key.strip()] = value
+    return options
+
+
+def _build(values: dict, driver_options: dict) -> BridgeConfig:
+    missing = [name for name in REQUIRED if not str(values.get(name, "")).strip()]
+    if missing:
+        raise ConfigError("missing required option(s): " + ", ".join(
+            f"{name} ({_flag(name)} or {_env_name(name)})" for name in missing))
+    parsed = {option.name: _parse(option, values[option.name])
+              for option in OPTIONS if option.name in values}
+    if parsed.get("log_level", "INFO") not in LOG_LEVELS:
+        raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
+    return BridgeConfig(**parsed, driver_options=driver_options)
+
+
+def _parse(option, raw):
+    meta = option.metadata
+    try:
+        value = meta["parse"](raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{option.name}: {raw!r} is not a valid {meta['parse'].__name__}") from None
+    if meta["low"] is not None and value < meta["low"]:
+        raise ConfigError(f"{option.name} must be at least {meta['low']}")
+    if meta["high"] is not None and value > meta["high"]:
+        raise ConfigError(f"{option.name} must be at most {meta['high']}")
+    return value

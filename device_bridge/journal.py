@@ -1,0 +1,237 @@
+"""The bridge's memory on disk (one SQLite file in WAL mode).
+
+- ``outbound``: per SQS message, what became of its SMS. Keyed on the SQS message id, which
+  SQS keeps across redeliveries, while a resend from the API (same messageId, new SQS
+  message) gets a new id and is sent again. ``sending`` is written before the SMS goes to
+  the driver: a row still ``sending`` at start means the bridge died mid-send.
+- ``segment``: network references of sent segments, to match delivery reports.
+- ``status_post``: statuses the API has not acknowledged yet, posted in order.
+- ``inbound``: received SMS the API has not acknowledged yet.
+
+SMS texts of outbound messages are never stored; received ones only until the API has them.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+from .drivers.base import InboundSms
+
+SETTLED = ("sent", "delivered", "failed", "expired", "skipped")  # never handed to the driver again
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbound (
+    sqs_message_id TEXT PRIMARY KEY,
+    message_id TEXT NOT NULL,
+    state TEXT NOT NULL,          -- sending, retry, or one of SETTLED
+    attempts INTEGER NOT NULL DEFAULT 0,
+    segments INTEGER,
+    reason TEXT,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS segment (
+    reference TEXT PRIMARY KEY,   -- networks reuse references: the latest send owns it
+    sqs_message_id TEXT NOT NULL,
+    delivered INTEGER             -- NULL until its delivery report arrives
+);
+CREATE TABLE IF NOT EXISTS status_post (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS inbound (
+    device_ref TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    rejected TEXT                 -- the API's refusal (HTTP 400); kept, no longer posted
+);
+"""
+
+
+@dataclass(frozen=True)
+class OutboundEntry:
+    sqs_message_id: str
+    message_id: str
+    state: str
+
+
+@dataclass(frozen=True)
+class PendingPost:
+    id: int
+    message_id: str
+    body: dict
+
+
+def iso_utc(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class JournalInUse(Exception):
+    """Another bridge holds this journal; each bridge needs its own."""
+
+
+class Journal:
+    def __init__(self, path: str, wall_clock: Callable[[], float] = time.time):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, timeout=1)
+        try:
+            # Held until close: a second bridge on the same file would take the first
+            # one's sends in progress for interrupted ones.
+            self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # A recorded "sent" must survive a power cut, or the SMS could be sent again.
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript("BEGIN EXCLUSIVE;" + SCHEMA + "COMMIT;")
+        except sqlite3.OperationalError as error:
+            self._db.close()
+            raise JournalInUse(f"journal {path} is in use by another bridge ({error})") from None
+        self._lock = threading.Lock()
+        self._wall_clock = wall_clock
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One thread at a time; commits on success, rolls back on error."""
+        with self._lock, self._db:
+            yield self._db
+
+    # ------------------------------------------------------------------ outbound
+
+    def outbound(self, sqs_message_id: str) -> Optional[OutboundEntry]:
+        with self._transaction() as db:
+            row = db.execute("SELECT sqs_message_id, message_id, state FROM outbound "
+                             "WHERE sqs_message_id = ?", (sqs_message_id,)).fetchone()
+        return OutboundEntry(*row) if row else None
+
+    def begin_send(self, sqs_message_id: str, message_id: str) -> int:
+        """Record that the SMS is about to go to the driver; returns the attempt number."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO outbound (sqs_message_id, message_id, state, attempts, updated_at) "
+                "VALUES (?, ?, 'sending', 1, ?) ON CONFLICT (sqs_message_id) DO UPDATE SET "
+                "state = 'sending', attempts = attempts + 1, updated_at = excluded.updated_at",
+                (sqs_message_id, message_id, self._wall_clock()))
+            return db.execute("SELECT attempts FROM outbound WHERE sqs_message_id = ?",
+                              (sqs_message_id,)).fetchone()[0]
+
+    def record_retry(self, sqs_message_id: str, reason: str) -> None:
+        """The phone refused the SMS with a temporary error: sending it again is safe."""
+        with self._transaction() as db:
+            db.execute("UPDATE outbound SET state = 'retry', reason = ?, updated_at = ? "
+                       "WHERE sqs_message_id = ?", (reason, self._wall_clock(), sqs_message_id))
+
+    def record_outcome(self, sqs_message_id: str, message_id: str, state: str, *,
+                       reason: Optional[str] = None, segments: Optional[int] = None,
+                       references: tuple = (), at: Optional[datetime] = None) -> None:
+        """Settle a message and queue its status for the API (``skipped`` is not posted)."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO outbound (sqs_message_id, message_id, state, segments, reason, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sqs_message_id) DO UPDATE "
+                "SET state = excluded.state, segments = excluded.segments, "
+                "reason = excluded.reason, updated_at = excluded.updated_at",
+                (sqs_message_id, message_id, state, segments, reason, self._wall_clock()))
+            db.executemany("INSERT OR REPLACE INTO segment (reference, sqs_message_id) VALUES (?, ?)",
+                           [(str(reference), sqs_message_id) for reference in references])
+            if state != "skipped":
+                self._queue_status(db, message_id, state, reason, segments, at)
+
+    def interrupted_sends(self) -> list[OutboundEntry]:
+        """Messages handed to the driver by a bridge that died before recording the outcome."""
+        with self._transaction() as db:
+            rows = db.execute("SELECT sqs_message_id, message_id, state FROM outbound "
+                              "WHERE state = 'sending'").fetchall()
+        return [OutboundEntry(*row) for row in rows]
+
+    def record_delivery(self, reference: str, delivered: bool, detail: str,
+                        at: datetime) -> Optional[str]:
+        """Apply a delivery report; returns the messageId it belongs to, None if unknown.
+
+        A message is ``delivered`` once every segment is, ``failed`` as soon as one is not.
+        """
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT s.sqs_message_id, o.message_id, o.state FROM segment s "
+                "JOIN outbound o USING (sqs_message_id) WHERE s.reference = ?",
+                (str(reference),)).fetchone()
+            if row is None:
+                return None
+            sqs_message_id, message_id, state = row
+            db.execute("UPDATE segment SET delivered = ? WHERE reference = ?",
+                       (int(delivered), str(reference)))
+            total, arrived, lost = db.execute(
+                "SELECT count(*), sum(delivered = 1), sum(delivered = 0) FROM segment "
+                "WHERE sqs_message_id = ?", (sqs_message_id,)).fetchone()
+            if state != "sent" or (not lost and arrived < total):
+                return message_id
+            new_state, reason = ("failed", f"not delivered: {detail or 'no detail'}") if lost \
+                else ("delivered", None)
+            db.execute("UPDATE outbound SET state = ?, reason = ?, updated_at = ? "
+                       "WHERE sqs_message_id = ?",
+                       (new_state, reason, self._wall_clock(), sqs_message_id))
+            self._queue_status(db, message_id, new_state, reason, None, at)
+            return message_id
+
+    # ------------------------------------------------------------------ status posts
+
+    @staticmethod
+    def _queue_status(db, message_id, status, reason, segments, at) -> None:
+        body = {"status": status, "reason": reason, "segments": segments,
+                "at": iso_utc(at) if at else None}
+        db.execute("INSERT INTO status_post (message_id, body) VALUES (?, ?)",
+                   (message_id, json.dumps({k: v for k, v in body.items() if v is not None})))
+
+    def pending_posts(self, limit: int) -> list[PendingPost]:
+        with self._transaction() as db:
+            rows = db.execute("SELECT id, message_id, body FROM status_post ORDER BY id LIMIT ?",
+                              (limit,)).fetchall()
+        return [PendingPost(id_, message_id, json.loads(body)) for id_, message_id, body in rows]
+
+    def post_done(self, post_id: int) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM status_post WHERE id = ?", (post_id,))
+
+    # ------------------------------------------------------------------ inbound
+
+    def add_inbound(self, sms: InboundSms) -> None:
+        body = {"from": sms.sender, "text": sms.text, "receivedAt": iso_utc(sms.received_at),
+                "deviceRef": sms.device_ref}
+        with self._transaction() as db:
+            db.execute("INSERT OR IGNORE INTO inbound (device_ref, body) VALUES (?, ?)",
+                       (sms.device_ref, json.dumps(body)))
+
+    def pending_inbound(self, limit: int) -> list[dict]:
+        with self._transaction() as db:
+            rows = db.execute("SELECT body FROM inbound WHERE rejected IS NULL ORDER BY rowid "
+                              "LIMIT ?", (limit,)).fetchall()
+        return [json.loads(body) for body, in rows]
+
+    def inbound_done(self, device_ref: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM inbound WHERE device_ref = ?", (device_ref,))
+
+    def inbound_rejected(self, device_ref: str, why: str) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE inbound SET rejected = ? WHERE device_ref = ?", (why, device_ref))
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def prune(self, retention_seconds: float) -> int:
+        """Forget settled messages older than the retention; returns how many."""
+        cutoff = self._wall_clock() - retention_seconds
+        with self._transaction() as db:
+            removed = db.execute(
+                "DELETE FROM outbound WHERE updated_at < ? AND state != 'sending' "
+                "AND message_id NOT IN (SELECT message_id FROM status_post)", (cutoff,)).rowcount
+            db.execute("DELETE FROM segment WHERE sqs_message_id NOT IN "
+                       "(SELECT sqs_message_id FROM outbound)")
+        return removed

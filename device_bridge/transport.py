@@ -1,0 +1,126 @@
+"""The bridge's two links: the SQS queues it takes SMS from and the API it reports to."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+from urllib.parse import quote
+
+import boto3
+import requests
+from botocore.config import Config
+
+SQS_BATCH_LIMIT = 10  # SQS receives, and changes visibility of, at most 10 messages per call
+
+
+def sqs_client(wait_time_seconds: int):
+    """An SQS client for the standard AWS settings (AWS_ENDPOINT_URL for the local stack)."""
+    # The read timeout must outlast a long poll, or every quiet poll would look like an outage.
+    return boto3.client("sqs", config=Config(
+        connect_timeout=10, read_timeout=wait_time_seconds + 10,
+        retries={"mode": "standard", "max_attempts": 3}))
+
+
+@dataclass(frozen=True)
+class Received:
+    """One message as SQS delivered it. ``sqs_id`` is the same on every redelivery."""
+
+    sqs_id: str
+    receipt: str
+    body: str = field(repr=False)  # carries the SMS text, never logged
+
+
+class SqsQueue:
+    """One outbound queue, by name or URL (a name is resolved on first use)."""
+
+    def __init__(self, client, name_or_url: str):
+        self.client = client
+        self.name = name_or_url
+        self._url = name_or_url if name_or_url.startswith(("https://", "http://")) else None
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            self._url = self.client.get_queue_url(QueueName=self.name)["QueueUrl"]
+        return self._url
+
+    def receive(self, max_messages: int, wait_seconds: int, visibility_timeout: int) -> list[Received]:
+        reply = self.client.receive_message(
+            QueueUrl=self.url, MaxNumberOfMessages=max_messages, WaitTimeSeconds=wait_seconds,
+            VisibilityTimeout=visibility_timeout)
+        return [Received(m["MessageId"], m["ReceiptHandle"], m["Body"])
+                for m in reply.get("Messages", [])]
+
+    def change_visibility(self, receipts: list[str], timeout: int) -> set[str]:
+        """Hide messages in hand for ``timeout`` more seconds (0 releases them).
+
+        Returns the receipts SQS refused: those messages are no longer ours to hold.
+        """
+        refused = set()
+        for start in range(0, len(receipts), SQS_BATCH_LIMIT):
+            chunk = receipts[start:start + SQS_BATCH_LIMIT]
+            reply = self.client.change_message_visibility_batch(QueueUrl=self.url, Entries=[
+                {"Id": str(index), "ReceiptHandle": receipt, "VisibilityTimeout": timeout}
+                for index, receipt in enumerate(chunk)])
+            refused.update(chunk[int(failure["Id"])] for failure in reply.get("Failed", []))
+        return refused
+
+    def delete(self, receipt: str) -> None:
+        self.client.delete_message(QueueUrl=self.url, ReceiptHandle=receipt)
+
+
+class ApiUnavailable(Exception):
+    """Try again later: no connection, a timeout, a 5xx or 429, or the device key refused."""
+
+
+class ApiRejected(Exception):
+    """The API answered that this request will never succeed (400, 404, ...)."""
+
+    def __init__(self, status_code: int, message: str):
+        super().__init__(f"HTTP {status_code}: {message}")
+        self.status_code = status_code
+
+
+class ApiClient:
+    """The device endpoints of the gateway API, authenticated with the device key."""
+
+    def __init__(self, base_url: str, device_key: str, timeout: float, user_agent: str,
+                 session: Optional[requests.Session] = None):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.session = session or requests.Session()
+        self.session.headers.update({"X-Device-Key": device_key, "User-Agent": user_agent})
+
+    def heartbeat(self, body: dict) -> None:
+        self._post("/device/heartbeat", body)
+
+    def post_status(self, message_id: str, body: dict) -> dict:
+        """Report a status; the answer has the status the API now stores (stale reports change
+        nothing) and, for ``sending``, whether this device holds the claim to send."""
+        return self._post(f"/device/messages/{quote(message_id, safe='')}/status", body)
+
+    def post_inbound(self, body: dict) -> dict:
+        return self._post("/device/inbound", body)
+
+    def _post(self, path: str, body: dict) -> dict:
+        try:
+            response = self.session.post(self.base_url + path, json=body, timeout=self.timeout)
+        except requests.RequestException as error:
+            raise ApiUnavailable(f"{type(error).__name__}: {error}") from None
+        status = response.status_code
+        if status in (401, 403):
+            raise ApiUnavailable(f"device key refused (HTTP {status}); check device_key")
+        if status in (408, 429) or status >= 500:
+            raise ApiUnavailable(f"HTTP {status}")
+        if status >= 400:
+            raise ApiRejected(status, _error_message(response))
+        try:
+            return response.json()
+        except ValueError:
+            raise ApiUnavailable(f"HTTP {status} with a body that is not JSON") from None
+
+
+def _error_message(response: requests.Response) -> str:
+    try:
+        return str(response.json().get("message", ""))
+    except (ValueError, AttributeError):
+        return response.text[:200]

@@ -1,0 +1,100 @@
+"""Settings: defaults < config file < SMSGW_BRIDGE_* environment < flags."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from device_bridge import cli, config
+
+REQUIRED_ENV = {"SMSGW_BRIDGE_API_URL": "https://sms.example.com",
+                "SMSGW_BRIDGE_DEVICE_KEY": "dk_1", "SMSGW_BRIDGE_DRIVER": "simulator"}
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "bridge.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_defaults_are_the_documented_ones():
+    settings = config.load([], REQUIRED_ENV)
+    assert (settings.sends_per_minute, settings.send_burst, settings.max_attempts,
+            settings.heartbeat_interval, settings.wait_time_seconds, settings.visibility_timeout,
+            settings.max_buffered) == (6.0, 1, 3, 60.0, 20, 60, 10)
+    assert settings.queues == {"priority": "chinqit-dev-outbound-priority",
+                               "bulk": "chinqit-dev-outbound"}
+    assert settings.journal.endswith("chinqit-bridge/journal.sqlite3")
+
+
+def test_flags_beat_environment_which_beats_the_file(tmp_path):
+    path = write(tmp_path, """
+api_url = "https://from-file.example.com"
+device_key = "dk_file"
+sends_per_minute = 2
+max_attempts = 5
+outbound_queue = "file-queue"
+
+[driver]
+name = "modem"
+port = "/dev/ttyUSB2"
+baudrate = 9600
+""")
+    settings = config.load(
+        ["--config", path, "--max-attempts", "7", "--driver-option", "port=/dev/ttyUSB3"],
+        {"SMSGW_BRIDGE_SENDS_PER_MINUTE": "4", "SMSGW_BRIDGE_MAX_ATTEMPTS": "6"})
+    assert settings.api_url == "https://from-file.example.com"
+    assert settings.driver == "modem"
+    assert settings.outbound_queue == "file-queue"
+    assert settings.sends_per_minute == 4.0
+    assert settings.max_attempts == 7
+    assert settings.driver_options == {"port": "/dev/ttyUSB3", "baudrate": 9600}
+
+
+def test_missing_required_options_are_named_with_their_flag_and_variable():
+    with pytest.raises(config.ConfigError) as error:
+        config.load(["--driver", "modem"], {})
+    assert "api_url (--api-url or SMSGW_BRIDGE_API_URL)" in str(error.value)
+    assert "device_key" in str(error.value) and "driver (" not in str(error.value)
+
+
+@pytest.mark.parametrize("argv, complaint", [
+    (["--wait-time-seconds", "30"], "wait_time_seconds must be at most 20"),
+    (["--sends-per-minute", "often"], "sends_per_minute: 'often' is not a valid float"),
+    (["--log-level", "loud"], "log_level must be one of"),
+    (["--driver-option", "port"], "--driver-option expects KEY=VALUE"),
+])
+def test_invalid_values_are_refused(argv, complaint):
+    with pytest.raises(config.ConfigError, match=complaint):
+        config.load(argv, REQUIRED_ENV)
+
+
+def test_unknown_keys_in_the_file_are_refused(tmp_path):
+    with pytest.raises(config.ConfigError, match="unknown option.*sends_per_minutes"):
+        config.load(["--config", write(tmp_path, "sends_per_minutes = 3")], REQUIRED_ENV)
+
+
+def test_help_documents_every_option_with_its_variable():
+    text = config.parser().format_help()
+    for option in config.OPTIONS:
+        assert f"--{option.name.replace('_', '-')}" in text
+        assert f"SMSGW_BRIDGE_{option.name.upper()}" in text
+        assert option.metadata["help"]
+    assert "[driver]" in text and "AWS_ENDPOINT_URL" in text
+
+
+def test_device_key_is_kept_out_of_the_config_repr():
+    assert "dk_1" not in repr(config.load([], REQUIRED_ENV))
+
+
+def test_command_line_exits_2_on_a_configuration_error(monkeypatch, capsys):
+    for name in REQUIRED_ENV:
+        monkeypatch.delenv(name, raising=False)
+    assert cli.main(["--driver", "modem"]) == 2
+    assert "missing required option(s)" in capsys.readouterr().err
+
+
+def test_every_option_field_has_documentation():
+    undocumented = [f.name for f in dataclasses.fields(config.BridgeConfig)
+                    if f.name != "driver_options" and not f.metadata.get("help")]
+    assert undocumented == []
