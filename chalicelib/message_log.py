@@ -14,7 +14,6 @@ import json
 from datetime import datetime, timezone
 
 from . import messages
-from .config import settings
 from .server_secret import server_secret
 from .errors import ValidationError
 from .models import Message

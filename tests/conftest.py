@@ -17,8 +17,6 @@ import pytest
 from moto import mock_aws
 
 from chalicelib import auth, lifecycle, provision, queue
-from chalicelib.config import settings
-from chalicelib.models import ALL_MODELS
 
 
 def reset_clients():
@@ -40,6 +38,15 @@ def aws(monkeypatch):
 def api_key(aws):
     key, _ = auth.create_key("api", "acme", name="tests")
     return key
+
+
+@pytest.fixture
+def device_key(aws):
+    """The key of device phone-1, assigned to account acme."""
+    from chalicelib.models import Device
+
+    Device("phone-1", name="test phone", account_id="acme").save()
+    return auth.create_key("device", "phone-1")[0]
 
 
 @pytest.fixture
@@ -71,6 +78,10 @@ class Api:
 
     def get(self, path, **kw):
         return self.call("GET", path, **kw)
+
+    def device_post(self, path, body, device_key):
+        """A call of the device side, as a bridge makes it."""
+        return self.call("POST", path, body, key=None, headers={"X-Device-Key": device_key})
 
 
 @pytest.fixture

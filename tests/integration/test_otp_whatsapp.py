@@ -3,12 +3,10 @@ import pytest
 
 from chalicelib.config import settings
 
-from .whatsapp_fake import provider  # noqa: F401  (fixture)
-
 PHONE = "+22238089336"
 
 
-def test_whatsapp_otp_reaches_the_provider_and_verifies(api, provider):  # noqa: F811
+def test_whatsapp_otp_reaches_the_provider_and_verifies(api, provider):
     response = api.post("/otp/send", {"phoneNumber": "38089336", "channel": "whatsapp", "language": "ar"})
     assert response.status_code == 200
     assert response.json["expiresIn"] == 600
@@ -26,7 +24,7 @@ def test_whatsapp_otp_reaches_the_provider_and_verifies(api, provider):  # noqa:
 
 
 @pytest.mark.parametrize("mode", ["failure", "500", "slow"])
-def test_provider_failure_is_502_and_the_message_failed(api, provider, mode):  # noqa: F811
+def test_provider_failure_is_502_and_the_message_failed(api, provider, mode):
     provider.mode = mode
     response = api.post("/otp/send", {"phoneNumber": PHONE, "channel": "whatsapp"})
     assert response.status_code == 502
@@ -37,7 +35,7 @@ def test_provider_failure_is_502_and_the_message_failed(api, provider, mode):  #
     assert code not in response.body.decode()
 
 
-def test_sms_queue_untouched_by_whatsapp_otps(api, provider):  # noqa: F811
+def test_sms_queue_untouched_by_whatsapp_otps(api, provider):
     from tests.conftest import queued_bodies
 
     api.post("/otp/send", {"phoneNumber": PHONE, "channel": "whatsapp"})

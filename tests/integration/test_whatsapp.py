@@ -12,8 +12,7 @@ from chalicelib import whatsapp
 from chalicelib.config import settings
 from chalicelib.errors import BadRequest, ProviderError, ValidationError
 
-from .whatsapp_fake import (  # noqa: F401  (provider is a fixture)
-    CODE, GRAPH_ERROR, PHONE_ID, SUCCESS, TIMEOUT, TOKEN, FakeProvider, provider)
+from .whatsapp_fake import CODE, PHONE_ID, TOKEN
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,15 +9,6 @@ from chalicelib.models import Device, Message
 PHONE = "+22238089336"
 
 
-@pytest.fixture
-def device_key(aws):
-    Device("phone-1", name="test phone", account_id="acme").save()
-    key, _ = auth.create_key("device", "phone-1")
-    return key
-
-
-def device_post(api, path, body, key):
-    return api.post(path, body, key=None, headers={"X-Device-Key": key})
 
 
 def queued_message(api):
@@ -27,7 +18,7 @@ def queued_message(api):
 def test_status_moves_forward_to_delivered(api, device_key):
     message_id = queued_message(api)
     for status in ("sending", "sent", "delivered"):
-        response = device_post(api, f"/device/messages/{message_id}/status", {"status": status}, device_key)
+        response = api.device_post(f"/device/messages/{message_id}/status", {"status": status}, device_key)
         assert response.status_code == 200 and response.json["status"] == status
     shown = api.get(f"/messages/{message_id}").json
     assert shown["status"] == "delivered" and shown["deviceId"] == "phone-1"
@@ -37,16 +28,16 @@ def test_status_moves_forward_to_delivered(api, device_key):
 def test_stale_and_repeated_reports_change_nothing(api, device_key):
     message_id = queued_message(api)
     path = f"/device/messages/{message_id}/status"
-    device_post(api, path, {"status": "sent"}, device_key)
+    api.device_post(path, {"status": "sent"}, device_key)
     for late in ("sending", "sent", "expired"):
-        assert device_post(api, path, {"status": late}, device_key).json["status"] == "sent"
-    device_post(api, path, {"status": "delivered"}, device_key)
-    assert device_post(api, path, {"status": "failed", "reason": "late"}, device_key).json["status"] == "delivered"
+        assert api.device_post(path, {"status": late}, device_key).json["status"] == "sent"
+    api.device_post(path, {"status": "delivered"}, device_key)
+    assert api.device_post(path, {"status": "failed", "reason": "late"}, device_key).json["status"] == "delivered"
 
 
 def test_failure_keeps_its_reason(api, device_key):
     message_id = queued_message(api)
-    device_post(api, f"/device/messages/{message_id}/status",
+    api.device_post(f"/device/messages/{message_id}/status",
                 {"status": "failed", "reason": "+CMS ERROR: 38 network out of order"}, device_key)
     shown = api.get(f"/messages/{message_id}").json
     assert shown["status"] == "failed" and shown["statusReason"] == "+CMS ERROR: 38 network out of order"
@@ -57,12 +48,12 @@ def test_failure_keeps_its_reason(api, device_key):
                                          ({"status": "sent", "at": "2025-01-20T10:00:00"}, "at")])
 def test_status_validation(api, device_key, body, field):
     message_id = queued_message(api)
-    response = device_post(api, f"/device/messages/{message_id}/status", body, device_key)
+    response = api.device_post(f"/device/messages/{message_id}/status", body, device_key)
     assert response.status_code == 400 and response.json["errors"][0]["field"] == field
 
 
 def test_unknown_message_is_404(api, device_key):
-    response = device_post(api, "/device/messages/nope/status", {"status": "sent"}, device_key)
+    response = api.device_post("/device/messages/nope/status", {"status": "sent"}, device_key)
     assert response.status_code == 404
 
 
@@ -70,7 +61,7 @@ def test_keys_do_not_cross_sides(api, device_key):
     api_key_on_device_side = api.post("/device/heartbeat", {}, headers={})
     assert api_key_on_device_side.status_code == 401
     assert api_key_on_device_side.json == {"success": False, "message": "Device key is required"}
-    forged = device_post(api, "/device/heartbeat", {}, api.key)
+    forged = api.device_post("/device/heartbeat", {}, api.key)
     assert forged.status_code == 403 and forged.json["message"] == "Invalid Device key"
     assert api.get("/messages/x", key=device_key).status_code == 403
 
@@ -78,8 +69,8 @@ def test_keys_do_not_cross_sides(api, device_key):
 def test_inbound_is_stored_once_with_normalised_sender(api, device_key):
     body = {"from": "38089336", "text": "Oui, merci", "receivedAt": "2025-01-20T10:14:50Z",
             "deviceRef": "sim:1"}
-    first = device_post(api, "/device/inbound", body, device_key)
-    again = device_post(api, "/device/inbound", body, device_key)
+    first = api.device_post("/device/inbound", body, device_key)
+    again = api.device_post("/device/inbound", body, device_key)
     assert first.status_code == 200 and first.json["duplicate"] is False
     assert again.json == {"success": True, "messageId": first.json["messageId"], "duplicate": True}
     stored = Message.get(first.json["messageId"])
@@ -91,18 +82,18 @@ def test_inbound_is_stored_once_with_normalised_sender(api, device_key):
                                             ("Mauritel", "Mauritel"), ("22238089336", PHONE)])
 def test_senders_from_anywhere(api, device_key, sender, stored):
     body = {"from": sender, "text": "x", "receivedAt": "2025-01-20T10:14:50Z", "deviceRef": sender}
-    message_id = device_post(api, "/device/inbound", body, device_key).json["messageId"]
+    message_id = api.device_post("/device/inbound", body, device_key).json["messageId"]
     assert Message.get(message_id).phone_number == stored
 
 
 def test_inbound_validation(api, device_key):
-    response = device_post(api, "/device/inbound", {"text": 3}, device_key)
+    response = api.device_post("/device/inbound", {"text": 3}, device_key)
     assert response.status_code == 400
     assert {e["field"] for e in response.json["errors"]} == {"from", "text", "deviceRef"}
 
 
 def test_heartbeat_records_last_seen_and_info(api, device_key):
-    response = device_post(api, "/device/heartbeat",
+    response = api.device_post("/device/heartbeat",
                            {"driver": "modem", "signalPercent": 70, "batteryPercent": None}, device_key)
     assert response.status_code == 200
     device = Device.get("phone-1")
@@ -111,13 +102,13 @@ def test_heartbeat_records_last_seen_and_info(api, device_key):
 
 
 def test_heartbeat_validation(api, device_key):
-    response = device_post(api, "/device/heartbeat", {"signalPercent": 140}, device_key)
+    response = api.device_post("/device/heartbeat", {"signalPercent": 140}, device_key)
     assert response.status_code == 400 and response.json["errors"][0]["field"] == "signalPercent"
 
 
 def test_dead_letters_fail_unsettled_messages_only(api, device_key):
     waiting, delivered = queued_message(api), queued_message(api)
-    device_post(api, f"/device/messages/{delivered}/status", {"status": "delivered"}, device_key)
+    api.device_post(f"/device/messages/{delivered}/status", {"status": "delivered"}, device_key)
     bodies = [json.dumps({"messageId": m}) for m in (waiting, delivered, "unknown")]
     dlq.mark_dead_letters(bodies)
     dlq.mark_dead_letters(bodies)
@@ -131,10 +122,10 @@ def test_sending_is_a_claim_only_one_device_wins(api, device_key):
     other_key, _ = auth.create_key("device", "phone-2")
     message_id = queued_message(api)
     path = f"/device/messages/{message_id}/status"
-    first = device_post(api, path, {"status": "sending"}, device_key).json
-    second = device_post(api, path, {"status": "sending"}, other_key).json
-    again = device_post(api, path, {"status": "sending"}, device_key).json
+    first = api.device_post(path, {"status": "sending"}, device_key).json
+    second = api.device_post(path, {"status": "sending"}, other_key).json
+    again = api.device_post(path, {"status": "sending"}, device_key).json
     assert (first["status"], first["claimed"]) == ("sending", True)
     assert (second["status"], second["claimed"]) == ("sending", False)
     assert again["claimed"] is True, "a retry by the claiming device keeps its claim"
-    assert "claimed" not in device_post(api, path, {"status": "sent"}, device_key).json
+    assert "claimed" not in api.device_post(path, {"status": "sent"}, device_key).json

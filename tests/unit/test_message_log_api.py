@@ -4,16 +4,10 @@ from datetime import timedelta
 
 import pytest
 
-from chalicelib import auth, message_log
-from chalicelib.models import Device, Message, utcnow
+from chalicelib import message_log
+from chalicelib.models import Message, utcnow
 
 PHONE = "+22238089336"
-
-
-@pytest.fixture
-def device_key(aws):
-    Device("phone-1", account_id="acme").save()
-    return auth.create_key("device", "phone-1")[0]
 
 
 def send(api, text="x", phone=PHONE, key="default"):
@@ -21,8 +15,8 @@ def send(api, text="x", phone=PHONE, key="default"):
 
 
 def receive(api, device_key, sender, text, ref):
-    return api.post("/device/inbound", {"from": sender, "text": text, "deviceRef": ref},
-                    key=None, headers={"X-Device-Key": device_key}).json["messageId"]
+    return api.device_post("/device/inbound", {"from": sender, "text": text, "deviceRef": ref},
+                           device_key).json["messageId"]
 
 
 def ids(response):

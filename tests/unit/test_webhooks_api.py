@@ -6,9 +6,9 @@ import socket
 
 import pytest
 
-from chalicelib import auth, netguard, webhooks
+from chalicelib import netguard, webhooks
 from chalicelib.config import settings
-from chalicelib.models import Device, Webhook
+from chalicelib.models import Webhook
 
 from ..conftest import queued_bodies
 
@@ -250,20 +250,11 @@ def test_allow_local_is_off_by_default(monkeypatch):
 
 # --- producers -------------------------------------------------------------------------------
 
-@pytest.fixture
-def device_key(aws):
-    Device("phone-1", name="test phone", account_id="acme").save()
-    key, _ = auth.create_key("device", "phone-1")
-    return key
-
-
-def device_post(api, path, body, key):
-    return api.post(path, body, key=None, headers={"X-Device-Key": key})
 
 
 def inbound(api, device_key, ref="sim:1", text="Oui, merci"):
     body = {"from": "38089336", "text": text, "receivedAt": "2025-01-20T10:14:50Z", "deviceRef": ref}
-    return device_post(api, "/device/inbound", body, device_key)
+    return api.device_post("/device/inbound", body, device_key)
 
 
 def test_inbound_sms_queues_one_event_with_seed_fields(api, device_key):
@@ -305,7 +296,7 @@ def test_no_webhook_means_no_queue_message_and_one_read_per_cache_period(api, de
 def test_status_events_are_opt_in(api, device_key):
     put(api, {"url": HOOK})  # sms.received only
     message_id = api.post("/messages/send", {"message": "Salam", "phoneNumber": PHONE}).json["messageId"]
-    device_post(api, f"/device/messages/{message_id}/status", {"status": "sent"}, device_key)
+    api.device_post(f"/device/messages/{message_id}/status", {"status": "sent"}, device_key)
     assert webhook_events() == []
 
 
@@ -314,7 +305,7 @@ def test_status_changes_queue_events_once(api, device_key):
     message_id = api.post("/messages/send", {"message": "Salam", "phoneNumber": PHONE}).json["messageId"]
     path = f"/device/messages/{message_id}/status"
     for status in ("sending", "sent", "sent", "delivered", "delivered", "failed"):
-        device_post(api, path, {"status": status, "at": "2025-01-20T10:15:00Z"}, device_key)
+        api.device_post(path, {"status": status, "at": "2025-01-20T10:15:00Z"}, device_key)
     events = webhook_events()
     assert [e["type"] for e in events] == ["sms.sent", "sms.delivered"]
     assert events[1]["payload"] == {"event": "sms.delivered", "messageId": message_id,
@@ -322,7 +313,7 @@ def test_status_changes_queue_events_once(api, device_key):
                                     "statusReason": None, "timestamp": "2025-01-20T10:15:00Z"}
 
     failing = api.post("/messages/send", {"message": "Salam", "phoneNumber": PHONE}).json["messageId"]
-    device_post(api, f"/device/messages/{failing}/status", {"status": "failed", "reason": "no credit"},
+    api.device_post(f"/device/messages/{failing}/status", {"status": "failed", "reason": "no credit"},
                 device_key)
     [failed] = [e for e in webhook_events() if e["type"] == "sms.failed"]
     assert failed["payload"]["statusReason"] == "no credit" and failed["payload"]["status"] == "failed"

@@ -375,7 +375,7 @@ def test_otp_arriving_while_bulk_waits_for_the_rate_limit_takes_the_next_slot(qu
     clock = FakeClock()
     driver = FakeDriver()
     agent = make_agent(driver, clock=clock, sends_per_minute=6, send_burst=1)
-    first_bulk, second_bulk = queues.put(), queues.put()
+    queues.put(), queues.put()  # two bulk messages; the first goes out at once
     with running(agent):
         agent.run_until(lambda: len(driver.sent) == 1, timeout=10)
         otp = queues.put("priority")
