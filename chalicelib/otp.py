@@ -15,10 +15,10 @@ from pynamodb.connection import Connection
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
-from . import messages, phone, ratelimit
+from . import messages, phone, ratelimit, whatsapp
 from .config import settings
 from .server_secret import server_secret
-from .errors import BadRequest, ValidationError
+from .errors import BadRequest, ProviderError, ValidationError
 from .models import Message, Otp, is_expired, utcnow
 from .validation import Fields, choice
 
@@ -89,9 +89,8 @@ def send(principal, body: dict) -> Message:
     fields.done()
     if app_hash and channel != "sms":
         raise ValidationError.field("hash", "is only used with the sms channel")
-    if channel == "whatsapp" and not settings().whatsapp_enabled:
-        raise BadRequest("The WhatsApp channel is not configured on this gateway",
-                         errors=[{"field": "channel", "message": "whatsapp is not configured"}])
+    if channel == "whatsapp":
+        whatsapp.require_configured()
 
     code = f"{secrets.randbelow(10 ** 6):06d}"
     now = utcnow()
@@ -145,9 +144,6 @@ def _conflicted(error: TransactWriteError) -> bool:
 
 
 def _send_whatsapp(message: Message, code: str, language: str) -> None:
-    from . import whatsapp
-    from .errors import ProviderError
-
     try:
         provider_id = whatsapp.send_otp(message.phone_number, code, language)
     except ProviderError as exc:

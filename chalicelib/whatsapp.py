@@ -20,7 +20,7 @@ from typing import Any, Optional
 from chalicelib.config import settings
 from chalicelib.errors import BadRequest, ProviderError, ValidationError
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("chinqit.whatsapp")
 
 LANGUAGES = frozenset({"fr", "en", "ar"})
 _PHONE_DIGITS = re.compile(r"^[1-9][0-9]{6,14}$")  # E.164 without "+": at most 15 digits
@@ -86,6 +86,16 @@ def _provider_detail(response: Any, secrets: tuple) -> str:
     return " ".join(parts)
 
 
+def require_configured() -> None:
+    """A 400 naming the channel when this gateway has no WhatsApp credentials."""
+    if not settings().whatsapp_enabled:
+        raise BadRequest(
+            "WhatsApp channel is not configured on this gateway",
+            errors=[{"field": "channel",
+                     "message": "WhatsApp is not configured on this gateway; use another channel"}],
+        )
+
+
 def send_otp(phone_e164: str, code: str, language: str) -> str:
     """Send ``code`` to ``phone_e164`` on WhatsApp; return the provider's message id.
 
@@ -93,13 +103,8 @@ def send_otp(phone_e164: str, code: str, language: str) -> str:
     malformed phone, empty code or unsupported language, and ``ProviderError`` (HTTP 502)
     for timeouts, connection failures, redirects, non-2xx answers or a 2xx without id.
     """
+    require_configured()
     cfg = settings()
-    if not cfg.whatsapp_enabled:
-        raise BadRequest(
-            "WhatsApp channel is not configured on this gateway",
-            errors=[{"field": "channel",
-                     "message": "WhatsApp is not configured on this gateway; use another channel"}],
-        )
     to = (phone_e164 or "").strip()
     to = to[1:] if to.startswith("+") else to
     if not _PHONE_DIGITS.match(to):
