@@ -4,9 +4,15 @@
     python -m bench.aws_calls       # AWS calls per warm request (budgeted)
     python -m bench.import_time     # import time of app.py relative to boto3 (budgeted)
     python -m bench.throughput      # requests/s through the handlers in-process (reported)
+    python -m bench.message_log     # AWS calls per page of GET /messages (budgeted: 1 Query)
+    python -m bench.bridge          # local stack: bridge SMS/s, API -> phone latency, overhead
+    python -m bench.webhook_latency # local stack: inbox -> webhook receiver latency
+
+The last two start ``python -m devstack`` as a subprocess on loopback (bench/_stack.py);
+``python -m bench`` runs both on one stack start.
 
 Each module has ``run() -> Report``; its ``rows`` go into the summary table and its
-``details`` are printed under it. Kept light: importing ``bench`` imports no AWS library.
+``details`` are printed under it (the end-to-end ones take ``run(stack=None)``). Kept light: importing ``bench`` imports no AWS library.
 """
 from __future__ import annotations
 

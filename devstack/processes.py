@@ -18,6 +18,10 @@ NOT_FOUND = b'{"success": false, "message": "Route not found", "errors": []}'
 class RequestHandler(local.ChaliceRequestHandler):
     """Chalice's local handler, answering unmatched paths as the deployed API does (404)."""
 
+    # Chalice writes headers and body separately: with Nagle on, a kept-alive client (the
+    # bridge) waits ~40 ms for the delayed ACK on every call.
+    disable_nagle_algorithm = True
+
     def log_message(self, *_args):
         """The API logs each request itself (chinqit.http), with its key prefix and latency."""
 
