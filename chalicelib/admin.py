@@ -46,6 +46,15 @@ def cmd_provision(_args) -> str:
     return json.dumps(provision.all_resources(), indent=2)
 
 
+def _account(name: str) -> str:
+    from .accounts import RESERVED
+
+    if name in RESERVED:
+        raise argparse.ArgumentTypeError(f"{name!r} is reserved: received SMS no account "
+                                         "claims are filed under it")
+    return name
+
+
 def cmd_keys_create(args) -> str:
     from . import auth
 
@@ -60,7 +69,7 @@ def cmd_keys_list(args) -> str:
     rows = [{"prefix": c.prefix, "account": c.owner_id, "name": c.name,
              "created": c.created_at.isoformat(timespec="seconds"),
              "revoked": "yes" if c.revoked else "no"}
-            for c in Credential.scan(Credential.kind == "api")
+            for c in Credential.scan((Credential.kind == "api") & Credential.parent.does_not_exist())
             if not args.account or c.owner_id == args.account]
     rows.sort(key=lambda r: r["created"])
     return _table(rows, ["prefix", "account", "name", "created", "revoked"])
@@ -120,7 +129,7 @@ def parser() -> argparse.ArgumentParser:
 
     keys = commands.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
     create = keys.add_parser("create", help="create a key (printed once)")
-    create.add_argument("--account", required=True, help="account the key acts for")
+    create.add_argument("--account", required=True, type=_account, help="account the key acts for")
     create.add_argument("--name", default="", help="a label, e.g. the integration using it")
     create.set_defaults(run=cmd_keys_create)
     listing = keys.add_parser("list", help="list keys (prefixes only)")
@@ -134,14 +143,14 @@ def parser() -> argparse.ArgumentParser:
         dest="action", required=True)
     register = devices.add_parser("create", help="register a device and print its key once")
     register.add_argument("--name", required=True)
-    register.add_argument("--account", help="account that owns SMS this device receives")
+    register.add_argument("--account", type=_account, help="account that owns SMS this device receives")
     register.add_argument("--id", help="device id (default: generated)")
     register.set_defaults(run=cmd_devices_create)
     devices.add_parser("list", help="devices with their last-seen time").set_defaults(run=cmd_devices_list)
 
     clients = commands.add_parser("oauth", help="OAuth2 clients").add_subparsers(dest="action", required=True)
     client = clients.add_parser("create", help="create a client (secret printed once)")
-    client.add_argument("--account", required=True)
+    client.add_argument("--account", required=True, type=_account)
     client.add_argument("--name", default="")
     client.set_defaults(run=cmd_oauth_create)
     revoke_client = clients.add_parser("revoke", help="revoke a client and its tokens")

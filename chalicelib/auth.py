@@ -10,6 +10,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 from .config import settings
 from .errors import ApiKeyInvalid, ApiKeyMissing
@@ -30,6 +31,7 @@ class Principal:
     owner_id: str
     key_prefix: str
     key_id: str  # stable, non-secret id of the key (per-key OTPs and rate limits)
+    expires_at: datetime | None = None  # OAuth2 tokens expire; checked on cached hits too
 
 
 def presented_key(request, kind: str) -> str | None:
@@ -42,7 +44,7 @@ def presented_key(request, kind: str) -> str | None:
 
 
 def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def create_key(kind: str, owner_id: str, name: str = "") -> tuple[str, Credential]:
@@ -89,7 +91,7 @@ def authenticate(key: str | None, kind: str) -> Principal:
     digest = hash_key(key)
     cached = _cache.get(digest)
     if cached and time.monotonic() - cached[1] < settings().key_cache_seconds:
-        principal = cached[0]
+        principal = None if is_expired(cached[0].expires_at) else cached[0]
     else:
         principal = _load(digest)
         if principal is not None:
@@ -109,4 +111,4 @@ def _load(digest: str) -> Principal | None:
             not hmac.compare_digest(credential.key_hash, digest):
         return None
     return Principal(credential.kind, credential.owner_id, credential.prefix,
-                     credential.scope_id or digest[:24])
+                     credential.scope_id or digest[:24], credential.expires_at)

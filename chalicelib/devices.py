@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from pynamodb.exceptions import PutError
 
 from . import messages, phone, webhooks
+from .accounts import UNASSIGNED
 from .config import settings
 from .errors import ValidationError
 from .models import Device, Message, utcnow
@@ -26,11 +27,12 @@ def _timestamp(name: str):
             return None
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except (AttributeError, ValueError):
+            utc = parsed.astimezone(timezone.utc) if parsed.tzinfo else None
+        except (AttributeError, ValueError, OverflowError):
             raise ValidationError.field(name, "must be an ISO-8601 date-time") from None
-        if parsed.tzinfo is None:
+        if utc is None:
             raise ValidationError.field(name, "must include a time zone, e.g. Z")
-        return parsed.astimezone(timezone.utc)
+        return utc
     return parse
 
 
@@ -109,10 +111,10 @@ def sender_number(raw: str) -> str:
 def store_inbound(device_id: str, body: dict) -> tuple[Message, bool]:
     """Store an SMS the device received; the same (device, deviceRef) is stored once."""
     fields = Fields(body)
-    sender = fields.check("from", required_text("from"))
+    sender = fields.check("from", required_text("from", longest=64))
     text = fields.check("text", _optional_text("text", 10_000))
     received_at = fields.check("receivedAt", _timestamp("receivedAt"))
-    device_ref = fields.check("deviceRef", required_text("deviceRef"))
+    device_ref = fields.check("deviceRef", required_text("deviceRef", longest=200))
     if text is None and not any(e["field"] == "text" for e in fields.errors):
         fields.errors.append({"field": "text", "message": "is required"})
     fields.done()
@@ -131,13 +133,15 @@ def store_inbound(device_id: str, body: dict) -> tuple[Message, bool]:
     except PutError as exc:
         if exc.cause_response_code != "ConditionalCheckFailedException":
             raise
-        return Message.get(message_id), True
-    log.info("inbound sms stored message=%s device=%s", message_id, device_id)
-    webhooks.notify_inbound(message)  # new SMS only: a duplicate report was notified already
-    return message, False
-
-
-UNASSIGNED = "unassigned"
+        duplicate = True
+        message = Message.get(message_id)
+    else:
+        duplicate = False
+        log.info("inbound sms stored message=%s device=%s", message_id, device_id)
+    # Also on a repost: the first notify may have failed; the event id is the same, so the
+    # worker never delivers it twice.
+    webhooks.notify_inbound(message)
+    return message, duplicate
 
 
 def owner_of_inbound(sender: str, device_id: str) -> str:

@@ -17,7 +17,9 @@ def mark_dead_letters(bodies) -> None:
     for body in bodies:
         message_id = json.loads(body)["messageId"]
         try:
-            message = messages.advance(message_id, "failed", reason=REASON)
+            # Only a message no bridge reported on: a "sent" one reached the phone network.
+            message = messages.advance(message_id, "failed", reason=REASON,
+                                       only_from=("queued", "sending"))
         except NotFound:
             log.warning("dead letter for unknown message %s dropped", message_id)
             continue

@@ -61,9 +61,10 @@ class Call:
                                            "message": f"got {content_type or 'none'}"}])
         try:
             body = json.loads(self.request.raw_body or b"")
-        except (ValueError, UnicodeDecodeError) as exc:
+            json.dumps(body, ensure_ascii=False).encode()  # refuses lone surrogates ("\ud800")
+        except (ValueError, UnicodeError, RecursionError) as exc:
             raise ValidationError("Malformed JSON body",
-                                  errors=[{"field": "body", "message": str(exc)}]) from None
+                                  errors=[{"field": "body", "message": str(exc)[:200]}]) from None
         if not isinstance(body, dict):
             raise ValidationError("The JSON body must be an object",
                                   errors=[{"field": "body", "message": "expected an object"}])
@@ -118,6 +119,7 @@ class Router:
                     key = auth.presented_key(request, kind)
                     if not key and key_param:
                         key = call.parameters().get(key_param)
+                        key = key if isinstance(key, str) else None
                     call.principal = auth.authenticate(key, kind)
                 response = view(call)
             except GatewayError as error:

@@ -11,12 +11,12 @@ import binascii
 import hashlib
 import hmac
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from . import messages
 from .server_secret import server_secret
 from .errors import ValidationError
-from .models import Message
+from .models import Message, utcnow
 from .validation import Fields, choice
 
 DEFAULT_LIMIT = 20
@@ -30,13 +30,14 @@ def _cursor_key() -> bytes:
     return hmac.new(server_secret(), b"message-log-cursor", hashlib.sha256).digest()
 
 
-def encode_cursor(account_id: str, last_key: dict) -> str:
-    payload = json.dumps({"a": account_id, "k": last_key}, separators=(",", ":")).encode()
+def encode_cursor(account_id: str, query: str, last_key: dict) -> str:
+    """``query`` names the filters: a cursor only continues the listing it came from."""
+    payload = json.dumps({"a": account_id, "q": query, "k": last_key}, separators=(",", ":")).encode()
     signature = hmac.new(_cursor_key(), payload, hashlib.sha256).digest()[:16]
     return base64.urlsafe_b64encode(signature + payload).decode().rstrip("=")
 
 
-def decode_cursor(account_id: str, cursor: str) -> dict:
+def decode_cursor(account_id: str, query: str, cursor: str) -> dict:
     """The DynamoDB key a cursor resumes from; any change to the cursor is a 400."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
@@ -45,8 +46,8 @@ def decode_cursor(account_id: str, cursor: str) -> dict:
         if not hmac.compare_digest(signature, expected):
             raise ValueError("bad signature")
         decoded = json.loads(payload)
-        if decoded["a"] != account_id:
-            raise ValueError("another account's cursor")
+        if decoded["a"] != account_id or decoded["q"] != query:
+            raise ValueError("another account's or another listing's cursor")
         return decoded["k"]
     except (ValueError, KeyError, TypeError, binascii.Error):
         raise ValidationError.field("cursor", "is not a cursor this API returned") from None
@@ -55,20 +56,24 @@ def decode_cursor(account_id: str, cursor: str) -> dict:
 def _limit(value):
     if value is None:
         return DEFAULT_LIMIT
-    if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_LIMIT:
         raise ValidationError.field("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
     return int(value)
 
 
-def _time(name):
+def _time(name, end_of_day: bool = False):
+    """An ISO-8601 date-time (UTC unless it says otherwise); a bare date means its start,
+    or with ``end_of_day`` its end, so ``from=D&to=D`` is the whole day D."""
     def parse(value):
         if value is None:
             return None
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
+            if end_of_day and len(value) == 10:
+                parsed += timedelta(days=1, microseconds=-1)
+            return parsed.replace(tzinfo=parsed.tzinfo or timezone.utc).astimezone(timezone.utc)
+        except (ValueError, OverflowError):
             raise ValidationError.field(name, "must be an ISO-8601 date or date-time") from None
-        return parsed.replace(tzinfo=parsed.tzinfo or timezone.utc).astimezone(timezone.utc)
     return parse
 
 
@@ -96,17 +101,19 @@ def list_page(account_id: str, query: dict) -> dict:
     status = fields.check("status", choice("status", STATUSES, None))
     phone_number = fields.check("phoneNumber", _phone_filter)
     since = fields.check("from", _time("from"))
-    until = fields.check("to", _time("to"))
+    until = fields.check("to", _time("to", end_of_day=True))
     unread = fields.check("unread", _boolean("unread"))
     limit = fields.check("limit", _limit)
-    start_key = fields.check("cursor", lambda c: c and decode_cursor(account_id, c))
+    listing = json.dumps([direction, status, phone_number, str(since), str(until), unread])
+    start_key = fields.check("cursor", lambda c: c and decode_cursor(account_id, listing, c))
     if since and until and since > until:
         fields.errors.append({"field": "from", "message": "must not be after to"})
     if unread is not None and direction == "outbound":
         fields.errors.append({"field": "unread", "message": "applies to inbound messages only"})
     fields.done()
 
-    conditions = []
+    # TTL deletion is lazy: leave out what is past its retention.
+    conditions = [Message.purge_at.does_not_exist() | (Message.purge_at > utcnow())]
     if direction or unread is not None:
         conditions.append(Message.direction == (direction or "inbound"))
     if status:
@@ -124,7 +131,7 @@ def list_page(account_id: str, query: dict) -> dict:
     return {
         "success": True,
         "messages": [messages.to_json(Message.from_raw_data(item)) for item in page.get("Items", [])],
-        "nextCursor": encode_cursor(account_id, last_key) if last_key else None,
+        "nextCursor": encode_cursor(account_id, listing, last_key) if last_key else None,
     }
 
 

@@ -5,12 +5,12 @@ import logging
 import uuid
 from datetime import timedelta
 
-from . import phone, queue, webhooks
-from .config import settings
 from pynamodb.exceptions import DeleteError, UpdateError
 
+from . import phone, queue, webhooks
+from .config import settings
 from .errors import BadRequest, NotFound, ValidationError
-from .models import Message, utcnow
+from .models import Message, is_expired, utcnow
 from .sms_encoding import analyze
 from .validation import Fields, required_text
 
@@ -130,12 +130,14 @@ def _advancing_from(status: str) -> list[str]:
 
 
 def advance(message_id: str, status: str, reason: str | None = None, at=None,
-            device_id: str | None = None) -> Message:
+            device_id: str | None = None, only_from: tuple | None = None) -> Message:
     """Move an outbound message forward; a stale or repeated report changes nothing.
 
     One conditional UpdateItem, so reports racing from several bridges (or SQS
-    redeliveries) can never move a message backwards.
+    redeliveries) can never move a message backwards. ``only_from`` narrows the statuses
+    the change may start from.
     """
+    require_message_id(message_id)
     at = at or utcnow()
     message = Message(message_id)
     actions = [Message.status.set(status), Message.updated_at.set(utcnow())]
@@ -145,7 +147,8 @@ def advance(message_id: str, status: str, reason: str | None = None, at=None,
         actions.append(Message.status_reason.set(reason))
     if status in ("sent", "delivered"):
         actions.append(getattr(Message, f"{status}_at").set(at))
-    condition = (Message.direction == "outbound") & Message.status.is_in(*_advancing_from(status))
+    starts = [s for s in _advancing_from(status) if only_from is None or s in only_from]
+    condition = (Message.direction == "outbound") & Message.status.is_in(*starts)
     try:
         message.update(actions=actions, condition=condition)
     except UpdateError:
@@ -160,14 +163,32 @@ def advance(message_id: str, status: str, reason: str | None = None, at=None,
     return message
 
 
-def get_for_account(account_id: str, message_id: str) -> Message:
-    """The account's own message; another account's message is indistinguishable from none."""
+def require_message_id(message_id: str) -> None:
+    """Message ids are UUIDs: anything else is unknown, and never reaches DynamoDB."""
     try:
-        message = Message.get(message_id)
+        valid = str(uuid.UUID(message_id)) == message_id
+    except ValueError:
+        valid = False
+    if not valid:
+        raise NotFound("Message not found")
+
+
+def get_for_account(account_id: str, message_id: str) -> Message:
+    """The account's own message; another account's message is indistinguishable from none.
+
+    TTL deletion is lazy, so a message past its retention is treated as gone, and an OTP
+    still queued after its code expired is settled as expired on the way.
+    """
+    require_message_id(message_id)
+    try:
+        message = Message.get(message_id, consistent_read=True)
     except Message.DoesNotExist:
         message = None
-    if message is None or message.account_id != account_id:
+    if message is None or message.account_id != account_id or is_expired(message.purge_at):
         raise NotFound("Message not found")
+    if message.status == "queued" and is_expired(message.send_before):
+        message = advance(message_id, "expired", reason="not sent before the code expired",
+                          only_from=("queued",))
     return message
 
 
@@ -196,6 +217,7 @@ def resend(account_id: str, message_id: str) -> Message:
 
 def delete(account_id: str, message_id: str) -> None:
     """Remove a message from the server log (the phone keeps its own copy)."""
+    require_message_id(message_id)
     try:
         Message(message_id).delete(condition=Message.account_id == account_id)
     except DeleteError as exc:

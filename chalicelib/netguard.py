@@ -176,6 +176,8 @@ def check(url: str, allow_local: bool = False) -> Target:
     for address in addresses:
         reason = refusal(address, allow_local)
         if reason:
-            shown = "" if address == target.host else f"{target.host} resolves to "
-            raise UnsafeUrl(f"{shown}{reason}; webhooks only go to public addresses")
+            # For a name, never say what it resolved to: that would let callers map
+            # internal DNS through the error message.
+            what = reason if address == target.host else f"{target.host} resolves to a non-public address"
+            raise UnsafeUrl(f"{what}; webhooks only go to public addresses")
     return Target(target.url, target.scheme, target.host, target.port, target.path, addresses)

@@ -33,7 +33,10 @@ def queues() -> dict[str, str]:
 
 def _queue_with_dlq(name: str) -> str:
     sqs = queue.sqs()
+    # Lambdas consume the dead-letter queues too: AWS requires a visibility timeout at least
+    # as long as the function's timeout.
     dlq_url = sqs.create_queue(QueueName=f"{name}-dlq", Attributes={
+        "VisibilityTimeout": str(VISIBILITY_TIMEOUT),
         "MessageRetentionPeriod": str(DLQ_RETENTION), "SqsManagedSseEnabled": "true"})["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(
         QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

@@ -26,7 +26,7 @@ class Fields:
             raise ValidationError(f"Validation failed: {detail}", errors=self.errors)
 
 
-def required_text(name: str) -> Callable[[Any], str]:
+def required_text(name: str, longest: int | None = None) -> Callable[[Any], str]:
     def parse(value):
         if value is None:
             raise ValidationError.field(name, "is required")
@@ -34,6 +34,8 @@ def required_text(name: str) -> Callable[[Any], str]:
             raise ValidationError.field(name, "must be a string")
         if not value.strip():
             raise ValidationError.field(name, "must not be empty")
+        if longest is not None and len(value) > longest:
+            raise ValidationError.field(name, f"must be at most {longest} characters")
         return value
     return parse
 

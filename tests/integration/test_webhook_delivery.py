@@ -296,7 +296,7 @@ def test_refused_at_delivery_time_is_permanent(api, sent, monkeypatch):
     run_worker(*take_queued())
     assert connections == [] and retries(sent) == []
     [dead] = [json.loads(b) for b in take_queued(settings().webhook_queue + "-dlq")]
-    assert "refused target" in dead["reason"] and "link-local" in dead["reason"]
+    assert "refused target" in dead["reason"] and "non-public" in dead["reason"]
     assert api.get("/webhook").json["health"]["deadLettered"] == 1
 
 
