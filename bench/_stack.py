@@ -31,6 +31,7 @@ from typing import Optional
 import requests
 
 from bench import REPO
+from devstack.proctree import descendants, is_alive
 
 HOST = "127.0.0.1"
 STARTUP_SECONDS = 60
@@ -56,48 +57,6 @@ def clean_env(**overrides: str) -> dict:
 
 
 # --- processes, from /proc ---------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Proc:
-    pid: int
-    start_time: int  # clock ticks since boot: tells a process from a later one with its pid
-    cmdline: str
-
-
-def _stat(pid: int) -> Optional[tuple[str, int, int]]:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = raw[raw.rindex(")") + 2:].split()
-    return fields[0], int(fields[1]), int(fields[19])
-
-
-def descendants(root: int) -> list[Proc]:
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            stat = _stat(int(entry.name))
-            if stat and stat[0] != "Z":
-                parents[int(entry.name)] = stat
-    found, frontier = [], [root]
-    while frontier:
-        parent = frontier.pop()
-        for pid, (_state, ppid, start) in parents.items():
-            if ppid == parent:
-                try:
-                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-                except OSError:
-                    cmd = "?"
-                found.append(Proc(pid, start, cmd))
-                frontier.append(pid)
-    return found
-
-
-def _alive(proc: Proc) -> bool:
-    stat = _stat(proc.pid)
-    return stat is not None and stat[0] != "Z" and stat[2] == proc.start_time
-
 
 # --- the stack -------------------------------------------------------------------------------
 
@@ -220,9 +179,9 @@ class Stack:
             returncode = self.process.wait()
         seconds = time.monotonic() - started
         deadline = time.monotonic() + LEFTOVER_GRACE
-        while any(_alive(p) for p in children) and time.monotonic() < deadline:
+        while any(is_alive(p) for p in children) and time.monotonic() < deadline:
             time.sleep(0.05)
-        leftovers = [p for p in children if _alive(p)]
+        leftovers = [p for p in children if is_alive(p)]
         for proc in leftovers:  # only processes this stack started, checked by start time
             try:
                 os.kill(proc.pid, signal.SIGKILL)
@@ -344,3 +303,15 @@ def with_stop(report, stopped: Stopped):
     report.rows.append(stop_row(stopped))
     report.details += ([""] if report.details else []) + [stopped.summary()]
     return report
+
+
+def run_on(stack, bench):
+    """``bench(stack)`` on ``stack`` if given (left running), else on a stack of its own."""
+    if stack is not None:
+        return bench(stack)
+    stack = start()
+    try:
+        result = bench(stack)
+    finally:
+        stopped = finish(stack)
+    return with_stop(result, stopped)

@@ -233,14 +233,7 @@ def report(m: dict) -> Report:
 
 def run(stack=None) -> Report:
     """On ``stack`` if given (left running), else on a stack of its own."""
-    if stack is not None:
-        return report(measure(stack))
-    stack = _stack.start()
-    try:
-        result = report(measure(stack))
-    finally:
-        stopped = _stack.finish(stack)
-    return _stack.with_stop(result, stopped)
+    return _stack.run_on(stack, lambda running: report(measure(running)))
 
 
 if __name__ == "__main__":
