@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -32,6 +33,14 @@ class RequestHandler(local.ChaliceRequestHandler):
             super()._send_error_response(error)
 
 
+def _terminate_with_parent() -> None:
+    """In the child, before exec: get SIGTERM if the stack dies, even by SIGKILL (Linux)."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class Stack:
     def __init__(self):
         self.aws: subprocess.Popen | None = None
@@ -51,7 +60,8 @@ class Stack:
     def start_bridge(self, environment: dict) -> None:
         """Run the device bridge in a child process (its logs go to this terminal)."""
         self.bridge = subprocess.Popen([sys.executable, "-m", "device_bridge"],
-                                       env={**os.environ, **environment})
+                                       env={**os.environ, **environment},
+                                       preexec_fn=_terminate_with_parent)
 
     def serve_api(self, project_dir, host: str, port: int) -> None:
         from chalice.cli import create_local_server
