@@ -6,13 +6,13 @@ mock AWS (moto) or changed settings are picked up everywhere at once.
 
 
 def reset() -> None:
-    from . import auth, aws, models, otp, queue, server_secret, webhooks
+    from . import auth, aws, models, queue, server_secret, webhooks
     from .config import settings
 
     settings.cache_clear()
     aws.client.cache_clear()
     queue.queue_url.cache_clear()
-    otp._connection.cache_clear()
+    models.connection.cache_clear()
     server_secret.server_secret.cache_clear()
     auth._cache.clear()
     webhooks.forget()

@@ -1,7 +1,6 @@
 """One-time codes: sent by SMS or WhatsApp, stored as keyed hashes, verified once."""
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import logging
@@ -11,7 +10,6 @@ import secrets
 import time
 from datetime import timedelta
 
-from pynamodb.connection import Connection
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
@@ -19,7 +17,7 @@ from . import messages, phone, ratelimit, whatsapp
 from .config import settings
 from .server_secret import server_secret
 from .errors import BadRequest, ProviderError, ValidationError
-from .models import Message, Otp, is_expired, utcnow
+from .models import Message, Otp, connection, is_expired, utcnow
 from .validation import Fields, choice
 
 MAX_ATTEMPTS = 3
@@ -43,11 +41,6 @@ class OtpRejected(BadRequest):
 
     def __init__(self, message: str, **extra):
         super().__init__(message, extra={"verified": False, **extra})
-
-
-@functools.lru_cache(maxsize=1)
-def _connection() -> Connection:
-    return Connection()
 
 
 def otp_key(key_id: str, phone_number: str, channel: str) -> str:
@@ -126,7 +119,7 @@ def _store(record: Otp, message: Message, scope: str, now) -> None:
     for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
         windows = []
         try:
-            with TransactWrite(connection=_connection()) as transaction:
+            with TransactWrite(connection=connection()) as transaction:
                 windows = ratelimit.count(transaction, scope, ratelimit.OTP_LIMITS, now)
                 transaction.save(record)
                 transaction.save(message, condition=Message.message_id.does_not_exist())
