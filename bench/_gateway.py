@@ -13,18 +13,10 @@ from contextlib import contextmanager
 
 import bench  # noqa: F401  (puts the repo on sys.path)
 
-# Fake credentials and region, exactly as the tests use; never talk to a real account.
-os.environ.update({
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SECURITY_TOKEN": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-})
+from chalicelib.lifecycle import go_offline  # noqa: E402  (after bench: the repo on sys.path)
+
+go_offline()  # as the tests do: never talk to a real account
 os.environ.setdefault("SMSGW_SECRET_KEY", "bench-otp-secret")
-os.environ.pop("AWS_PROFILE", None)
-os.environ.pop("AWS_ENDPOINT_URL", None)  # mock_aws ignores clients aimed elsewhere
 
 from botocore import handlers as _handlers  # noqa: E402
 

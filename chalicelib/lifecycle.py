@@ -3,6 +3,27 @@
 Each cache lives next to the code that uses it; this is the one list of them, so a new
 mock AWS (moto) or changed settings are picked up everywhere at once.
 """
+import os
+
+OFFLINE_AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+
+
+def go_offline() -> None:
+    """Fake credentials for moto's in-process mocks, so nothing can reach a real account.
+
+    Call it before any botocore session exists; moto only intercepts clients that are
+    not aimed at an endpoint of their own (AWS_ENDPOINT_URL).
+    """
+    os.environ.update(OFFLINE_AWS)
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        os.environ.pop(name, None)
 
 
 def reset() -> None:

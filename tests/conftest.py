@@ -1,16 +1,10 @@
 """Shared test setup: fake AWS credentials, in-process AWS, the API through Chalice's client."""
 import os
 
-os.environ.update({
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SECURITY_TOKEN": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-    "SMSGW_SECRET_KEY": "test-otp-secret",
-})
-os.environ.pop("AWS_PROFILE", None)
+from chalicelib.lifecycle import go_offline
+
+go_offline()
+os.environ["SMSGW_SECRET_KEY"] = "test-otp-secret"
 import json  # noqa: E402
 
 import pytest
