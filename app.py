@@ -17,14 +17,14 @@ def health(call):
 
 @api.route("/messages/send", "POST")
 def send_message(call):
-    message = messages.send_sms(call.principal.owner_id, call.json())
+    message = messages.send_sms(call.account_id, call.json())
     return {"success": True, "messageId": message.message_id, "queued": True}
 
 
 @api.route("/messages/bulk", "POST")
 def send_bulk(call):
     body = call.json()
-    queued, errors = messages.send_many(call.principal.owner_id, body.get("message"),
+    queued, errors = messages.send_many(call.account_id, body.get("message"),
                                         body.get("phoneNumbers"))
     return {"success": True, "queued": len(queued), "errors": errors,
             "messages": [{"phoneNumber": m.phone_number, "messageId": m.message_id} for m in queued]}
@@ -34,10 +34,10 @@ def send_bulk(call):
 @api.route("/sendsms", "POST", key_param="apikey")
 def sendsms(call):
     """SMSMobileAPI-compatible sending: apikey, recipients (comma separated), message."""
-    params = call.parameters()
+    params = call.query_and_body()
     recipients = params.get("recipients")
     numbers = recipients.split(",") if isinstance(recipients, str) and recipients else recipients
-    queued, errors = messages.send_many(call.principal.owner_id, params.get("message"), numbers,
+    queued, errors = messages.send_many(call.account_id, params.get("message"), numbers,
                                         field="recipients")
     return {"success": True, "errors": errors,
             "messages": [{"recipient": m.phone_number, "messageId": m.message_id} for m in queued]}
@@ -45,30 +45,30 @@ def sendsms(call):
 
 @api.route("/messages", "GET")
 def list_messages(call):
-    return message_log.list_page(call.principal.owner_id, call.query)
+    return message_log.list_page(call.account_id, call.query_params)
 
 
 @api.route("/messages/{message_id}", "GET")
 def get_message(call):
-    message = messages.get_for_account(call.principal.owner_id, call.params["message_id"])
+    message = messages.get_for_account(call.account_id, call.path_params["message_id"])
     return {"success": True, **messages.to_json(message)}
 
 
 @api.route("/messages/{message_id}", "DELETE")
 def delete_message(call):
-    messages.delete(call.principal.owner_id, call.params["message_id"])
-    return {"success": True, "messageId": call.params["message_id"], "deleted": True}
+    messages.delete(call.account_id, call.path_params["message_id"])
+    return {"success": True, "messageId": call.path_params["message_id"], "deleted": True}
 
 
 @api.route("/messages/{message_id}/resend", "POST")
 def resend_message(call):
-    message = messages.resend(call.principal.owner_id, call.params["message_id"])
+    message = messages.resend(call.account_id, call.path_params["message_id"])
     return {"success": True, **messages.to_json(message)}
 
 
 @api.route("/messages/{message_id}/read", "POST")
 def mark_message_read(call):
-    message = messages.mark_read(call.principal.owner_id, call.params["message_id"])
+    message = messages.mark_read(call.account_id, call.path_params["message_id"])
     return {"success": True, **messages.to_json(message)}
 
 
@@ -92,41 +92,41 @@ def verify_otp(call):
 
 @api.route("/device/heartbeat", "POST", auth="device")
 def device_heartbeat(call):
-    devices.heartbeat(call.principal.owner_id, call.json())
+    devices.heartbeat(call.device_id, call.json())
     return {"success": True}
 
 
 @api.route("/device/messages/{message_id}/status", "POST", auth="device")
 def device_status(call):
     return {"success": True,
-            **devices.report_status(call.principal.owner_id, call.params["message_id"], call.json())}
+            **devices.report_status(call.device_id, call.path_params["message_id"], call.json())}
 
 
 @api.route("/device/inbound", "POST", auth="device")
 def device_inbound(call):
-    message, duplicate = devices.store_inbound(call.principal.owner_id, call.json())
+    message, duplicate = devices.store_inbound(call.device_id, call.json())
     return {"success": True, "messageId": message.message_id, "duplicate": duplicate}
 
 
 @api.route("/webhook", "PUT")
 def put_webhook(call):
-    return {"success": True, **webhooks.configure(call.principal.owner_id, call.json())}
+    return {"success": True, **webhooks.configure(call.account_id, call.json())}
 
 
 @api.route("/webhook", "GET")
 def get_webhook(call):
-    return {"success": True, **webhooks.to_json(webhooks.get(call.principal.owner_id))}
+    return {"success": True, **webhooks.to_json(webhooks.get(call.account_id))}
 
 
 @api.route("/webhook", "DELETE")
 def delete_webhook(call):
-    webhooks.delete(call.principal.owner_id)
+    webhooks.delete(call.account_id)
     return {"success": True, "deleted": True}
 
 
 @api.route("/webhook/test", "POST")
 def test_webhook(call):
-    return {"success": True, "eventId": webhooks.send_test(call.principal.owner_id), "queued": True}
+    return {"success": True, "eventId": webhooks.send_test(call.account_id), "queued": True}
 
 
 api.not_found("/{proxy+}")

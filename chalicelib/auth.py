@@ -8,10 +8,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import datetime
 
+from . import clock
 from .config import settings
 from .errors import ApiKeyInvalid, ApiKeyMissing
 from .models import Credential, is_expired
@@ -25,12 +25,13 @@ SHOWN_PREFIX_LENGTH = 16
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: an account (API key) or a device (device key)."""
+    """Who is calling: an account (API key, OAuth2 token) or a device (device key)."""
 
-    kind: str
-    owner_id: str
+    kind: str  # "api" or "device", as in KEY_HEADERS
     key_prefix: str
     key_id: str  # stable, non-secret id of the key (per-key OTPs and rate limits)
+    account_id: str | None = None  # set for kind "api"
+    device_id: str | None = None  # set for kind "device"
     expires_at: datetime | None = None  # OAuth2 tokens expire; checked on cached hits too
 
 
@@ -90,12 +91,12 @@ def authenticate(key: str | None, kind: str) -> Principal:
         raise ApiKeyMissing(f"{KEY_NAMES[kind]} is required")
     digest = hash_key(key)
     cached = _cache.get(digest)
-    if cached and time.monotonic() - cached[1] < settings().key_cache_seconds:
+    if cached and clock.monotonic() - cached[1] < settings().key_cache_seconds:
         principal = None if is_expired(cached[0].expires_at) else cached[0]
     else:
         principal = _load(digest)
         if principal is not None:
-            _cache[digest] = (principal, time.monotonic())
+            _cache[digest] = (principal, clock.monotonic())
     if principal is None or principal.kind != kind:
         raise ApiKeyInvalid(f"Invalid {KEY_NAMES[kind]}" if kind != "api" else None)
     return principal
@@ -110,5 +111,6 @@ def _load(digest: str) -> Principal | None:
     if credential.revoked or is_expired(credential.expires_at) or \
             not hmac.compare_digest(credential.key_hash, digest):
         return None
-    return Principal(credential.kind, credential.owner_id, credential.prefix,
-                     credential.scope_id or digest[:24], credential.expires_at)
+    owner = {"account_id" if credential.kind == "api" else "device_id": credential.owner_id}
+    return Principal(credential.kind, credential.prefix, credential.scope_id or digest[:24],
+                     expires_at=credential.expires_at, **owner)

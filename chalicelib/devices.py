@@ -7,11 +7,11 @@ from datetime import datetime, timedelta, timezone
 
 from pynamodb.exceptions import PutError
 
-from . import messages, phone, webhooks
+from . import clock, messages, phone, webhooks
 from .accounts import UNASSIGNED
 from .config import settings
 from .errors import ValidationError
-from .models import Device, Message, utcnow
+from .models import Device, Message
 from .sms_encoding import analyze
 from .validation import Fields, choice, required_text
 
@@ -64,7 +64,7 @@ def heartbeat(device_id: str, body: dict) -> None:
             "version": fields.check("version", _optional_text("version", 40))}
     fields.done()
     Device(device_id).update(actions=[
-        Device.last_seen_at.set(utcnow()),
+        Device.last_seen_at.set(clock.now()),
         Device.driver.set(driver),
         Device.info.set({k: v for k, v in info.items() if v is not None}),
     ])
@@ -80,7 +80,7 @@ def report_status(device_id: str, message_id: str, body: dict) -> dict:
     fields = Fields(body)
     status = fields.check("status", choice("status", DEVICE_STATUSES, None))
     reason = fields.check("reason", _optional_text("reason", 500))
-    at = fields.check("at", _timestamp("at")) or utcnow()
+    at = fields.check("at", _timestamp("at")) or clock.now()
     if status is None and not fields.errors:
         fields.errors.append({"field": "status", "message": "is required"})
     fields.done()
@@ -119,7 +119,7 @@ def store_inbound(device_id: str, body: dict) -> tuple[Message, bool]:
         fields.errors.append({"field": "text", "message": "is required"})
     fields.done()
     message_id = str(uuid.uuid5(INBOUND_NAMESPACE, f"{device_id}\n{device_ref}"))
-    now = utcnow()
+    now = clock.now()
     analysis = analyze(text)
     sender = sender_number(sender)
     message = Message(

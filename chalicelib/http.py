@@ -11,7 +11,7 @@ import logging
 import time
 from urllib.parse import parse_qsl
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from chalice import Response
 
@@ -26,9 +26,23 @@ METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 class Call:
     """What a view gets: the parsed request and who made it."""
 
-    request: object  # chalice.app.Request
+    request: Any  # chalice.app.Request
     principal: Optional[auth.Principal]
-    params: dict
+    path_params: dict  # the {placeholders} of the route
+
+    @property
+    def account_id(self) -> str:
+        """The calling account (routes with auth "api")."""
+        if self.principal is None or self.principal.account_id is None:
+            raise RuntimeError("this route is not authenticated with an API key")
+        return self.principal.account_id
+
+    @property
+    def device_id(self) -> str:
+        """The calling device (routes with auth "device")."""
+        if self.principal is None or self.principal.device_id is None:
+            raise RuntimeError("this route is not authenticated with a device key")
+        return self.principal.device_id
 
     @property
     def content_type(self) -> str:
@@ -41,9 +55,9 @@ class Call:
         return dict(parse_qsl((self.request.raw_body or b"").decode("utf-8", "replace"),
                               keep_blank_values=True))
 
-    def parameters(self) -> dict:
+    def query_and_body(self) -> dict:
         """Query parameters, overridden by a form or JSON body: for GET-or-POST endpoints."""
-        values = dict(self.query)
+        values = dict(self.query_params)
         if not self.request.raw_body:
             return values
         if self.content_type == "application/json":
@@ -71,7 +85,7 @@ class Call:
         return body
 
     @property
-    def query(self) -> dict:
+    def query_params(self) -> dict:
         return self.request.query_params or {}
 
 
@@ -118,7 +132,7 @@ class Router:
                 if kind:
                     key = auth.presented_key(request, kind)
                     if not key and key_param:
-                        key = call.parameters().get(key_param)
+                        key = call.query_and_body().get(key_param)
                         key = key if isinstance(key, str) else None
                     call.principal = auth.authenticate(key, kind)
                 response = view(call)

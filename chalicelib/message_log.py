@@ -13,10 +13,10 @@ import hmac
 import json
 from datetime import datetime, timedelta, timezone
 
-from . import messages
+from . import clock, messages
 from .server_secret import server_secret
 from .errors import ValidationError
-from .models import Message, utcnow
+from .models import Message
 from .validation import Fields, choice
 
 DEFAULT_LIMIT = 20
@@ -113,7 +113,7 @@ def list_page(account_id: str, query: dict) -> dict:
     fields.done()
 
     # TTL deletion is lazy: leave out what is past its retention.
-    conditions = [Message.purge_at.does_not_exist() | (Message.purge_at > utcnow())]
+    conditions = [Message.purge_at.does_not_exist() | (Message.purge_at > clock.now())]
     if direction or unread is not None:
         conditions.append(Message.direction == (direction or "inbound"))
     if status:

@@ -7,10 +7,10 @@ from datetime import timedelta
 
 from pynamodb.exceptions import DeleteError, UpdateError
 
-from . import phone, queue, webhooks
+from . import clock, phone, queue, webhooks
 from .config import settings
 from .errors import BadRequest, NotFound, ValidationError
-from .models import Message, is_expired, utcnow
+from .models import Message, is_expired
 from .sms_encoding import analyze
 from .validation import Fields, required_text
 
@@ -33,7 +33,7 @@ def new_outbound(account_id: str, phone_number: str, text: str, *, kind: str = "
                  channel: str = "sms", stored_text: str | None = None,
                  send_before=None) -> Message:
     """Build (not save) a queued outbound message; ``stored_text`` masks secrets."""
-    now = utcnow()
+    now = clock.now()
     analysis = analyze(text)
     return Message(
         str(uuid.uuid4()), account_id=account_id, direction="outbound", kind=kind,
@@ -113,7 +113,7 @@ def dispatch(message: Message, text: str) -> None:
 
 
 def mark(message: Message, status: str, reason: str | None = None, **timestamps) -> None:
-    actions = [Message.status.set(status), Message.updated_at.set(utcnow())]
+    actions = [Message.status.set(status), Message.updated_at.set(clock.now())]
     if reason is not None:
         actions.append(Message.status_reason.set(reason))
     actions += [getattr(Message, name).set(value) for name, value in timestamps.items()]
@@ -138,9 +138,9 @@ def advance(message_id: str, status: str, reason: str | None = None, at=None,
     the change may start from.
     """
     require_message_id(message_id)
-    at = at or utcnow()
+    at = at or clock.now()
     message = Message(message_id)
-    actions = [Message.status.set(status), Message.updated_at.set(utcnow())]
+    actions = [Message.status.set(status), Message.updated_at.set(clock.now())]
     if device_id is not None:
         actions.append(Message.device_id.set(device_id))
     if reason is not None:
@@ -207,7 +207,7 @@ def resend(account_id: str, message_id: str) -> Message:
     try:
         message.update(
             actions=[Message.status.set("queued"), Message.status_reason.remove(),
-                     Message.updated_at.set(utcnow())],
+                     Message.updated_at.set(clock.now())],
             condition=Message.status.is_in(*RESENDABLE) & (Message.account_id == account_id))
     except UpdateError as exc:
         raise BadRequest("The message changed while resending it; read it again") from exc
@@ -228,7 +228,7 @@ def mark_read(account_id: str, message_id: str, read: bool = True) -> Message:
     message = get_for_account(account_id, message_id)
     if message.direction != "inbound":
         raise BadRequest("Only received messages can be marked as read")
-    message.update(actions=[Message.read.set(read), Message.updated_at.set(utcnow())])
+    message.update(actions=[Message.read.set(read), Message.updated_at.set(clock.now())])
     return message
 
 

@@ -17,16 +17,13 @@ from pynamodb.connection import Connection
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 
+from . import clock
 from .config import settings
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def is_expired(expires_at, now: datetime | None = None) -> bool:
     """TTL deletion is lazy (moto never deletes): every read checks expiry itself."""
-    return expires_at is not None and expires_at <= (now or utcnow())
+    return expires_at is not None and expires_at <= (now or clock.now())
 
 
 class _Meta:
@@ -71,7 +68,7 @@ class Credential(_Table):
     owner_id = UnicodeAttribute()  # account id for API keys, device id for device keys
     name = UnicodeAttribute(default="")
     prefix = UnicodeAttribute()  # first characters of the key, safe to show
-    created_at = UTCDateTimeAttribute(default=utcnow)
+    created_at = UTCDateTimeAttribute(default=clock.now)
     revoked = BooleanAttribute(default=False)
     expires_at = TTLAttribute(null=True)
     # Id used to scope per-key state (OTPs, rate limits); OAuth2 tokens share their client's.
@@ -126,8 +123,8 @@ class Message(_Table):
     status_reason = UnicodeAttribute(null=True)
     device_id = UnicodeAttribute(null=True)
     provider_message_id = UnicodeAttribute(null=True)
-    created_at = UTCDateTimeAttribute(default=utcnow)
-    updated_at = UTCDateTimeAttribute(default=utcnow)
+    created_at = UTCDateTimeAttribute(default=clock.now)
+    updated_at = UTCDateTimeAttribute(default=clock.now)
     sent_at = UTCDateTimeAttribute(null=True)
     delivered_at = UTCDateTimeAttribute(null=True)
     # After this an undelivered OTP is pointless: the bridge marks it expired instead of sending.
@@ -150,7 +147,7 @@ class Otp(_Table):
     attempts_left = NumberAttribute()
     used = BooleanAttribute(default=False)
     message_id = UnicodeAttribute()
-    created_at = UTCDateTimeAttribute(default=utcnow)
+    created_at = UTCDateTimeAttribute(default=clock.now)
     expires_at = TTLAttribute()
 
 
@@ -174,7 +171,7 @@ class Device(_Table):
     device_id = UnicodeAttribute(hash_key=True)
     name = UnicodeAttribute(default="")
     account_id = UnicodeAttribute(null=True)  # account its inbound SMS belong to by default
-    created_at = UTCDateTimeAttribute(default=utcnow)
+    created_at = UTCDateTimeAttribute(default=clock.now)
     last_seen_at = UTCDateTimeAttribute(null=True)
     driver = UnicodeAttribute(null=True)
     info = MapAttribute(null=True)  # signal, battery, bridge version, as last reported
@@ -194,8 +191,8 @@ class Webhook(_Table):
     url = UnicodeAttribute()
     events = ListAttribute(of=UnicodeAttribute)
     secret_salt = UnicodeAttribute()
-    created_at = UTCDateTimeAttribute(default=utcnow)
-    updated_at = UTCDateTimeAttribute(default=utcnow)
+    created_at = UTCDateTimeAttribute(default=clock.now)
+    updated_at = UTCDateTimeAttribute(default=clock.now)
     # Delivery health, shown by GET /webhook
     last_success_at = UTCDateTimeAttribute(null=True)
     last_failure_at = UTCDateTimeAttribute(null=True)

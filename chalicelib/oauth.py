@@ -13,9 +13,9 @@ import secrets
 from datetime import timedelta
 from urllib.parse import unquote_plus
 
-from . import auth
+from . import auth, clock
 from .errors import GatewayError
-from .models import Credential, is_expired, utcnow
+from .models import Credential, is_expired
 
 TOKEN_SECONDS = 3600
 CLIENT_PREFIX = "cq_client_"
@@ -90,7 +90,7 @@ def issue_token(form: dict, authorization: str | None) -> dict:
     Credential(auth.hash_key(token), kind="api", owner_id=client.owner_id, name=f"token of {client_id}",
                prefix=token[:auth.SHOWN_PREFIX_LENGTH], parent=client.key_hash,
                scope_id=client.key_hash[:24],
-               expires_at=utcnow() + timedelta(seconds=TOKEN_SECONDS)).save()
+               expires_at=clock.now() + timedelta(seconds=TOKEN_SECONDS)).save()
     return {"access_token": token, "token_type": "Bearer", "expires_in": TOKEN_SECONDS}
 
 

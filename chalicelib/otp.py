@@ -13,11 +13,11 @@ from datetime import timedelta
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
-from . import messages, phone, ratelimit, whatsapp
+from . import clock, messages, phone, ratelimit, whatsapp
 from .config import settings
 from .server_secret import server_secret
 from .errors import BadRequest, ProviderError, ValidationError
-from .models import Message, Otp, connection, is_expired, utcnow
+from .models import Message, Otp, connection, is_expired
 from .validation import Fields, choice
 
 MAX_ATTEMPTS = 3
@@ -86,10 +86,10 @@ def send(principal, body: dict) -> Message:
         whatsapp.require_configured()
 
     code = f"{secrets.randbelow(10 ** 6):06d}"
-    now = utcnow()
+    now = clock.now()
     expires_at = now + timedelta(seconds=settings().otp_ttl_seconds)
     message = messages.new_outbound(
-        principal.owner_id, phone_number, render(language, code, app_hash), kind="otp",
+        principal.account_id, phone_number, render(language, code, app_hash), kind="otp",
         channel=channel, stored_text=render(language, MASK, app_hash), send_before=expires_at)
     if channel == "whatsapp":
         message.status = "sending"
@@ -142,7 +142,7 @@ def _send_whatsapp(message: Message, code: str, language: str) -> None:
     except ProviderError as exc:
         messages.mark(message, "failed", reason=exc.message)
         raise
-    messages.mark(message, "sent", provider_message_id=provider_id, sent_at=utcnow())
+    messages.mark(message, "sent", provider_message_id=provider_id, sent_at=clock.now())
 
 
 def verify(principal, body: dict) -> None:

@@ -250,9 +250,9 @@ def subscribed_events(account_id: str) -> Optional[frozenset]:
     return events
 
 
-def new_event_id(seed: Optional[str] = None) -> str:
-    """``evt_`` + 32 hex digits; a ``seed`` makes it deterministic (one event per fact)."""
-    raw = uuid.uuid5(EVENT_NAMESPACE, seed) if seed else uuid.uuid4()
+def new_event_id(fact: Optional[str] = None) -> str:
+    """``evt_`` + 32 hex digits; a ``fact`` makes it deterministic (one event per fact)."""
+    raw = uuid.uuid5(EVENT_NAMESPACE, fact) if fact else uuid.uuid4()
     return "evt_" + raw.hex
 
 

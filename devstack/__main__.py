@@ -40,7 +40,7 @@ def prepare_environment() -> None:
     load_stage("dev")
 
 
-def seed_api_key() -> tuple[str, bool]:
+def register_dev_api_key() -> tuple[str, bool]:
     from chalicelib import auth
 
     key = os.environ.get("SMSGW_DEV_API_KEY") or auth.KEY_PREFIXES["api"] + secrets.token_urlsafe(32)
@@ -100,7 +100,7 @@ def main() -> int:
 
         provision.all_resources()
         try:
-            key, generated = seed_api_key()
+            key, generated = register_dev_api_key()
         except ValueError as exc:
             print(f"SMSGW_DEV_API_KEY: {exc}", file=sys.stderr)
             return 2

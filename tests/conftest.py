@@ -10,7 +10,8 @@ import json  # noqa: E402
 import pytest
 from moto import mock_aws
 
-from chalicelib import auth, lifecycle, provision, queue
+from chalicelib import auth, clock, lifecycle, provision, queue
+from tests.clocks import ManualClock
 
 
 def reset_clients():
@@ -26,6 +27,15 @@ def aws(monkeypatch):
         provision.all_resources()
         yield
     reset_clients()
+
+
+@pytest.fixture
+def manual_clock():
+    """Time stands still for the test (every module reads chalicelib.clock) until advanced."""
+    fake = ManualClock()
+    clock.use(fake)
+    yield fake
+    clock.use(clock.SYSTEM)
 
 
 @pytest.fixture

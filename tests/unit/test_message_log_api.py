@@ -5,7 +5,8 @@ from datetime import timedelta
 import pytest
 
 from chalicelib import message_log
-from chalicelib.models import Message, utcnow
+from chalicelib.clock import now as utcnow
+from chalicelib.models import Message
 
 PHONE = "+22238089336"
 

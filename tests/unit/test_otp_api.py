@@ -7,7 +7,8 @@ import pytest
 
 from chalicelib import otp
 from chalicelib.config import settings
-from chalicelib.models import Message, Otp, utcnow
+from chalicelib.clock import now as utcnow
+from chalicelib.models import Message, Otp
 
 from tests.conftest import queued_bodies
 
@@ -145,24 +146,24 @@ def test_limits_are_per_phone_number_and_per_key(api, other_key):
     assert api.post("/otp/send", {"phoneNumber": PHONE}, key=other_key).status_code == 200
 
 
-def test_hour_and_day_limits(api, monkeypatch):
+def test_hour_and_day_limits(api, manual_clock):
     from chalicelib import ratelimit
 
-    clock = [utcnow().replace(minute=0, second=0, microsecond=0, hour=1)]
-    monkeypatch.setattr(otp, "utcnow", lambda: clock[0])
+    start = utcnow().replace(minute=0, second=0, microsecond=0, hour=1)
+    manual_clock.advance((start - utcnow()).total_seconds())
     statuses = []
     for _ in range(11):
         statuses.append(api.post("/otp/send", {"phoneNumber": PHONE}).status_code)
-        clock[0] += timedelta(minutes=1)
+        manual_clock.advance(60)
     assert statuses == [200] * 10 + [429]
     assert ratelimit.OTP_LIMITS[2].max_requests == 20
-    clock[0] += timedelta(hours=1)
+    manual_clock.advance(3600)
     statuses = []
     for _ in range(11):
         statuses.append(api.post("/otp/send", {"phoneNumber": PHONE}).status_code)
-        clock[0] += timedelta(minutes=1)
+        manual_clock.advance(60)
     assert statuses == [200] * 10 + [429]
-    clock[0] += timedelta(hours=1)
+    manual_clock.advance(3600)
     refused = api.post("/otp/send", {"phoneNumber": PHONE})
     assert refused.status_code == 429 and "per day" in refused.json["message"]
 

@@ -7,7 +7,8 @@ import pytest
 
 from chalicelib import oauth
 from chalicelib.config import settings
-from chalicelib.models import Credential, utcnow
+from chalicelib.clock import now as utcnow
+from chalicelib.models import Credential
 from tests.conftest import queued_bodies
 
 PHONE = "+22238089336"
@@ -118,10 +119,9 @@ def test_expired_and_revoked_tokens_are_403(api, client_credentials):
     client_id, secret = client_credentials
     form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
     expired, revoked = (token_request(api, form).json["access_token"] for _ in range(2))
-    from chalicelib.auth import _cache, hash_key
+    from chalicelib.auth import hash_key
     Credential.get(hash_key(expired)).update(actions=[Credential.expires_at.set(utcnow() - timedelta(seconds=1))])
     oauth.revoke_client(client_id)
-    _cache.clear()
     for token in (expired, revoked):
         response = api.get("/messages", key=None, headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 403
