@@ -1,11 +1,14 @@
 """Chinqit SMS Gateway API: thin views over chalicelib."""
 from chalice import Chalice, Response
 
-from chalicelib import devices, dlq, logs, message_log, messages, oauth, otp, webhooks
+from chalicelib import devices, dlq, logs, metrics, oauth, otp, webhooks
 from chalicelib.config import settings
 from chalicelib.http import Router
+from chalicelib.messages import events, lifecycle, listing, outbound, store, views
 
 logs.configure()
+events.subscribe(webhooks.on_message_event)
+events.subscribe(metrics.on_message_event)
 app = Chalice(app_name="chinqit-sms-gateway")
 api = Router(app)
 
@@ -17,14 +20,14 @@ def health(call):
 
 @api.route("/messages/send", "POST")
 def send_message(call):
-    message = messages.send_sms(call.account_id, call.json())
+    message = outbound.send_sms(call.account_id, call.json())
     return {"success": True, "messageId": message.message_id, "queued": True}
 
 
 @api.route("/messages/bulk", "POST")
 def send_bulk(call):
     body = call.json()
-    queued, errors = messages.send_many(call.account_id, body.get("message"),
+    queued, errors = outbound.send_many(call.account_id, body.get("message"),
                                         body.get("phoneNumbers"))
     return {"success": True, "queued": len(queued), "errors": errors,
             "messages": [{"phoneNumber": m.phone_number, "messageId": m.message_id} for m in queued]}
@@ -37,7 +40,7 @@ def sendsms(call):
     params = call.query_and_body()
     recipients = params.get("recipients")
     numbers = recipients.split(",") if isinstance(recipients, str) and recipients else recipients
-    queued, errors = messages.send_many(call.account_id, params.get("message"), numbers,
+    queued, errors = outbound.send_many(call.account_id, params.get("message"), numbers,
                                         field="recipients")
     return {"success": True, "errors": errors,
             "messages": [{"recipient": m.phone_number, "messageId": m.message_id} for m in queued]}
@@ -45,31 +48,31 @@ def sendsms(call):
 
 @api.route("/messages", "GET")
 def list_messages(call):
-    return message_log.list_page(call.account_id, call.query_params)
+    return listing.list_page(call.account_id, call.query_params)
 
 
 @api.route("/messages/{message_id}", "GET")
 def get_message(call):
-    message = messages.get_for_account(call.account_id, call.path_params["message_id"])
-    return {"success": True, **messages.to_json(message)}
+    message = store.get_for_account(call.account_id, call.path_params["message_id"])
+    return {"success": True, **views.to_json(message)}
 
 
 @api.route("/messages/{message_id}", "DELETE")
 def delete_message(call):
-    messages.delete(call.account_id, call.path_params["message_id"])
+    lifecycle.delete(call.account_id, call.path_params["message_id"])
     return {"success": True, "messageId": call.path_params["message_id"], "deleted": True}
 
 
 @api.route("/messages/{message_id}/resend", "POST")
 def resend_message(call):
-    message = messages.resend(call.account_id, call.path_params["message_id"])
-    return {"success": True, **messages.to_json(message)}
+    message = outbound.resend(call.account_id, call.path_params["message_id"])
+    return {"success": True, **views.to_json(message)}
 
 
 @api.route("/messages/{message_id}/read", "POST")
 def mark_message_read(call):
-    message = messages.mark_read(call.account_id, call.path_params["message_id"])
-    return {"success": True, **messages.to_json(message)}
+    message = store.mark_read(call.account_id, call.path_params["message_id"])
+    return {"success": True, **views.to_json(message)}
 
 
 @api.route("/oauth2/token", "POST", auth=None)

@@ -5,19 +5,18 @@ import logging
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from pynamodb.exceptions import PutError
-
-from . import clock, messages, phone, webhooks
+from . import clock, phone
 from .accounts import UNASSIGNED
 from .config import settings
 from .errors import ValidationError
 from .models import Device, Message
-from .sms_encoding import analyze
+from .wire.sms_encoding import analyze
+from .messages import lifecycle
 from .validation import Fields, choice, required_text
+from .wire.status import DEVICE_REPORTS, Status
 
 log = logging.getLogger("chinqit.devices")
 
-DEVICE_STATUSES = ("sending", "sent", "delivered", "failed", "expired")
 INBOUND_NAMESPACE = uuid.UUID("6f1b7c1e-33c8-4d4e-9a53-6c1f1f0c2a10")
 
 
@@ -78,16 +77,17 @@ def report_status(device_id: str, message_id: str, body: dict) -> dict:
     whether it holds the claim (a repeat by the same device still does).
     """
     fields = Fields(body)
-    status = fields.check("status", choice("status", DEVICE_STATUSES, None))
+    status = fields.check("status", choice("status", DEVICE_REPORTS, None))
     reason = fields.check("reason", _optional_text("reason", 500))
     at = fields.check("at", _timestamp("at")) or clock.now()
     if status is None and not fields.errors:
         fields.errors.append({"field": "status", "message": "is required"})
     fields.done()
-    message = messages.advance(message_id, status, reason=reason, at=at, device_id=device_id)
+    message = lifecycle.transition(message_id, Status(status), reason=reason, at=at,
+                                   device_id=device_id).message
     answer = {"messageId": message.message_id, "status": message.status}
-    if status == "sending":
-        answer["claimed"] = message.status == "sending" and message.device_id == device_id
+    if status == Status.SENDING:
+        answer["claimed"] = message.status == Status.SENDING and message.device_id == device_id
     return answer
 
 
@@ -125,23 +125,15 @@ def store_inbound(device_id: str, body: dict) -> tuple[Message, bool]:
     message = Message(
         message_id, account_id=owner_of_inbound(sender, device_id), direction="inbound",
         phone_number=sender, text=text, read=False, encoding=analysis.encoding,
-        segments=analysis.segments, status="received", device_id=device_id,
+        segments=analysis.segments, status=Status.RECEIVED, device_id=device_id,
         created_at=received_at or now, updated_at=now,
         purge_at=now + timedelta(days=settings().message_retention_days))
-    try:
-        message.save(Message.message_id.does_not_exist())
-    except PutError as exc:
-        if exc.cause_response_code != "ConditionalCheckFailedException":
-            raise
-        duplicate = True
-        message = Message.get(message_id)
-    else:
-        duplicate = False
+    if lifecycle.create(message):
         log.info("inbound sms stored message=%s device=%s", message_id, device_id)
-    # Also on a repost: the first notify may have failed; the event id is the same, so the
-    # worker never delivers it twice.
-    webhooks.notify_inbound(message)
-    return message, duplicate
+        return message, False
+    message = Message.get(message_id)
+    lifecycle.announce_created(message)  # a repost: the first announcement may have been lost
+    return message, True
 
 
 def owner_of_inbound(sender: str, device_id: str) -> str:

@@ -4,9 +4,10 @@ from __future__ import annotations
 import json
 import logging
 
-from . import messages
 from .errors import NotFound
+from .messages import lifecycle
 from .provision import MAX_RECEIVES
+from .wire.status import Status
 
 log = logging.getLogger("chinqit.dlq")
 REASON = f"not sent: moved to the dead-letter queue after {MAX_RECEIVES} delivery attempts"
@@ -15,11 +16,15 @@ REASON = f"not sent: moved to the dead-letter queue after {MAX_RECEIVES} deliver
 def mark_dead_letters(bodies) -> None:
     """Mark each message failed unless a bridge already settled it (idempotent)."""
     for body in bodies:
-        message_id = json.loads(body)["messageId"]
+        try:
+            message_id = json.loads(body)["messageId"]
+        except (ValueError, KeyError, TypeError):
+            log.error("dead letter that is not an outbound SMS dropped: %.100s", body)
+            continue
         try:
             # Only a message no bridge reported on: a "sent" one reached the phone network.
-            message = messages.advance(message_id, "failed", reason=REASON,
-                                       only_from=("queued", "sending"))
+            message = lifecycle.transition(message_id, Status.FAILED, reason=REASON,
+                                           only_from=(Status.QUEUED, Status.SENDING)).message
         except NotFound:
             log.warning("dead letter for unknown message %s dropped", message_id)
             continue

@@ -19,11 +19,19 @@ from pynamodb.models import Model
 
 from . import clock
 from .config import settings
+from .wire.status import Status
 
 
 def is_expired(expires_at, now: datetime | None = None) -> bool:
     """TTL deletion is lazy (moto never deletes): every read checks expiry itself."""
     return expires_at is not None and expires_at <= (now or clock.now())
+
+
+class StatusAttribute(UnicodeAttribute):
+    """A message status, read back as a :class:`Status`."""
+
+    def deserialize(self, value: str) -> Status:
+        return Status(value)
 
 
 class _Meta:
@@ -119,7 +127,7 @@ class Message(_Table):
     text = UnicodeAttribute()
     encoding = UnicodeAttribute()
     segments = NumberAttribute()
-    status = UnicodeAttribute()
+    status = StatusAttribute()  # changed only by chalicelib.messages.lifecycle
     status_reason = UnicodeAttribute(null=True)
     device_id = UnicodeAttribute(null=True)
     provider_message_id = UnicodeAttribute(null=True)

@@ -13,12 +13,14 @@ from datetime import timedelta
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
-from . import clock, messages, phone, ratelimit, whatsapp
+from . import clock, phone, ratelimit, whatsapp
 from .config import settings
 from .server_secret import server_secret
 from .errors import BadRequest, ProviderError, ValidationError
+from .messages import lifecycle, outbound
 from .models import Message, Otp, connection, is_expired
 from .validation import Fields, choice
+from .wire.status import Status
 
 MAX_ATTEMPTS = 3
 CHANNELS = ("sms", "whatsapp")
@@ -88,18 +90,19 @@ def send(principal, body: dict) -> Message:
     code = f"{secrets.randbelow(10 ** 6):06d}"
     now = clock.now()
     expires_at = now + timedelta(seconds=settings().otp_ttl_seconds)
-    message = messages.new_outbound(
+    # A provider channel sends right away: the message starts as "sending".
+    message = outbound.new_outbound(
         principal.account_id, phone_number, render(language, code, app_hash), kind="otp",
-        channel=channel, stored_text=render(language, MASK, app_hash), send_before=expires_at)
-    if channel == "whatsapp":
-        message.status = "sending"
+        channel=channel, status=Status.QUEUED if channel == "sms" else Status.SENDING,
+        stored_text=render(language, MASK, app_hash), send_before=expires_at)
     otp_id = otp_key(principal.key_id, phone_number, channel)
     record = Otp(otp_id, code_hash=hash_code(otp_id, code), attempts_left=MAX_ATTEMPTS,
                  used=False, message_id=message.message_id, created_at=now, expires_at=expires_at)
     _store(record, message, f"otp#{principal.key_id}#{phone_number}", now)
+    lifecycle.announce_created(message)
 
     if channel == "sms":
-        messages.dispatch(message, render(language, code, app_hash))
+        outbound.dispatch(message, render(language, code, app_hash))
     else:
         _send_whatsapp(message, code, language)
     log.info("otp sent message=%s to=%s channel=%s", message.message_id,
@@ -122,7 +125,7 @@ def _store(record: Otp, message: Message, scope: str, now) -> None:
             with TransactWrite(connection=connection()) as transaction:
                 windows = ratelimit.count(transaction, scope, ratelimit.OTP_LIMITS, now)
                 transaction.save(record)
-                transaction.save(message, condition=Message.message_id.does_not_exist())
+                lifecycle.create_in(transaction, message)
             return
         except TransactWriteError as exc:
             ratelimit.raise_if_exceeded(exc, windows, now)
@@ -140,9 +143,11 @@ def _send_whatsapp(message: Message, code: str, language: str) -> None:
     try:
         provider_id = whatsapp.send_otp(message.phone_number, code, language)
     except ProviderError as exc:
-        messages.mark(message, "failed", reason=exc.message)
+        lifecycle.transition(message.message_id, Status.FAILED, reason=exc.message,
+                             only_from=(Status.SENDING,))
         raise
-    messages.mark(message, "sent", provider_message_id=provider_id, sent_at=clock.now())
+    lifecycle.transition(message.message_id, Status.SENT, provider_message_id=provider_id,
+                         only_from=(Status.SENDING,))
 
 
 def verify(principal, body: dict) -> None:

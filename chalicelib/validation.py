@@ -1,7 +1,7 @@
 """Request-body checks that report every bad field at once, in the contract's error list."""
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Optional
 
 from .errors import ValidationError
 
@@ -40,7 +40,8 @@ def required_text(name: str, longest: int | None = None) -> Callable[[Any], str]
     return parse
 
 
-def choice(name: str, options: Iterable[str], default: str) -> Callable[[Any], str]:
+def choice(name: str, options: Iterable[str],
+           default: Optional[str]) -> Callable[[Any], Optional[str]]:
     options = tuple(options)
 
     def parse(value):

@@ -310,6 +310,18 @@ def notify_status(message, at: Optional[datetime] = None) -> Optional[str]:
     return notify(message.account_id, event_type, payload)
 
 
+def on_message_event(event) -> None:
+    """The lifecycle's subscriber: received SMS and outbound status changes become events."""
+    from .messages.events import Change
+
+    if event.change is Change.DELETED:
+        return
+    if event.message.direction == "inbound":
+        notify_inbound(event.message)
+    elif event.change is Change.STATUS:
+        notify_status(event.message, event.at)
+
+
 def _new_event(account_id: str, event_id: str, event_type: str, payload: dict) -> dict:
     return {"eventId": event_id, "accountId": account_id, "type": event_type,
             "payload": payload, "attempt": 1, "createdAt": int(time.time())}

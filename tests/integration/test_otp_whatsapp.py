@@ -40,3 +40,19 @@ def test_sms_queue_untouched_by_whatsapp_otps(api, provider):
 
     api.post("/otp/send", {"phoneNumber": PHONE, "channel": "whatsapp"})
     assert queued_bodies(settings().priority_queue) == []
+
+
+@pytest.mark.parametrize("mode, event", [("ok", "sms.sent"), ("failure", "sms.failed")])
+def test_whatsapp_otps_tell_the_webhook_like_sms_do(api, provider, mode, event):
+    from chalicelib.models import Webhook
+    from tests.conftest import queued_bodies
+
+    Webhook("acme", url="https://hooks.example.com/in", events=["sms.sent", "sms.failed"],
+            secret_salt="salt").save()
+    if mode != "ok":
+        provider.mode = mode
+    message_id = api.post("/otp/send", {"phoneNumber": PHONE, "channel": "whatsapp"}).json.get("messageId")
+    [queued] = queued_bodies(settings().webhook_queue)
+    assert queued["type"] == event and queued["payload"]["phoneNumber"] == PHONE
+    if message_id:
+        assert queued["payload"]["messageId"] == message_id

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from chalicelib import message_log
+from chalicelib.messages import listing as message_log
 from chalicelib.clock import now as utcnow
 from chalicelib.models import Message
 

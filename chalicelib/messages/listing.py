@@ -13,15 +13,16 @@ import hmac
 import json
 from datetime import datetime, timedelta, timezone
 
-from . import clock, messages
-from .server_secret import server_secret
-from .errors import ValidationError
-from .models import Message
-from .validation import Fields, choice
+from .. import clock
+from ..errors import ValidationError
+from ..models import Message
+from ..server_secret import server_secret
+from ..validation import Fields, choice
+from ..wire.status import Status
+from .views import to_json
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
-STATUSES = ("queued", "sending", "sent", "delivered", "failed", "expired", "received")
 EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc)
 
@@ -90,7 +91,7 @@ def _boolean(name):
 def _phone_filter(value):
     if value is None:
         return None
-    from .devices import sender_number
+    from ..devices import sender_number
 
     return sender_number(value)
 
@@ -98,7 +99,7 @@ def _phone_filter(value):
 def list_page(account_id: str, query: dict) -> dict:
     fields = Fields(query)
     direction = fields.check("direction", choice("direction", ("outbound", "inbound"), None))
-    status = fields.check("status", choice("status", STATUSES, None))
+    status = fields.check("status", choice("status", tuple(Status), None))
     phone_number = fields.check("phoneNumber", _phone_filter)
     since = fields.check("from", _time("from"))
     until = fields.check("to", _time("to", end_of_day=True))
@@ -130,7 +131,7 @@ def list_page(account_id: str, query: dict) -> dict:
     last_key = results.page_iter.last_evaluated_key
     return {
         "success": True,
-        "messages": [messages.to_json(Message.from_raw_data(item)) for item in page.get("Items", [])],
+        "messages": [to_json(Message.from_raw_data(item)) for item in page.get("Items", [])],
         "nextCursor": encode_cursor(account_id, listing, last_key) if last_key else None,
     }
 

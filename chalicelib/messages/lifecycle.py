@@ -1,0 +1,176 @@
+"""The message lifecycle: which status may follow which, and the one place a message changes.
+
+    queued ──> sending ──> sent ──> delivered
+      │  └────────┴────────┴──> failed     (after "sent": a delivery report said it never arrived)
+      └──> expired <── sending
+    failed, expired ──> queued             (resend)
+    received                               (inbound: stored once, never changes)
+
+A message is created in a status the table allows to start from (``None`` below), and
+every later change is one conditional UpdateItem whose condition is the table: reports
+racing from several bridges, or SQS redeliveries, can never move a message backwards.
+Each write that succeeds publishes exactly one event (chalicelib.messages.events).
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable, Optional
+
+from pynamodb.exceptions import DeleteError, PutError, UpdateError
+
+from .. import clock
+from ..errors import NotFound
+from ..models import Message
+from ..wire.status import Status
+from .events import Change, MessageEvent, publish
+
+# status -> the statuses it may follow; None means a message may be created in it
+TRANSITIONS: dict[Status, frozenset[Optional[Status]]] = {
+    Status.QUEUED: frozenset({None, Status.FAILED, Status.EXPIRED}),
+    Status.SENDING: frozenset({None, Status.QUEUED}),  # created so by a provider channel
+    Status.SENT: frozenset({Status.QUEUED, Status.SENDING}),
+    Status.DELIVERED: frozenset({Status.QUEUED, Status.SENDING, Status.SENT}),
+    Status.FAILED: frozenset({Status.QUEUED, Status.SENDING, Status.SENT}),
+    Status.EXPIRED: frozenset({Status.QUEUED, Status.SENDING}),
+    Status.RECEIVED: frozenset({None}),
+}
+# The moment a status is reached is kept for these
+REACHED_AT = {Status.SENT: Message.sent_at, Status.DELIVERED: Message.delivered_at}
+
+
+def allowed(source: Optional[Status], target: Status) -> bool:
+    """May a message in ``source`` (None: not stored yet) move to ``target``?"""
+    return source in TRANSITIONS[target]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    message: Message  # as stored now
+    changed: bool  # False: the table refused the change; nothing was written or published
+
+
+class TransitionNotAllowed(ValueError):
+    """A programming error: the code asked for a change the table never allows."""
+
+
+def require_message_id(message_id: str) -> None:
+    """Message ids are UUIDs: anything else is unknown, and never reaches DynamoDB."""
+    try:
+        valid = str(uuid.UUID(message_id)) == message_id
+    except ValueError:
+        valid = False
+    if not valid:
+        raise NotFound("Message not found")
+
+
+# --- creation -------------------------------------------------------------------------------
+
+def _check_initial(message: Message) -> None:
+    if not allowed(None, Status(message.status)):
+        raise TransitionNotAllowed(f"a message cannot be created {message.status}")
+
+
+def create(message: Message) -> bool:
+    """Store a new message; False (nothing written) when its id is stored already."""
+    _check_initial(message)
+    try:
+        message.save(Message.message_id.does_not_exist())
+    except PutError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    announce_created(message)
+    return True
+
+
+def create_in(transaction, message: Message) -> None:
+    """Add a new message to a DynamoDB transaction; call announce_created once it committed."""
+    _check_initial(message)
+    transaction.save(message, condition=Message.message_id.does_not_exist())
+
+
+def create_many(batch: list[Message]) -> None:
+    """Store new messages (fresh random ids) with batched writes, then announce each."""
+    for message in batch:
+        _check_initial(message)
+    with Message.batch_write() as writer:
+        for message in batch:
+            writer.save(message)
+    for message in batch:
+        announce_created(message)
+
+
+def announce_created(message: Message) -> None:
+    """Publish a stored message's creation. Also for a repost of a message already stored:
+    its first announcement may have been lost, and subscribers are idempotent per message."""
+    publish(MessageEvent(Change.CREATED, message, message.created_at))
+
+
+# --- status changes -------------------------------------------------------------------------
+
+def transition(message_id: str, target: Status, *, reason: Optional[str] = None,
+               at: Optional[datetime] = None, only_from: Optional[Iterable[Status]] = None,
+               account_id: Optional[str] = None, device_id: Optional[str] = None,
+               provider_message_id: Optional[str] = None) -> Outcome:
+    """Move an outbound message to ``target`` if the table allows it from where it stands.
+
+    ``reason`` replaces the status reason (none: removed); ``at`` is when it happened;
+    ``only_from`` narrows the statuses it may start from; ``account_id`` requires the
+    message to be that account's. A refused change returns the stored message unchanged.
+    """
+    require_message_id(message_id)
+    sources = [s for s in TRANSITIONS[target]
+               if s is not None and (only_from is None or s in set(only_from))]
+    if not sources:
+        raise TransitionNotAllowed(f"{target} cannot follow {list(only_from or [])}")
+    at = at or clock.now()
+    condition = (Message.direction == "outbound") & Message.status.is_in(*sources)
+    if account_id is not None:
+        condition &= Message.account_id == account_id
+    message = Message(message_id)
+    try:
+        message.update(actions=_actions(target, reason, at, device_id, provider_message_id),
+                       condition=condition)
+    except UpdateError as exc:
+        if exc.cause_response_code != "ConditionalCheckFailedException":
+            raise
+        return Outcome(_stored_outbound(message_id), changed=False)
+    publish(MessageEvent(Change.STATUS, message, at))
+    return Outcome(message, changed=True)
+
+
+def _actions(target: Status, reason, at, device_id, provider_message_id) -> list:
+    actions = [Message.status.set(target), Message.updated_at.set(clock.now()),
+               Message.status_reason.set(reason) if reason is not None
+               else Message.status_reason.remove()]
+    if target in REACHED_AT:
+        actions.append(REACHED_AT[target].set(at))
+    if device_id is not None:
+        actions.append(Message.device_id.set(device_id))
+    if provider_message_id is not None:
+        actions.append(Message.provider_message_id.set(provider_message_id))
+    return actions
+
+
+def _stored_outbound(message_id: str) -> Message:
+    try:
+        message = Message.get(message_id)
+    except Message.DoesNotExist:
+        raise NotFound("Message not found") from None
+    if message.direction != "outbound":
+        raise NotFound("Message not found")
+    return message
+
+
+# --- deletion -------------------------------------------------------------------------------
+
+def delete(account_id: str, message_id: str) -> None:
+    """Remove an account's message from the server log (a phone keeps its own copy)."""
+    require_message_id(message_id)
+    try:
+        Message(message_id).delete(condition=Message.account_id == account_id)
+    except DeleteError as exc:
+        raise NotFound("Message not found") from exc
+    publish(MessageEvent(Change.DELETED, Message(message_id, account_id=account_id), clock.now()))

@@ -1,0 +1,135 @@
+"""Outbound SMS: validate a send, store it, queue it for the device bridges; resend."""
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+from typing import Optional
+
+from .. import clock, phone, queue
+from ..config import settings
+from ..errors import BadRequest, ValidationError
+from ..models import Message
+from ..validation import Fields, required_text
+from ..wire.sms_encoding import analyze
+from ..wire.status import Status
+from . import lifecycle, store
+
+log = logging.getLogger("chinqit.messages")
+
+MAX_RECIPIENTS = 100
+RESENDABLE = (Status.FAILED, Status.EXPIRED)
+NOT_QUEUED = "could not be queued"
+
+
+def check_length(text: str, field: str = "message") -> None:
+    limit = settings().max_segments
+    analysis = analyze(text)
+    if analysis.segments > limit:
+        raise ValidationError.field(
+            field, f"is too long: {analysis.segments} SMS segments ({analysis.encoding}), "
+                   f"at most {limit}")
+
+
+def new_outbound(account_id: str, phone_number: str, text: str, *, kind: str = "sms",
+                 channel: str = "sms", status: Status = Status.QUEUED,
+                 stored_text: Optional[str] = None,
+                 send_before: Optional[datetime] = None) -> Message:
+    """Build (not save) an outbound message; ``stored_text`` masks secrets."""
+    now = clock.now()
+    analysis = analyze(text)
+    return Message(
+        str(uuid.uuid4()), account_id=account_id, direction="outbound", kind=kind,
+        channel=channel, phone_number=phone_number, outbound_phone=phone_number,
+        text=stored_text or text,
+        encoding=analysis.encoding, segments=analysis.segments, status=status,
+        created_at=now, updated_at=now, send_before=send_before,
+        purge_at=now + timedelta(days=settings().message_retention_days),
+    )
+
+
+def _text(fields: Fields) -> Optional[str]:
+    text = fields.check("message", required_text("message"))
+    if text is not None:
+        fields.check("message", check_length)
+    return text
+
+
+def send_sms(account_id: str, body: dict) -> Message:
+    fields = Fields(body)
+    text = _text(fields)
+    phone_number = fields.check("phoneNumber", phone.normalize)
+    fields.done()
+    message = new_outbound(account_id, phone_number, text)
+    lifecycle.create(message)
+    dispatch(message, text)
+    return message
+
+
+def send_many(account_id: str, text, numbers,
+              field: str = "phoneNumbers") -> tuple[list[Message], list[dict]]:
+    """Queue one text to many numbers; invalid numbers are reported, not fatal.
+
+    Returns the queued messages and the field errors of the numbers left out.
+    """
+    fields = Fields({"message": text})
+    text = _text(fields)
+    fields.done()
+    if not isinstance(numbers, list) or not numbers:
+        raise ValidationError.field(field, "must be a non-empty list of phone numbers")
+    if len(numbers) > MAX_RECIPIENTS:
+        raise ValidationError.field(field, f"at most {MAX_RECIPIENTS} numbers per request")
+    accepted: dict[str, Message] = {}
+    errors: list[dict] = []
+    for index, raw in enumerate(numbers):
+        name = f"{field}[{index}]"
+        try:
+            number = phone.normalize(raw, name)
+        except ValidationError as exc:
+            errors += exc.errors
+            continue
+        if number in accepted:
+            errors.append({"field": name, "message": f"duplicate of {number}, sent once"})
+            continue
+        accepted[number] = new_outbound(account_id, number, text)
+    if not accepted:
+        raise ValidationError("No valid phone number to send to", errors=errors)
+    batch = list(accepted.values())
+    lifecycle.create_many(batch)
+    for message in queue.enqueue_many(batch, text):
+        _not_queued(message)
+        errors.append({"field": field, "message": f"{message.phone_number}: {NOT_QUEUED}"})
+    return batch, errors
+
+
+def dispatch(message: Message, text: str) -> None:
+    """Queue a stored message; if the queue refuses it, record the failure and re-raise."""
+    try:
+        queue.enqueue_sms(message, text)
+    except Exception:
+        log.exception("could not queue message %s", message.message_id)
+        _not_queued(message)
+        raise
+
+
+def _not_queued(message: Message) -> None:
+    outcome = lifecycle.transition(message.message_id, Status.FAILED, reason=NOT_QUEUED,
+                                   only_from=(Status.QUEUED,))
+    message.status, message.status_reason = outcome.message.status, outcome.message.status_reason
+
+
+def resend(account_id: str, message_id: str) -> Message:
+    """Queue a failed or expired outbound SMS again, under the same messageId."""
+    message = store.get_for_account(account_id, message_id)
+    if message.direction != "outbound":
+        raise BadRequest("Only outbound messages can be resent")
+    if message.kind == "otp":
+        raise BadRequest("OTP messages cannot be resent: the code is not kept; send a new OTP")
+    if message.status not in RESENDABLE:
+        raise BadRequest(f"Only failed or expired messages can be resent; this one is {message.status}")
+    outcome = lifecycle.transition(message_id, Status.QUEUED, only_from=RESENDABLE,
+                                   account_id=account_id)
+    if not outcome.changed:
+        raise BadRequest("The message changed while resending it; read it again")
+    dispatch(outcome.message, outcome.message.text)
+    return outcome.message
