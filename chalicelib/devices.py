@@ -85,7 +85,7 @@ def report_status(device_id: str, message_id: str, body: dict) -> dict:
     fields.done()
     message = lifecycle.transition(message_id, Status(status), reason=reason, at=at,
                                    device_id=device_id).message
-    answer = {"messageId": message.message_id, "status": message.status}
+    answer: dict[str, object] = {"messageId": message.message_id, "status": message.status}
     if status == Status.SENDING:
         answer["claimed"] = message.status == Status.SENDING and message.device_id == device_id
     return answer

@@ -80,9 +80,10 @@ class RateLimited(GatewayError):
     status = 429
     message = "Too many requests"
 
-    def __init__(self, message: str, retry_after: int):
-        super().__init__(message, headers={"Retry-After": str(max(1, int(retry_after)))},
-                         extra={"retryAfter": max(1, int(retry_after))})
+    def __init__(self, message: str, retry_after: float):
+        seconds = max(1, int(retry_after))
+        super().__init__(message, headers={"Retry-After": str(seconds)},
+                         extra={"retryAfter": seconds})
 
 
 class ProviderError(GatewayError):

@@ -166,7 +166,8 @@ class RateCounter(_Table):
         table_name = settings().rate_limits_table
 
     bucket = UnicodeAttribute(hash_key=True)
-    count = NumberAttribute(default=0)
+    # "count" in the table; named otherwise here, as Model.count() is PynamoDB's own
+    requests = NumberAttribute(attr_name="count", default=0)
     expires_at = TTLAttribute()
 
 
@@ -182,7 +183,7 @@ class Device(_Table):
     created_at = UTCDateTimeAttribute(default=clock.now)
     last_seen_at = UTCDateTimeAttribute(null=True)
     driver = UnicodeAttribute(null=True)
-    info = MapAttribute(null=True)  # signal, battery, bridge version, as last reported
+    info: MapAttribute = MapAttribute(null=True)  # signal, battery, bridge version, as last reported
 
 
 class Webhook(_Table):

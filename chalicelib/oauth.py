@@ -70,10 +70,10 @@ def _credentials(form: dict, authorization: str | None) -> tuple[str, str]:
         except (binascii.Error, UnicodeDecodeError, ValueError):
             raise OAuthError("invalid_client", "Malformed HTTP Basic credentials", 401) from None
         return unquote_plus(client_id), unquote_plus(secret)
-    client_id, secret = form.get("client_id"), form.get("client_secret")
-    if not client_id or not secret:
+    form_id, form_secret = form.get("client_id"), form.get("client_secret")
+    if not form_id or not form_secret:
         raise OAuthError("invalid_client", "Client authentication is required", 401)
-    return client_id, secret
+    return form_id, form_secret
 
 
 def issue_token(form: dict, authorization: str | None) -> dict:

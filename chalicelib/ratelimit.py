@@ -40,9 +40,9 @@ def count(transaction, scope: str, limits, now: datetime) -> list[Window]:
         resets_at = datetime.fromtimestamp(start + limit.seconds, timezone.utc)
         transaction.update(
             RateCounter(f"{scope}#{limit.per}#{start}"),
-            actions=[RateCounter.count.add(1),
+            actions=[RateCounter.requests.add(1),
                      RateCounter.expires_at.set(resets_at + timedelta(minutes=1))],
-            condition=RateCounter.count.does_not_exist() | (RateCounter.count < limit.max_requests),
+            condition=RateCounter.requests.does_not_exist() | (RateCounter.requests < limit.max_requests),
         )
         windows.append(Window(limit, resets_at))
     return windows

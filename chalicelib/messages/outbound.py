@@ -60,6 +60,7 @@ def send_sms(account_id: str, body: dict) -> Message:
     text = _text(fields)
     phone_number = fields.check("phoneNumber", phone.normalize)
     fields.done()
+    assert text is not None  # fields.done() raised otherwise
     message = new_outbound(account_id, phone_number, text)
     lifecycle.create(message)
     dispatch(message, text)
