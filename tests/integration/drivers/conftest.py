@@ -2,6 +2,7 @@
 import pytest
 
 from tests.integration.drivers.harnesses import SimulatorHarness, TermuxHarness
+from tests.integration.drivers.modem_harness import ModemHarness
 
 PHONES = ["simulator", "termux", "modem-sim800", "modem-quectel"]
 
@@ -18,8 +19,4 @@ def _harness(name: str, tmp_path, monkeypatch):
         return SimulatorHarness(tmp_path)
     if name == "termux":
         return TermuxHarness(tmp_path, monkeypatch)
-    try:
-        from tests.integration.drivers.modem_harness import ModemHarness
-    except ImportError as error:
-        pytest.skip(f"modem harness not importable yet: {error}")
     return ModemHarness(name.removeprefix("modem-"))
