@@ -12,7 +12,7 @@ from .accounts import UNASSIGNED
 from .config import settings
 from .errors import ValidationError
 from .models import Device, Message
-from .sms_encoding import analyze
+from .wire.sms_encoding import analyze
 from .validation import Fields, choice, required_text
 
 log = logging.getLogger("chinqit.devices")

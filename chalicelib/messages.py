@@ -11,7 +11,7 @@ from . import clock, phone, queue, webhooks
 from .config import settings
 from .errors import BadRequest, NotFound, ValidationError
 from .models import Message, is_expired
-from .sms_encoding import analyze
+from .wire.sms_encoding import analyze
 from .validation import Fields, required_text
 
 log = logging.getLogger("chinqit.messages")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import NamedTuple, Optional, Union
 
-from chalicelib.sms_encoding import GSM7, UCS2, gsm7_decode, gsm7_encode, split
+from chalicelib.wire.sms_encoding import GSM7, UCS2, gsm7_decode, gsm7_encode, split
 
 EIGHT_BIT = "8-bit"
 

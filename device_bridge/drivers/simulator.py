@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
-from chalicelib.sms_encoding import analyze
+from chalicelib.wire.sms_encoding import analyze
 
 from .base import (
     DeliveryReport, Driver, DriverError, InboundSms, OutboundSms, SendError, SendResult,

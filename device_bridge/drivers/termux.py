@@ -34,7 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
-from chalicelib.sms_encoding import analyze
+from chalicelib.wire.sms_encoding import analyze
 
 from .base import DeviceInfo, Driver, DriverError, InboundSms, OutboundSms, SendError, SendResult
 

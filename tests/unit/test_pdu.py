@@ -2,7 +2,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from chalicelib.sms_encoding import GSM7, UCS2, gsm7_encode
+from chalicelib.wire.sms_encoding import GSM7, UCS2, gsm7_encode
 from device_bridge.pdu import (EIGHT_BIT, Concat, Deliver, PduError, StatusReport, decode,
                                encode_submit, join_parts, pack_septets, unpack_septets)
 

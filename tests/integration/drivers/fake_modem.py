@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Collection, Optional
 
-from chalicelib.sms_encoding import UCS2, gsm7_decode, gsm7_encode, split
+from chalicelib.wire.sms_encoding import UCS2, gsm7_decode, gsm7_encode, split
 
 SERVICE_CENTRE = "+22236000000"
 _CTRL_Z = 0x1A
