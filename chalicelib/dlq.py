@@ -6,7 +6,7 @@ import logging
 
 from . import messages
 from .errors import NotFound
-from .provision import MAX_RECEIVES
+from .queue import MAX_RECEIVES
 
 log = logging.getLogger("chinqit.dlq")
 REASON = f"not sent: moved to the dead-letter queue after {MAX_RECEIVES} delivery attempts"

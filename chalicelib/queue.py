@@ -8,6 +8,7 @@ from .config import settings
 from .wire.protocol import OutboundSms
 
 PRIORITY_KINDS = {"otp"}
+MAX_RECEIVES = 5  # deliveries of one SQS message before it moves to the dead-letter queue
 
 
 def sqs():
