@@ -22,6 +22,7 @@ from typing import Callable, Iterable, Optional
 
 from chalicelib.wire import protocol
 
+from . import __version__
 from .config import BridgeConfig
 from .drivers.base import (
     DeliveryReport, DeviceInfo, Driver, DriverError, InboundSms, OutboundSms, SendError,
@@ -31,7 +32,6 @@ from .transport import (
     SQS_BATCH_LIMIT, ApiClient, ApiRejected, ApiUnavailable, Received, SqsQueue, sqs_client,
 )
 
-VERSION = "1.0.0"
 # A bridge that died between handing an SMS to the phone and journaling the outcome cannot
 # tell whether it left. Resending risks a duplicate (an OTP twice); reporting "sent" could
 # hide an SMS that never left. "failed" says what is known, and the integrator decides.
@@ -212,7 +212,7 @@ class Agent:
         sqs = sqs_client(config.wait_time_seconds)
         queues = {kind: SqsQueue(sqs, name) for kind, name in config.queues.items()}
         api = ApiClient(config.api_url, config.device_key, config.api_timeout,
-                        user_agent=f"chinqit-device-bridge/{VERSION}")
+                        user_agent=f"chinqit-device-bridge/{__version__}")
         return cls(config, driver, Journal(config.journal), queues, api, clock)
 
     # ------------------------------------------------------------------ lifecycle
@@ -520,7 +520,7 @@ class Agent:
         info = self._device_info()
         try:
             self.api.heartbeat(protocol.heartbeat(self.config.driver, info.signal_percent,
-                                                  info.battery_percent, VERSION))
+                                                  info.battery_percent, __version__))
         except ApiUnavailable as error:
             self._api_unavailable(error)
         except ApiRejected as error:
