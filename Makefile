@@ -6,9 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test unit bench clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+# The project itself is installed editable so its metadata (the bridge's version) exists.
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet -e '.[modem,admin]'
 	touch $(STAMP)
 
 run: $(STAMP)

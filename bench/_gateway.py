@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import bench  # noqa: F401  (puts the repo on sys.path)
 
-from chalicelib.lifecycle import go_offline  # noqa: E402  (after bench: the repo on sys.path)
+from devstack.container import go_offline  # noqa: E402  (after bench: the repo on sys.path)
 
 go_offline()  # as the tests do: never talk to a real account
 os.environ.setdefault("SMSGW_SECRET_KEY", "bench-otp-secret")
@@ -86,10 +86,12 @@ def gateway():
     """
     from chalice.test import Client
 
-    from chalicelib import auth, lifecycle, provision
+    from chalicelib import auth
+    from chinqit_admin import provision
+    from devstack import container
 
     with mock_aws():
-        lifecycle.reset()
+        container.reset()
         with CALLS.recording() as setup:
             provision.all_resources()
             key, _ = auth.create_key("api", "bench", name="bench")
@@ -102,4 +104,4 @@ def gateway():
             with Client(app) as client:
                 yield Api(client, key)
         finally:
-            lifecycle.reset()
+            container.reset()

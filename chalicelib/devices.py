@@ -3,68 +3,40 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
+from typing import Any, Callable, TypeVar
 
 from . import clock, phone
 from .accounts import UNASSIGNED
 from .config import settings
 from .errors import ValidationError
 from .models import Device, Message
-from .wire.sms_encoding import analyze
 from .messages import lifecycle
-from .validation import Fields, choice, required_text
-from .wire.status import DEVICE_REPORTS, Status
+from .wire import protocol
+from .wire.sms_encoding import analyze
+from .wire.status import Status
 
 log = logging.getLogger("chinqit.devices")
 
 INBOUND_NAMESPACE = uuid.UUID("6f1b7c1e-33c8-4d4e-9a53-6c1f1f0c2a10")
+T = TypeVar("T")
 
 
-def _timestamp(name: str):
-    def parse(value):
-        if value is None:
-            return None
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            utc = parsed.astimezone(timezone.utc) if parsed.tzinfo else None
-        except (AttributeError, ValueError, OverflowError):
-            raise ValidationError.field(name, "must be an ISO-8601 date-time") from None
-        if utc is None:
-            raise ValidationError.field(name, "must include a time zone, e.g. Z")
-        return utc
-    return parse
-
-
-def _optional_int(name: str, low: int, high: int):
-    def parse(value):
-        if value is None:
-            return None
-        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-            raise ValidationError.field(name, f"must be a whole number from {low} to {high}")
-        return value
-    return parse
-
-
-def _optional_text(name: str, longest: int):
-    def parse(value):
-        if value is None:
-            return None
-        if not isinstance(value, str) or len(value) > longest:
-            raise ValidationError.field(name, f"must be a string of at most {longest} characters")
-        return value
-    return parse
+def _parsed(parse: Callable[[Any], T], body: dict) -> T:
+    """A device payload checked by the wire protocol; its field errors become a 400."""
+    try:
+        return parse(body)
+    except protocol.PayloadError as error:
+        raise ValidationError(str(error), errors=error.errors) from None
 
 
 def heartbeat(device_id: str, body: dict) -> None:
-    fields = Fields(body)
-    driver = fields.check("driver", _optional_text("driver", 40))
-    info = {"signalPercent": fields.check("signalPercent", _optional_int("signalPercent", 0, 100)),
-            "batteryPercent": fields.check("batteryPercent", _optional_int("batteryPercent", 0, 100)),
-            "version": fields.check("version", _optional_text("version", 40))}
-    fields.done()
+    beat = _parsed(protocol.parse_heartbeat, body)
+    info = {"signalPercent": beat.signal_percent, "batteryPercent": beat.battery_percent,
+            "version": beat.version}
     Device(device_id).update(actions=[
         Device.last_seen_at.set(clock.now()),
-        Device.driver.set(driver),
+        Device.driver.set(beat.driver),
         Device.info.set({k: v for k, v in info.items() if v is not None}),
     ])
 
@@ -76,15 +48,10 @@ def report_status(device_id: str, message_id: str, body: dict) -> dict:
     the same message (an SQS redelivery) only one sends. ``claimed`` tells the caller
     whether it holds the claim (a repeat by the same device still does).
     """
-    fields = Fields(body)
-    status = fields.check("status", choice("status", DEVICE_REPORTS, None))
-    reason = fields.check("reason", _optional_text("reason", 500))
-    at = fields.check("at", _timestamp("at")) or clock.now()
-    if status is None and not fields.errors:
-        fields.errors.append({"field": "status", "message": "is required"})
-    fields.done()
-    message = lifecycle.transition(message_id, Status(status), reason=reason, at=at,
-                                   device_id=device_id).message
+    report = _parsed(protocol.parse_status_report, body)
+    status = Status(report.status)
+    message = lifecycle.transition(message_id, status, reason=report.reason,
+                                   at=report.at or clock.now(), device_id=device_id).message
     answer: dict[str, object] = {"messageId": message.message_id, "status": message.status}
     if status == Status.SENDING:
         answer["claimed"] = message.status == Status.SENDING and message.device_id == device_id
@@ -110,23 +77,16 @@ def sender_number(raw: str) -> str:
 
 def store_inbound(device_id: str, body: dict) -> tuple[Message, bool]:
     """Store an SMS the device received; the same (device, deviceRef) is stored once."""
-    fields = Fields(body)
-    sender = fields.check("from", required_text("from", longest=64))
-    text = fields.check("text", _optional_text("text", 10_000))
-    received_at = fields.check("receivedAt", _timestamp("receivedAt"))
-    device_ref = fields.check("deviceRef", required_text("deviceRef", longest=200))
-    if text is None and not any(e["field"] == "text" for e in fields.errors):
-        fields.errors.append({"field": "text", "message": "is required"})
-    fields.done()
-    message_id = str(uuid.uuid5(INBOUND_NAMESPACE, f"{device_id}\n{device_ref}"))
+    sms = _parsed(protocol.parse_inbound_sms, body)
+    message_id = str(uuid.uuid5(INBOUND_NAMESPACE, f"{device_id}\n{sms.device_ref}"))
     now = clock.now()
-    analysis = analyze(text)
-    sender = sender_number(sender)
+    analysis = analyze(sms.text)
+    sender = sender_number(sms.sender)
     message = Message(
         message_id, account_id=owner_of_inbound(sender, device_id), direction="inbound",
-        phone_number=sender, text=text, read=False, encoding=analysis.encoding,
+        phone_number=sender, text=sms.text, read=False, encoding=analysis.encoding,
         segments=analysis.segments, status=Status.RECEIVED, device_id=device_id,
-        created_at=received_at or now, updated_at=now,
+        created_at=sms.received_at or now, updated_at=now,
         purge_at=now + timedelta(days=settings().message_retention_days))
     if lifecycle.create(message):
         log.info("inbound sms stored message=%s device=%s", message_id, device_id)

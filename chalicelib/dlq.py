@@ -6,7 +6,7 @@ import logging
 
 from .errors import NotFound
 from .messages import lifecycle
-from .provision import MAX_RECEIVES
+from .queue import MAX_RECEIVES
 from .wire.status import Status
 
 log = logging.getLogger("chinqit.dlq")

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import functools
-import json
 
 from . import aws
 from .config import settings
+from .wire.protocol import OutboundSms
 
 PRIORITY_KINDS = {"otp"}
+MAX_RECEIVES = 5  # deliveries of one SQS message before it moves to the dead-letter queue
 
 
 def sqs():
@@ -28,13 +29,8 @@ def queue_for(kind: str) -> str:
 
 
 def _body(message, text: str) -> str:
-    return json.dumps({
-        "messageId": message.message_id,
-        "to": message.phone_number,
-        "text": text,
-        "kind": message.kind,
-        "sendBefore": message.send_before.isoformat() if message.send_before else None,
-    })
+    return OutboundSms(message.message_id, message.phone_number, text, message.kind,
+                       message.send_before).to_json()
 
 
 def enqueue_sms(message, text: str) -> None:

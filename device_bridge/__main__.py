@@ -1,4 +1,4 @@
-"""`python -m device_bridge`: see ``--help``."""
+"""`python -m device_bridge`: the same as the `chinqit-bridge` command; see ``--help``."""
 from .cli import main
 
 raise SystemExit(main())

@@ -13,7 +13,6 @@ them, so nothing is lost while the API is unreachable.
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -21,16 +20,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Iterable, Optional
 
+from chalicelib.wire import protocol
+
+from . import __version__
 from .config import BridgeConfig
 from .drivers.base import (
     DeliveryReport, DeviceInfo, Driver, DriverError, InboundSms, OutboundSms, SendError,
 )
-from .journal import SETTLED, Journal, iso_utc
+from .journal import SETTLED, Journal
 from .transport import (
     SQS_BATCH_LIMIT, ApiClient, ApiRejected, ApiUnavailable, Received, SqsQueue, sqs_client,
 )
 
-VERSION = "1.0.0"
 # A bridge that died between handing an SMS to the phone and journaling the outcome cannot
 # tell whether it left. Resending risks a duplicate (an OTP twice); reporting "sent" could
 # hide an SMS that never left. "failed" says what is known, and the integrator decides.
@@ -43,11 +44,6 @@ log = logging.getLogger("chinqit.bridge")
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _parse_time(value: str) -> datetime:
-    moment = datetime.fromisoformat(value)
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 class TokenBucket:
@@ -122,14 +118,10 @@ class Job:
     @classmethod
     def parse(cls, queue: SqsQueue, priority: bool, received: Received,
               visible_until: float) -> "Job":
-        """Raises ValueError, KeyError or TypeError when the body is not an outbound SMS."""
-        body = json.loads(received.body)
-        message_id, to, text = body["messageId"], body["to"], body["text"]
-        if not all(isinstance(value, str) for value in (message_id, to, text)):
-            raise TypeError("messageId, to and text must be strings")
-        send_before = body.get("sendBefore")
-        return cls(queue, priority, received, message_id, to, text,
-                   _parse_time(send_before) if send_before else None, visible_until)
+        """Raises protocol.WireError when the body is not an outbound SMS this bridge reads."""
+        sms = protocol.OutboundSms.from_json(received.body)
+        return cls(queue, priority, received, sms.message_id, sms.to, sms.text,
+                   sms.send_before, visible_until)
 
 
 class Hand:
@@ -220,7 +212,7 @@ class Agent:
         sqs = sqs_client(config.wait_time_seconds)
         queues = {kind: SqsQueue(sqs, name) for kind, name in config.queues.items()}
         api = ApiClient(config.api_url, config.device_key, config.api_timeout,
-                        user_agent=f"chinqit-device-bridge/{VERSION}")
+                        user_agent=f"chinqit-device-bridge/{__version__}")
         return cls(config, driver, Journal(config.journal), queues, api, clock)
 
     # ------------------------------------------------------------------ lifecycle
@@ -299,11 +291,15 @@ class Agent:
     def _jobs(queue: SqsQueue, priority: bool, received: list[Received],
               visible_until: float) -> list[Job]:
         jobs = []
+        # A message that cannot be read is not extended, so SQS redelivers it until it lands
+        # in the dead-letter queue.
         for message in received:
             try:
                 jobs.append(Job.parse(queue, priority, message, visible_until))
-            except (ValueError, KeyError, TypeError):
-                # Not extended, so SQS redelivers it until it lands in the dead-letter queue.
+            except protocol.UnsupportedVersion as error:
+                log.error("SQS message %s on %s: %s; left to the dead-letter queue (upgrade "
+                          "this bridge)", message.sqs_id, queue.name, error)
+            except protocol.WireError:
                 log.error("SQS message %s on %s is not an outbound SMS; left to the dead-letter "
                           "queue", message.sqs_id, queue.name)
         return jobs
@@ -420,7 +416,7 @@ class Agent:
             return None
         try:
             answer = self.api.post_status(job.message_id,
-                                          {"status": "sending", "at": iso_utc(_utcnow())})
+                                          protocol.status_report("sending", at=_utcnow()))
         except ApiUnavailable as error:
             self._api_unavailable(error)
             return None
@@ -523,8 +519,8 @@ class Agent:
         self._next_heartbeat = self.clock() + self.config.heartbeat_interval
         info = self._device_info()
         try:
-            self.api.heartbeat({"driver": self.config.driver, "signalPercent": info.signal_percent,
-                                "batteryPercent": info.battery_percent, "version": VERSION})
+            self.api.heartbeat(protocol.heartbeat(self.config.driver, info.signal_percent,
+                                                  info.battery_percent, __version__))
         except ApiUnavailable as error:
             self._api_unavailable(error)
         except ApiRejected as error:

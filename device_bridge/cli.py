@@ -6,8 +6,8 @@ import signal
 import sys
 from typing import Optional, Sequence
 
-from . import config, drivers
-from .agent import VERSION, Agent
+from . import __version__, config, drivers
+from .agent import Agent
 from .drivers.base import DriverError
 from .journal import JournalInUse
 
@@ -43,7 +43,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: agent.stop())
-    log.info("device bridge %s starting: driver %s, priority queue %s, bulk queue %s", VERSION,
+    log.info("device bridge %s starting: driver %s, priority queue %s, bulk queue %s", __version__,
              settings.driver, settings.priority_queue, settings.outbound_queue)
     try:
         agent.run()

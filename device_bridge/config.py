@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
+from . import __version__
+
 ENV_PREFIX = "SMSGW_BRIDGE_"
 
 EPILOG = f"""\
@@ -141,11 +143,12 @@ def _env_name(name: str) -> str:
 
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m device_bridge",
+        prog="chinqit-bridge",
         description="Chinqit device bridge: takes outbound SMS from SQS, sends them with a "
                     "phone or modem, and reports statuses and received SMS to the API.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         argument_default=argparse.SUPPRESS)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--config", metavar="FILE", type=Path,
                         help="TOML config file (format below)")
     for option in OPTIONS:

@@ -18,9 +18,11 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterator, Optional
+
+from chalicelib.wire import protocol
 
 from .drivers.base import InboundSms
 
@@ -66,10 +68,6 @@ class PendingPost:
     id: int
     message_id: str
     body: dict
-
-
-def iso_utc(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class JournalInUse(Exception):
@@ -185,10 +183,9 @@ class Journal:
 
     @staticmethod
     def _queue_status(db, message_id, status, reason, segments, at) -> None:
-        body = {"status": status, "reason": reason, "segments": segments,
-                "at": iso_utc(at) if at else None}
+        body = protocol.status_report(status, reason=reason, segments=segments, at=at)
         db.execute("INSERT INTO status_post (message_id, body) VALUES (?, ?)",
-                   (message_id, json.dumps({k: v for k, v in body.items() if v is not None})))
+                   (message_id, json.dumps(body)))
 
     def pending_posts(self, limit: int) -> list[PendingPost]:
         with self._transaction() as db:
@@ -203,8 +200,7 @@ class Journal:
     # ------------------------------------------------------------------ inbound
 
     def add_inbound(self, sms: InboundSms) -> None:
-        body = {"from": sms.sender, "text": sms.text, "receivedAt": iso_utc(sms.received_at),
-                "deviceRef": sms.device_ref}
+        body = protocol.inbound_sms(sms.sender, sms.text, sms.device_ref, sms.received_at)
         with self._transaction() as db:
             db.execute("INSERT OR IGNORE INTO inbound (device_ref, body) VALUES (?, ?)",
                        (sms.device_ref, json.dumps(body)))

@@ -35,7 +35,7 @@ def prepare_environment() -> None:
     # Webhooks to a receiver on this machine (http://127.0.0.1:...), retried within seconds.
     os.environ.setdefault("SMSGW_WEBHOOK_ALLOW_LOCAL", "1")
     os.environ.setdefault("SMSGW_WEBHOOK_RETRY_DELAYS", "1,2,5,10,30")
-    from chalicelib.admin import load_stage
+    from chinqit_admin.cli import load_stage
 
     load_stage("dev")
 
@@ -96,7 +96,7 @@ def main() -> int:
     try:
         if not os.environ.get("AWS_ENDPOINT_URL"):
             os.environ["AWS_ENDPOINT_URL"] = stack.start_aws()
-        from chalicelib import provision
+        from chinqit_admin import provision
 
         provision.all_resources()
         try:

@@ -1,7 +1,7 @@
 """Shared test setup: fake AWS credentials, in-process AWS, the API through Chalice's client."""
 import os
 
-from chalicelib.lifecycle import go_offline
+from devstack.container import go_offline
 
 go_offline()
 os.environ["SMSGW_SECRET_KEY"] = "test-otp-secret"
@@ -10,13 +10,15 @@ import json  # noqa: E402
 import pytest
 from moto import mock_aws
 
-from chalicelib import auth, clock, lifecycle, provision, queue
+from chalicelib import auth, clock, queue
+from chinqit_admin import provision
+from devstack import container
 from tests.clocks import ManualClock
 
 
 def reset_clients():
     """Forget clients and caches so each test starts on a fresh mock."""
-    lifecycle.reset()
+    container.reset()
 
 
 @pytest.fixture

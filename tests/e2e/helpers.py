@@ -229,8 +229,8 @@ def start_embedded_aws(seconds: float = 30) -> tuple[subprocess.Popen, str]:
 
 
 def run_admin(stack: LocalStack, *args: str, seconds: float = 60) -> str:
-    """``python -m chalicelib.admin ARGS`` against the stack's embedded AWS; its stdout."""
-    result = subprocess.run([sys.executable, "-m", "chalicelib.admin", *args], cwd=PROJECT,
+    """``python -m chinqit_admin ARGS`` against the stack's embedded AWS; its stdout."""
+    result = subprocess.run([sys.executable, "-m", "chinqit_admin", *args], cwd=PROJECT,
                             env=clean_env(AWS_ENDPOINT_URL=stack.aws_endpoint, **LOCAL_AWS),
                             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=seconds)
     assert result.returncode == 0, f"admin {args} failed ({result.returncode}):\n{result.stderr}"

@@ -1,7 +1,8 @@
 """Where the server secret comes from, per stage."""
 import pytest
 
-from chalicelib import lifecycle, provision
+from chinqit_admin import provision
+from devstack import container
 from chalicelib.server_secret import DEV_SECRET, SecretNotConfigured, server_secret
 
 
@@ -12,10 +13,10 @@ def stage(monkeypatch, aws):
     def configure(**env):
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        lifecycle.reset()
+        container.reset()
     yield configure
     monkeypatch.undo()
-    lifecycle.reset()
+    container.reset()
 
 
 def test_production_reads_the_ssm_parameter_provision_created(stage):
@@ -24,7 +25,7 @@ def test_production_reads_the_ssm_parameter_provision_created(stage):
     first = server_secret()
     assert len(first) >= 48 and first != DEV_SECRET
     provision.secret_parameter()  # a rerun keeps the existing secret
-    lifecycle.reset()
+    container.reset()
     assert server_secret() == first
 
 

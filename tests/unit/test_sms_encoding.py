@@ -1,7 +1,7 @@
 import pytest
 
 from chalicelib.wire.sms_encoding import (GSM7, UCS2, Analysis, analyze, gsm7_decode, gsm7_encode,
-                                     is_gsm7, split)
+                                          is_gsm7, split)
 
 ARABIC_OTP = "رمز التحقق الخاص بك هو 123456"
 

@@ -1,6 +1,7 @@
 """The agent against SQS (moto server), the fake device API and the in-memory phone."""
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -490,12 +491,20 @@ def test_a_refused_device_key_keeps_everything_for_later_and_says_so(api, make_a
     assert api.calls == []
 
 
-def test_a_message_that_is_not_an_outbound_sms_is_left_for_the_dead_letter_queue(
-        queues, api, make_agent):
-    queues.sqs.send_message(QueueUrl=queues.urls["bulk"], MessageBody='{"messageId": "m-1"}')
+NEWER_VERSION = json.dumps({"v": 3, "messageId": "m-3", "to": "+22238089336", "text": "Bonjour"})
+
+
+@pytest.mark.parametrize("body, complaint", [
+    ('{"messageId": "m-1"}', "is not an outbound SMS"),
+    (NEWER_VERSION, "protocol version 3 is not supported"),
+])
+def test_a_message_the_bridge_cannot_read_is_left_for_the_dead_letter_queue(
+        body, complaint, queues, api, make_agent, caplog):
+    queues.sqs.send_message(QueueUrl=queues.urls["bulk"], MessageBody=body)
     message_id = queues.put()
     driver = FakeDriver()
     with running(make_agent(driver)) as agent:
         agent.run_until(lambda: api.statuses.get(message_id) == "sent", timeout=10)
     assert [sms.message_id for sms in driver.sent] == [message_id]
+    assert complaint in caplog.text
     assert queues.counts() == (0, 1)  # not deleted: after 5 receives SQS moves it to the DLQ

@@ -1,13 +1,13 @@
 """Operator tool: provision AWS resources, manage API keys and devices.
 
-    python -m chalicelib.admin [--stage dev|prod] provision
-    python -m chalicelib.admin keys create --account ACME [--name "web shop"]
-    python -m chalicelib.admin keys list [--account ACME]
-    python -m chalicelib.admin keys revoke PREFIX
-    python -m chalicelib.admin devices create --name phone-1 [--account ACME]
-    python -m chalicelib.admin devices list
-    python -m chalicelib.admin oauth create --account ACME [--name "crm"]
-    python -m chalicelib.admin oauth revoke CLIENT_ID
+    chinqit-admin [--stage dev|prod] provision
+    chinqit-admin keys create --account ACME [--name "web shop"]
+    chinqit-admin keys list [--account ACME]
+    chinqit-admin keys revoke PREFIX
+    chinqit-admin devices create --name phone-1 [--account ACME]
+    chinqit-admin devices list
+    chinqit-admin oauth create --account ACME [--name "crm"]
+    chinqit-admin oauth revoke CLIENT_ID
 
 Talks to AWS_ENDPOINT_URL when set (the local stack), else to your AWS account.
 ``--stage`` takes table and queue names from .chalice/config.json, as the Lambdas do.
@@ -15,6 +15,7 @@ Talks to AWS_ENDPOINT_URL when set (the local stack), else to your AWS account.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -47,7 +48,7 @@ def cmd_provision(_args) -> str:
 
 
 def _account(name: str) -> str:
-    from .accounts import RESERVED
+    from chalicelib.accounts import RESERVED
 
     if name in RESERVED:
         raise argparse.ArgumentTypeError(f"{name!r} is reserved: received SMS no account "
@@ -56,7 +57,7 @@ def _account(name: str) -> str:
 
 
 def cmd_keys_create(args) -> str:
-    from . import auth
+    from chalicelib import auth
 
     key, credential = auth.create_key("api", args.account, name=args.name)
     return (f"API key for account {args.account} (shown once, store it now):\n{key}\n"
@@ -64,7 +65,7 @@ def cmd_keys_create(args) -> str:
 
 
 def cmd_keys_list(args) -> str:
-    from .models import Credential
+    from chalicelib.models import Credential
 
     rows = [{"prefix": c.prefix, "account": c.owner_id, "name": c.name,
              "created": c.created_at.isoformat(timespec="seconds"),
@@ -76,15 +77,15 @@ def cmd_keys_list(args) -> str:
 
 
 def cmd_keys_revoke(args) -> str:
-    from . import auth
+    from chalicelib import auth
 
     credential = auth.revoke_key(args.prefix)
     return f"revoked {credential.prefix} (account {credential.owner_id})"
 
 
 def cmd_devices_create(args) -> str:
-    from . import auth
-    from .models import Device
+    from chalicelib import auth
+    from chalicelib.models import Device
 
     device_id = args.id or f"dev-{uuid.uuid4().hex[:12]}"
     Device(device_id, name=args.name, account_id=args.account).save(Device.device_id.does_not_exist())
@@ -94,7 +95,7 @@ def cmd_devices_create(args) -> str:
 
 
 def cmd_devices_list(_args) -> str:
-    from .models import Device
+    from chalicelib.models import Device
 
     rows = [{"device": d.device_id, "name": d.name, "account": d.account_id or "",
              "driver": d.driver or "",
@@ -106,7 +107,7 @@ def cmd_devices_list(_args) -> str:
 
 
 def cmd_oauth_create(args) -> str:
-    from . import oauth
+    from chalicelib import oauth
 
     client_id, secret = oauth.create_client(args.account, name=args.name)
     return (f"OAuth2 client for account {args.account} (secret shown once, store it now):\n"
@@ -114,14 +115,14 @@ def cmd_oauth_create(args) -> str:
 
 
 def cmd_oauth_revoke(args) -> str:
-    from . import oauth
+    from chalicelib import oauth
 
     tokens = oauth.revoke_client(args.client_id)
     return f"revoked {args.client_id} and {tokens} token(s) it was issued"
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="python -m chalicelib.admin", description=__doc__.split("\n")[0])
+    root = argparse.ArgumentParser(prog="chinqit-admin", description=__doc__.split("\n")[0])
     root.add_argument("--stage", help="take resource names from this stage of .chalice/config.json")
     commands = root.add_subparsers(dest="command", required=True)
     commands.add_parser("provision", help="create tables (TTL on) and queues (with DLQs)"
@@ -160,6 +161,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    if importlib.util.find_spec("pynamodb") is None:
+        print("chinqit-admin needs the admin extra: pip install 'chinqit-gateway[admin]'",
+              file=sys.stderr)
+        return 2
     args = parser().parse_args(argv)
     if args.stage:
         load_stage(args.stage)
@@ -169,7 +174,3 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

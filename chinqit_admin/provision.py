@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 
-from . import queue
-from .config import settings
-from .models import ALL_MODELS
+from chalicelib import queue
+from chalicelib.config import settings
+from chalicelib.models import ALL_MODELS
+from chalicelib.queue import MAX_RECEIVES
 
-MAX_RECEIVES = 5  # deliveries of one SQS message before it moves to the dead-letter queue
 VISIBILITY_TIMEOUT = 60  # seconds a bridge holds a message before it must extend it
 RETENTION = 4 * 24 * 3600  # seconds an unsent SMS waits on the queue
 DLQ_RETENTION = 14 * 24 * 3600
@@ -56,7 +56,7 @@ def secret_parameter() -> str | None:
         return None
     import secrets
 
-    from . import aws
+    from chalicelib import aws
 
     ssm = aws.client("ssm")
     try:

@@ -1,7 +1,8 @@
 """A Lambda container's state (clients, caches) and its reset, for tests and benchmarks.
 
 Each cache lives next to the code that uses it; this is the one list of them, so a new
-mock AWS (moto) or changed settings are picked up everywhere at once.
+mock AWS (moto) or changed settings are picked up everywhere at once. It lives beside the
+local stack rather than in chalicelib: the Lambdas never reset themselves.
 """
 import os
 
@@ -27,8 +28,8 @@ def go_offline() -> None:
 
 
 def reset() -> None:
-    from . import auth, aws, models, queue, server_secret, webhooks
-    from .config import settings
+    from chalicelib import auth, aws, models, queue, server_secret, webhooks
+    from chalicelib.config import settings
 
     settings.cache_clear()
     aws.client.cache_clear()

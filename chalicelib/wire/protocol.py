@@ -1,0 +1,279 @@
+"""What travels between the Lambdas and the device bridges, defined once for both sides.
+
+- The outbound SMS body on the SQS queues (``OutboundSms``): built by the Lambdas,
+  read by the bridges.
+- The device API payloads (status report, inbound SMS, heartbeat): built by the bridges
+  (``status_report``, ``inbound_sms``, ``heartbeat``), checked by the API
+  (``parse_status_report``, ``parse_inbound_sms``, ``parse_heartbeat``), which report
+  every bad field at once in a ``PayloadError``.
+
+Versioning. Every queue body carries ``"v": PROTOCOL_VERSION``. Version 1 is the body
+without a ``"v"`` field (gateway 1.0.0); version 2 adds ``"v"`` and nothing else. A
+bridge reads every version from ``OLDEST_VERSION`` to its own ``PROTOCOL_VERSION``, so
+bridges can be upgraded after the Lambdas: a new version may only add fields that older
+bridges can ignore, and the Lambdas send the new version only once no bridge older than
+the previous one is in service. A body of a version newer than the bridge knows is refused
+(``UnsupportedVersion``): the bridge leaves it on the queue, which moves it to the
+dead-letter queue, rather than guess at it.
+
+Standard library only, no AWS imports: the bridge's distribution ships this module too.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Optional
+
+from .status import DEVICE_REPORTS
+
+PROTOCOL_VERSION = 2
+OLDEST_VERSION = 1  # bodies without "v"
+DEVICE_STATUSES = tuple(DEVICE_REPORTS)  # what a bridge may report of an outbound SMS
+
+
+class WireError(ValueError):
+    """A queue body or device payload that does not follow the protocol."""
+
+
+class UnsupportedVersion(WireError):
+    """A queue body of a protocol version this side does not know."""
+
+
+class PayloadError(WireError):
+    """A device payload with bad fields; ``errors`` lists all of them as
+    ``{"field": ..., "message": ...}``, in the contract's error list format."""
+
+    def __init__(self, errors: list[dict]):
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        super().__init__(f"Validation failed: {detail}")
+        self.errors = errors
+
+
+def iso_utc(moment: datetime) -> str:
+    """An aware date-time as ISO-8601 in UTC with milliseconds, e.g. 2025-01-20T10:14:50.000Z."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# ---------------------------------------------------------------------- the queue body
+
+@dataclass(frozen=True)
+class OutboundSms:
+    """One SMS for a bridge to send; ``text`` is the full text (OTP codes: never log it)."""
+
+    message_id: str
+    to: str
+    text: str = field(repr=False)
+    kind: str = "sms"
+    send_before: Optional[datetime] = None
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "v": PROTOCOL_VERSION,
+            "messageId": self.message_id,
+            "to": self.to,
+            "text": self.text,
+            "kind": self.kind,
+            "sendBefore": self.send_before.isoformat() if self.send_before else None,
+        })
+
+    @classmethod
+    def from_json(cls, body: str) -> "OutboundSms":
+        """Read a body of any version from OLDEST_VERSION on; raises WireError."""
+        try:
+            fields = json.loads(body)
+        except ValueError:
+            raise WireError("the body is not JSON") from None
+        if not isinstance(fields, dict):
+            raise WireError("the body is not a JSON object")
+        _check_version(fields.get("v", OLDEST_VERSION))
+        strings = {name: fields.get(name) for name in ("messageId", "to", "text")}
+        if not all(isinstance(value, str) for value in strings.values()):
+            raise WireError("messageId, to and text must be strings")
+        kind = fields.get("kind", "sms")
+        if not isinstance(kind, str):
+            raise WireError("kind must be a string")
+        return cls(strings["messageId"], strings["to"], strings["text"], kind,
+                   _send_before(fields.get("sendBefore")))
+
+
+def _check_version(version: Any) -> None:
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise WireError(f"protocol version {version!r} is not a number")
+    if not OLDEST_VERSION <= version <= PROTOCOL_VERSION:
+        raise UnsupportedVersion(f"protocol version {version} is not supported (this side "
+                                 f"reads {OLDEST_VERSION} to {PROTOCOL_VERSION})")
+
+
+def _send_before(value: Any) -> Optional[datetime]:
+    """The deadline; a version 1 body may carry it without a time zone, which means UTC."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise WireError("sendBefore must be an ISO-8601 date-time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+# ---------------------------------------------------------------------- device payloads: bridge side
+
+def status_report(status: str, *, reason: Optional[str] = None, segments: Optional[int] = None,
+                  at: Optional[datetime] = None) -> dict:
+    """POST /device/messages/{id}/status. ``segments`` is informational: the API ignores it."""
+    body = {"status": status, "reason": reason, "segments": segments,
+            "at": iso_utc(at) if at else None}
+    return {name: value for name, value in body.items() if value is not None}
+
+
+def inbound_sms(sender: str, text: str, device_ref: str, received_at: datetime) -> dict:
+    """POST /device/inbound: an SMS the phone received; ``device_ref`` makes reposts harmless."""
+    return {"from": sender, "text": text, "receivedAt": iso_utc(received_at), "deviceRef": device_ref}
+
+
+def heartbeat(driver: str, signal_percent: Optional[int], battery_percent: Optional[int],
+              version: str) -> dict:
+    """POST /device/heartbeat."""
+    return {"driver": driver, "signalPercent": signal_percent,
+            "batteryPercent": battery_percent, "version": version}
+
+
+# ---------------------------------------------------------------------- device payloads: API side
+
+@dataclass(frozen=True)
+class StatusReport:
+    status: str
+    reason: Optional[str]
+    at: Optional[datetime]  # None: the API uses the time it received the report
+
+
+@dataclass(frozen=True)
+class InboundReport:
+    sender: str  # as the phone shows it; the API normalises it
+    text: str
+    device_ref: str
+    received_at: Optional[datetime]
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    driver: Optional[str]
+    signal_percent: Optional[int]
+    battery_percent: Optional[int]
+    version: Optional[str]
+
+
+def parse_status_report(body: Any) -> StatusReport:
+    """Raises PayloadError listing every bad field."""
+    fields = _Fields(body)
+    status = fields.check("status", _choice(DEVICE_STATUSES))
+    reason = fields.check("reason", _optional_text(500))
+    at = fields.check("at", _timestamp)
+    if status is None and not fields.errors:
+        fields.errors.append({"field": "status", "message": "is required"})
+    fields.done()
+    return StatusReport(status, reason, at)
+
+
+def parse_inbound_sms(body: Any) -> InboundReport:
+    """Raises PayloadError listing every bad field."""
+    fields = _Fields(body)
+    sender = fields.check("from", _required_text(64))
+    text = fields.check("text", _optional_text(10_000))
+    received_at = fields.check("receivedAt", _timestamp)
+    device_ref = fields.check("deviceRef", _required_text(200))
+    if text is None and not any(e["field"] == "text" for e in fields.errors):
+        fields.errors.append({"field": "text", "message": "is required"})
+    fields.done()
+    return InboundReport(sender, text, device_ref, received_at)
+
+
+def parse_heartbeat(body: Any) -> Heartbeat:
+    """Raises PayloadError listing every bad field; every field is optional."""
+    fields = _Fields(body)
+    heartbeat_ = Heartbeat(driver=fields.check("driver", _optional_text(40)),
+                           signal_percent=fields.check("signalPercent", _percent),
+                           battery_percent=fields.check("batteryPercent", _percent),
+                           version=fields.check("version", _optional_text(40)))
+    fields.done()
+    return heartbeat_
+
+
+class _Problem(Exception):
+    """One field's problem, caught by _Fields.check."""
+
+
+class _Fields:
+    """Run field checks on a payload, keep their errors, raise them together."""
+
+    def __init__(self, body: Any):
+        self.body = body if isinstance(body, dict) else {}
+        self.errors: list[dict] = []
+        if not isinstance(body, dict):
+            self.errors.append({"field": "body", "message": "must be a JSON object"})
+
+    def check(self, name: str, parse: Callable[[Any], Any]) -> Any:
+        try:
+            return parse(self.body.get(name))
+        except _Problem as problem:
+            self.errors.append({"field": name, "message": str(problem)})
+            return None
+
+    def done(self) -> None:
+        if self.errors:
+            raise PayloadError(self.errors)
+
+
+def _timestamp(value: Any) -> Optional[datetime]:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        utc = parsed.astimezone(timezone.utc) if parsed.tzinfo else None
+    except (AttributeError, ValueError, OverflowError):
+        raise _Problem("must be an ISO-8601 date-time") from None
+    if utc is None:
+        raise _Problem("must include a time zone, e.g. Z")
+    return utc
+
+
+def _percent(value: Any) -> Optional[int]:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 100:
+        raise _Problem("must be a whole number from 0 to 100")
+    return value
+
+
+def _optional_text(longest: int) -> Callable[[Any], Optional[str]]:
+    def parse(value: Any) -> Optional[str]:
+        if value is None:
+            return None
+        if not isinstance(value, str) or len(value) > longest:
+            raise _Problem(f"must be a string of at most {longest} characters")
+        return value
+    return parse
+
+
+def _required_text(longest: int) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if value is None:
+            raise _Problem("is required")
+        if not isinstance(value, str):
+            raise _Problem("must be a string")
+        if not value.strip():
+            raise _Problem("must not be empty")
+        if len(value) > longest:
+            raise _Problem(f"must be at most {longest} characters")
+        return value
+    return parse
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[Any], Optional[str]]:
+    def parse(value: Any) -> Optional[str]:
+        if value is None:
+            return None
+        if not isinstance(value, str) or value.lower() not in options:
+            raise _Problem(f"must be one of {', '.join(options)}")
+        return value.lower()
+    return parse

@@ -1,0 +1,156 @@
+"""The wire protocol's contract: what one side writes the other reads, old bodies included."""
+import ast
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from chalicelib.wire import protocol
+from chalicelib.wire.protocol import OutboundSms, PayloadError, UnsupportedVersion, WireError
+
+AT = datetime(2025, 1, 20, 10, 14, 50, tzinfo=timezone.utc)
+SMS = OutboundSms("m-1", "+22238089336", "Votre code: 123456", "otp", AT + timedelta(minutes=10))
+
+
+def test_outbound_sms_round_trips_with_the_current_version():
+    body = SMS.to_json()
+    assert json.loads(body)["v"] == protocol.PROTOCOL_VERSION == 2
+    assert OutboundSms.from_json(body) == SMS
+
+
+def test_outbound_sms_without_deadline_round_trips():
+    sms = OutboundSms("m-2", "+22238089336", "Hello")
+    assert OutboundSms.from_json(sms.to_json()) == sms
+
+
+def test_a_version_1_body_is_read():
+    body = json.dumps({"messageId": "m-1", "to": "+22238089336", "text": "Votre code: 123456",
+                       "kind": "otp", "sendBefore": "2025-01-20T10:24:50+00:00"})
+    assert OutboundSms.from_json(body) == SMS
+
+
+def test_a_version_1_deadline_without_time_zone_means_utc():
+    body = json.dumps({"messageId": "m-1", "to": "+22238089336", "text": "x",
+                       "sendBefore": "2025-01-20T10:24:50"})
+    assert OutboundSms.from_json(body).send_before == AT + timedelta(minutes=10)
+
+
+def test_the_text_is_never_in_the_repr():
+    assert "123456" not in repr(SMS)
+
+
+@pytest.mark.parametrize("version", [3, 0])
+def test_an_unknown_version_is_refused(version):
+    body = json.dumps({**json.loads(SMS.to_json()), "v": version})
+    with pytest.raises(UnsupportedVersion, match=f"protocol version {version} is not supported"):
+        OutboundSms.from_json(body)
+
+
+@pytest.mark.parametrize("body", [
+    "not json", "[]", json.dumps({"to": "+22238089336", "text": "x"}),
+    json.dumps({"messageId": 1, "to": "+22238089336", "text": "x"}),
+    json.dumps({"messageId": "m", "to": "+22238089336", "text": "x", "kind": 3}),
+    json.dumps({"messageId": "m", "to": "+22238089336", "text": "x", "sendBefore": "soon"}),
+    json.dumps({"v": "2", "messageId": "m", "to": "+22238089336", "text": "x"}),
+])
+def test_a_body_that_is_not_an_outbound_sms_is_refused(body):
+    with pytest.raises(WireError):
+        OutboundSms.from_json(body)
+
+
+def test_status_report_round_trips():
+    body = protocol.status_report("failed", reason="CMS ERROR 500", segments=2, at=AT)
+    assert body == {"status": "failed", "reason": "CMS ERROR 500", "segments": 2,
+                    "at": "2025-01-20T10:14:50.000Z"}
+    assert protocol.parse_status_report(body) == protocol.StatusReport("failed", "CMS ERROR 500", AT)
+
+
+def test_status_report_leaves_out_what_it_does_not_know():
+    assert protocol.status_report("sending") == {"status": "sending"}
+    assert protocol.parse_status_report({"status": "SENT"}) == protocol.StatusReport("sent", None, None)
+
+
+def test_inbound_sms_round_trips():
+    body = protocol.inbound_sms("+22238089336", "Bonjour", "sim:7", AT)
+    assert body == {"from": "+22238089336", "text": "Bonjour", "receivedAt": "2025-01-20T10:14:50.000Z",
+                    "deviceRef": "sim:7"}
+    assert protocol.parse_inbound_sms(body) == protocol.InboundReport("+22238089336", "Bonjour", "sim:7", AT)
+
+
+def test_heartbeat_round_trips():
+    body = protocol.heartbeat("modem", 80, None, "1.1.0")
+    assert protocol.parse_heartbeat(body) == protocol.Heartbeat("modem", 80, None, "1.1.0")
+    assert protocol.parse_heartbeat({}) == protocol.Heartbeat(None, None, None, None)
+
+
+def errors_of(parse, body) -> list[dict]:
+    with pytest.raises(PayloadError) as caught:
+        parse(body)
+    assert str(caught.value).startswith("Validation failed: ")
+    return caught.value.errors
+
+
+def test_status_report_errors_are_all_listed():
+    assert errors_of(protocol.parse_status_report,
+                     {"status": "lost", "reason": "x" * 501, "at": "yesterday"}) == [
+        {"field": "status", "message": "must be one of sending, sent, delivered, failed, expired"},
+        {"field": "reason", "message": "must be a string of at most 500 characters"},
+        {"field": "at", "message": "must be an ISO-8601 date-time"},
+    ]
+
+
+def test_status_is_required_only_when_nothing_else_is_wrong():
+    assert errors_of(protocol.parse_status_report, {}) == [{"field": "status", "message": "is required"}]
+    assert errors_of(protocol.parse_status_report, {"at": "2025-01-20T10:14:50"}) == [
+        {"field": "at", "message": "must include a time zone, e.g. Z"}]
+
+
+def test_inbound_sms_errors_are_all_listed():
+    assert errors_of(protocol.parse_inbound_sms,
+                     {"from": " ", "text": 5, "receivedAt": 7, "deviceRef": "r" * 201}) == [
+        {"field": "from", "message": "must not be empty"},
+        {"field": "text", "message": "must be a string of at most 10000 characters"},
+        {"field": "receivedAt", "message": "must be an ISO-8601 date-time"},
+        {"field": "deviceRef", "message": "must be at most 200 characters"},
+    ]
+
+
+def test_inbound_sms_needs_sender_text_and_reference():
+    assert errors_of(protocol.parse_inbound_sms, {"from": 3}) == [
+        {"field": "from", "message": "must be a string"},
+        {"field": "deviceRef", "message": "is required"},
+        {"field": "text", "message": "is required"},
+    ]
+
+
+def test_heartbeat_errors_are_all_listed():
+    assert errors_of(protocol.parse_heartbeat,
+                     {"driver": "d" * 41, "signalPercent": 101, "batteryPercent": True, "version": 1}) == [
+        {"field": "driver", "message": "must be a string of at most 40 characters"},
+        {"field": "signalPercent", "message": "must be a whole number from 0 to 100"},
+        {"field": "batteryPercent", "message": "must be a whole number from 0 to 100"},
+        {"field": "version", "message": "must be a string of at most 40 characters"},
+    ]
+
+
+def test_a_payload_that_is_not_an_object_is_refused():
+    assert errors_of(protocol.parse_heartbeat, ["modem"]) == [
+        {"field": "body", "message": "must be a JSON object"}]
+
+
+def imported_modules(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_the_bridge_imports_nothing_from_chalicelib_but_the_wire_package():
+    bridge = Path(__file__).resolve().parents[2] / "device_bridge"
+    imported = set().union(*(imported_modules(path) for path in bridge.rglob("*.py")))
+    from_chalicelib = {name for name in imported if name.split(".")[0] == "chalicelib"}
+    assert from_chalicelib and all(name.startswith("chalicelib.wire") for name in from_chalicelib)
