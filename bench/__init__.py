@@ -8,7 +8,7 @@
     python -m bench.bridge          # local stack: bridge SMS/s, API -> phone latency, overhead
     python -m bench.webhook_latency # local stack: inbox -> webhook receiver latency
 
-The last two start ``python -m devstack`` as a subprocess on loopback (bench/_stack.py);
+The last two start ``python -m devstack`` as a subprocess on loopback (devstack/harness.py, via bench/_stack.py);
 ``python -m bench`` runs both on one stack start.
 
 Each module has ``run() -> Report``; its ``rows`` go into the summary table and its

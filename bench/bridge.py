@@ -1,6 +1,6 @@
 """The device bridge on the local stack: throughput and per-SMS latency to the simulator.
 
-``python -m devstack`` runs as a subprocess (bench/_stack.py) with its bridge exactly as
+``python -m devstack`` runs as a subprocess (devstack/harness.py, via bench/_stack.py) with its bridge exactly as
 configured there: simulator driver (no send delay), sends_per_minute 6000 (100/s) and
 send_burst 20, SQS long polls of 5 s. Everything is on this machine, so the simulator's
 ``sentAt`` (the bridge process's clock) and this process's clock are the same clock.

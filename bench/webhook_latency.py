@@ -1,6 +1,6 @@
 """Inbound SMS -> webhook receiver on the local stack: how long from the inbox to the POST.
 
-``python -m devstack`` as a subprocess (bench/_stack.py), which allows http:// webhooks to
+``python -m devstack`` as a subprocess (devstack/harness.py, via bench/_stack.py), which allows http:// webhooks to
 127.0.0.1 (SMSGW_WEBHOOK_ALLOW_LOCAL) and runs the webhook worker off its queue. A
 receiver (http.server on 127.0.0.1, answers 200 at once) is set with ``PUT /webhook``; the
 account sends an SMS to PHONE first, so the SMS PHONE sends back belongs to it. Then ROUNDS

@@ -10,7 +10,9 @@ import uuid
 import pytest
 import requests
 
-from .helpers import OUTBOUND_QUEUE, fresh_phone, wait_for_otp_code, wait_for_sms
+from devstack.harness import OUTBOUND_QUEUE, fresh_local_number
+
+from .helpers import wait_for_otp_code, wait_for_sms
 
 pytestmark = pytest.mark.e2e
 
@@ -94,7 +96,7 @@ def test_rejected_formats_are_400_with_a_field_error(stack, raw, problem):
 
 
 def test_otp_send_answers_exactly_as_the_seed(stack):
-    response = stack.post("/otp/send", {"phoneNumber": fresh_phone(), "hash": "ABC123XYZ45",
+    response = stack.post("/otp/send", {"phoneNumber": fresh_local_number(), "hash": "ABC123XYZ45",
                                         "language": "en", "channel": "sms"})
     assert response.status_code == 200, response.text
     body = response.json()
@@ -103,7 +105,7 @@ def test_otp_send_answers_exactly_as_the_seed(stack):
 
 
 def test_otp_round_trip_over_the_wire(stack):
-    local = fresh_phone()
+    local = fresh_local_number()
     sent = stack.post("/otp/send", {"phoneNumber": local, "hash": "ABC123XYZ45", "language": "en"})
     assert sent.status_code == 200, sent.text
     message_id = sent.json()["messageId"]
@@ -130,7 +132,7 @@ def test_otp_round_trip_over_the_wire(stack):
 
 
 def test_wrong_code_counts_down_retries(stack):
-    local = fresh_phone()
+    local = fresh_local_number()
     message_id = stack.post("/otp/send", {"phoneNumber": local}).json()["messageId"]
     code, text = wait_for_otp_code(stack, message_id)
     assert text.startswith("Votre code de vérification Chinqit est ")  # fr by default

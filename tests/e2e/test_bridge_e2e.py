@@ -1,11 +1,10 @@
 """The whole path on the local stack: API -> SQS -> device bridge -> simulated phone, and back."""
-import json
 import re
 import time
 
 import pytest
 
-from .helpers import fresh_phone
+from devstack.harness import fresh_local_number
 
 pytestmark = pytest.mark.e2e
 
@@ -21,7 +20,7 @@ def wait_until(predicate, seconds=20.0, interval=0.1):
 
 
 def test_sent_sms_reaches_the_phone_and_is_reported_delivered(stack):
-    phone = fresh_phone()
+    phone = fresh_local_number()
     message_id = stack.post("/messages/send", {"message": "Bonjour de Nouakchott", "phoneNumber": phone}
                             ).json()["messageId"]
     [line] = wait_until(lambda: [l for l in stack.outbox_lines() if l["messageId"] == message_id])
@@ -32,7 +31,7 @@ def test_sent_sms_reaches_the_phone_and_is_reported_delivered(stack):
 
 
 def test_otp_goes_out_in_arabic_and_verifies(stack):
-    phone = fresh_phone()
+    phone = fresh_local_number()
     sent = stack.post("/otp/send", {"phoneNumber": phone, "language": "ar"}).json()
     [line] = wait_until(lambda: [l for l in stack.outbox_lines() if l["messageId"] == sent["messageId"]])
     code = re.search(r"\b\d{6}\b", line["text"]).group()
@@ -42,10 +41,9 @@ def test_otp_goes_out_in_arabic_and_verifies(stack):
 
 
 def test_sms_received_by_the_phone_appears_in_the_api(stack):
-    phone = fresh_phone()
+    phone = fresh_local_number()
     stack.post("/messages/send", {"message": "Vous venez ?", "phoneNumber": phone})
-    with open(stack.inbox, "a", encoding="utf-8") as inbox:
-        inbox.write(json.dumps({"from": phone, "text": "Oui, j'arrive"}) + "\n")
+    stack.receive_sms(phone, "Oui, j'arrive")
 
     def received():
         listing = stack.get(f"/messages?direction=inbound&phoneNumber={phone}").json()["messages"]

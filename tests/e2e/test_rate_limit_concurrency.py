@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from .helpers import fresh_phone
+from devstack.harness import fresh_local_number
 
 pytestmark = pytest.mark.e2e
 
@@ -50,7 +50,7 @@ def burst(stack, body: dict, size: int = BURST, key=None) -> list[requests.Respo
 
 
 def test_concurrent_otp_sends_for_one_phone_let_exactly_three_through(stack, other_key):
-    phone = fresh_phone()
+    phone = fresh_local_number()
     away_from_a_minute_boundary()
     answers = burst(stack, {"phoneNumber": phone})
 
@@ -65,6 +65,6 @@ def test_concurrent_otp_sends_for_one_phone_let_exactly_three_through(stack, oth
         assert isinstance(body["errors"], list)
 
     # The limit is per phone number and per API key: neither neighbour is held back.
-    assert stack.post("/otp/send", {"phoneNumber": fresh_phone()}).status_code == 200
+    assert stack.post("/otp/send", {"phoneNumber": fresh_local_number()}).status_code == 200
     assert stack.post("/otp/send", {"phoneNumber": phone}, key=other_key).status_code == 200
     assert stack.post("/otp/send", {"phoneNumber": phone}).status_code == 429

@@ -5,8 +5,10 @@ import uuid
 import pytest
 import requests
 
-from .helpers import (HOST, OUTBOUND_QUEUE, descendants, port_is_closed, sqs_client,
-                      start_embedded_aws, start_stack, wait_for_sms)
+from devstack.harness import HOST, OUTBOUND_QUEUE, sqs_client, start
+from devstack.proctree import descendants
+
+from .helpers import port_is_closed, start_embedded_aws, wait_for_sms
 
 pytestmark = pytest.mark.e2e
 
@@ -22,7 +24,7 @@ def test_stack_serves_on_smsgw_port_and_keeps_the_given_key_out_of_its_output(st
 
 
 def test_ctrl_c_stops_everything_it_started(tmp_path):
-    running = start_stack(tmp_path)  # no SMSGW_DEV_API_KEY: the stack makes and prints one
+    running = start(tmp_path)  # no SMSGW_DEV_API_KEY: the stack makes and prints one
     try:
         assert running.key and running.key.startswith("cq_live_")
         seeded = running.get(f"/messages/{uuid.uuid4()}")
@@ -40,7 +42,7 @@ def test_ctrl_c_stops_everything_it_started(tmp_path):
 def test_given_aws_endpoint_is_used_and_left_running(tmp_path):
     aws, endpoint = start_embedded_aws()
     try:
-        running = start_stack(tmp_path, key="cq_live_e2e" + uuid.uuid4().hex, AWS_ENDPOINT_URL=endpoint)
+        running = start(tmp_path, key="cq_live_e2e" + uuid.uuid4().hex, AWS_ENDPOINT_URL=endpoint)
         try:
             assert running.aws_endpoint == endpoint
             started = descendants(running.pid)

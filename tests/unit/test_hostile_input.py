@@ -6,6 +6,7 @@ import pytest
 
 from chalicelib import dlq, oauth
 from chalicelib.clock import now as utcnow
+from chalicelib.config import settings
 from chalicelib.models import Message
 
 PHONE = "+22238089336"
@@ -99,11 +100,12 @@ def test_dead_letters_never_fail_a_message_that_was_sent(api, device_key):
 
 
 def test_a_token_stops_working_when_it_expires_even_while_cached(api, monkeypatch, manual_clock):
+    monkeypatch.setenv("SMSGW_KEY_CACHE_SECONDS", str(2 * oauth.TOKEN_SECONDS))
+    settings.cache_clear()
     client_id, secret = oauth.create_client("acme")
-    monkeypatch.setattr(oauth, "TOKEN_SECONDS", 1)
     token = oauth.issue_token({"grant_type": "client_credentials", "client_id": client_id,
                                "client_secret": secret}, None)["access_token"]
     bearer = {"Authorization": f"Bearer {token}"}
     assert api.get("/messages", key=None, headers=bearer).status_code == 200  # now cached
-    manual_clock.advance(2)  # past the token's expiry, well within the key cache period
+    manual_clock.advance(oauth.TOKEN_SECONDS + 1)  # past the token's expiry, within the key cache period
     assert api.get("/messages", key=None, headers=bearer).status_code == 403

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 
+from chalicelib import models
 from chalicelib.messages import listing as message_log
 from chalicelib.clock import now as utcnow
 from chalicelib.models import Message
@@ -91,12 +92,20 @@ def test_tampered_or_foreign_cursor_is_400(api, other_key):
     assert api.get(f"/messages?cursor={cursor}", key=other_key).status_code == 400
 
 
-def test_one_query_per_page(api, monkeypatch):
+def test_one_query_per_page(api):
     send(api)
     calls = []
-    original = Message.by_account.query
-    monkeypatch.setattr(Message.by_account, "query", lambda *a, **k: calls.append(1) or original(*a, **k))
-    api.get("/messages?status=sent")
+
+    def count_log_queries(params, **_):
+        if params.get("IndexName") == Message.by_account.Meta.index_name:
+            calls.append(1)
+
+    events = models.connection().client.meta.events  # the client every model shares
+    events.register("before-parameter-build.dynamodb.Query", count_log_queries)
+    try:
+        api.get("/messages?status=sent")
+    finally:
+        events.unregister("before-parameter-build.dynamodb.Query", count_log_queries)
     assert calls == [1]
     assert message_log.MAX_LIMIT == 100
 
