@@ -36,7 +36,7 @@ def heartbeat(device_id: str, body: dict) -> None:
             "version": beat.version}
     Device(device_id).update(actions=[
         Device.last_seen_at.set(clock.now()),
-        Device.driver.set(beat.driver),
+        Device.driver.set(beat.driver) if beat.driver else Device.driver.remove(),
         Device.info.set({k: v for k, v in info.items() if v is not None}),
     ])
 

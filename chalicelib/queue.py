@@ -43,7 +43,7 @@ SQS_BATCH = 10
 
 def enqueue_many(batch: list, text: str) -> list:
     """Queue bulk SMS sharing one text, ten per call; return the messages SQS refused."""
-    refused = []
+    refused: list = []
     url = queue_url(queue_for("sms"))
     for start in range(0, len(batch), SQS_BATCH):
         chunk = {str(i): m for i, m in enumerate(batch[start:start + SQS_BATCH])}

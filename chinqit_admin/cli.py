@@ -94,14 +94,18 @@ def cmd_devices_create(args) -> str:
             f"config):\n{key}")
 
 
+def _info(device, name: str):
+    """One value a device's bridge last reported (signal, battery), or ""."""
+    return (device.info or {}).get(name, "")
+
+
 def cmd_devices_list(_args) -> str:
     from chalicelib.models import Device
 
     rows = [{"device": d.device_id, "name": d.name, "account": d.account_id or "",
              "driver": d.driver or "",
              "last seen": d.last_seen_at.isoformat(timespec="seconds") if d.last_seen_at else "never",
-             "signal": (d.info or {}).get("signalPercent", ""),
-             "battery": (d.info or {}).get("batteryPercent", "")}
+             "signal": _info(d, "signalPercent"), "battery": _info(d, "batteryPercent")}
             for d in Device.scan()]
     return _table(rows, ["device", "name", "account", "driver", "last seen", "signal", "battery"])
 

@@ -24,9 +24,10 @@ BATCH = 100  # the API's limit of numbers per bulk request
 def read_rows(path: str, fixed_message: str | None) -> list[tuple[str, str]]:
     with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
-        if "phoneNumber" not in (reader.fieldnames or []):
+        columns = reader.fieldnames or []
+        if "phoneNumber" not in columns:
             raise SystemExit(f"{path}: no phoneNumber column (columns: {reader.fieldnames})")
-        if fixed_message is None and "message" not in reader.fieldnames:
+        if fixed_message is None and "message" not in columns:
             raise SystemExit(f"{path}: no message column; add one or pass --message")
         return [(row["phoneNumber"].strip(), fixed_message or row["message"]) for row in reader]
 

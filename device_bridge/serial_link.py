@@ -51,7 +51,7 @@ class _Exchange:
         self.finished = False
 
     def owns(self, line: str) -> bool:
-        return bool(self.response_prefix) and line.startswith(self.response_prefix)
+        return self.response_prefix is not None and line.startswith(self.response_prefix)
 
 
 class SerialLink:
@@ -136,11 +136,17 @@ class SerialLink:
             raise LinkTimeout(f"{exchange.command} got no answer within {timeout:g} s")
 
     def _write(self, data: bytes) -> None:
+        port = self._opened()
         try:
-            self._port.write(data)
+            port.write(data)
         except (serial.SerialException, OSError) as error:
             self._fail(f"cannot write to {self._port_name}: {error}")
             raise LinkError(self._failure) from error
+
+    def _opened(self) -> serial.Serial:
+        if self._port is None:
+            raise LinkError(f"{self._port_name} is not open")
+        return self._port
 
     def _fail(self, reason: str) -> None:
         with self._state:
@@ -150,10 +156,11 @@ class SerialLink:
     # ------------------------------------------------------------------- reader thread
 
     def _read_forever(self) -> None:
+        port = self._opened()
         pending = b""
         while self._running:
             try:
-                pending += self._port.read(self._port.in_waiting or 1)
+                pending += port.read(port.in_waiting or 1)
             except (serial.SerialException, OSError) as error:
                 if self._running:
                     log.error("reading %s failed: %s", self._port_name, error)

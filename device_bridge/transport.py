@@ -55,7 +55,7 @@ class SqsQueue:
 
         Returns the receipts SQS refused: those messages are no longer ours to hold.
         """
-        refused = set()
+        refused: set[str] = set()
         for start in range(0, len(receipts), SQS_BATCH_LIMIT):
             chunk = receipts[start:start + SQS_BATCH_LIMIT]
             reply = self.client.change_message_visibility_batch(QueueUrl=self.url, Entries=[

@@ -52,6 +52,7 @@ class Stack:
         """Start the embedded AWS in a child process; return its endpoint URL."""
         child = subprocess.Popen([sys.executable, "-m", "devstack.aws"], stdout=subprocess.PIPE, text=True)
         self.aws = child
+        assert child.stdout is not None  # stdout=PIPE
         line = child.stdout.readline().strip()
         if not line.startswith("listening on "):
             raise RuntimeError(f"embedded AWS did not start: {line!r}")
@@ -78,7 +79,7 @@ class Stack:
         """Run every on_sqs_message handler of the app off its queue, as Lambda would."""
         module = sys.modules["app"]  # chalice loads app.py under this name
         for source in app.event_sources:
-            if isinstance(source, SQSEventConfig):
+            if isinstance(source, SQSEventConfig) and source.queue:  # (an ARN would be queue_arn)
                 handler = getattr(module, source.handler_string.split(".")[-1])
                 trigger = SqsTrigger(handler, source.queue, source.batch_size)
                 trigger.start()

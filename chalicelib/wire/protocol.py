@@ -87,13 +87,13 @@ class OutboundSms:
         if not isinstance(fields, dict):
             raise WireError("the body is not a JSON object")
         _check_version(fields.get("v", OLDEST_VERSION))
-        strings = {name: fields.get(name) for name in ("messageId", "to", "text")}
-        if not all(isinstance(value, str) for value in strings.values()):
+        message_id, to, text = (fields.get(name) for name in ("messageId", "to", "text"))
+        if not (isinstance(message_id, str) and isinstance(to, str) and isinstance(text, str)):
             raise WireError("messageId, to and text must be strings")
         kind = fields.get("kind", "sms")
         if not isinstance(kind, str):
             raise WireError("kind must be a string")
-        return cls(strings["messageId"], strings["to"], strings["text"], kind,
+        return cls(message_id, to, text, kind,
                    _send_before(fields.get("sendBefore")))
 
 

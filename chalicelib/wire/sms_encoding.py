@@ -95,7 +95,9 @@ def analyze(text: str) -> Analysis:
 
 def _pack(text: str, cost, limit: int) -> list[str]:
     # Characters are atomic here, so an escape pair or a surrogate pair never straddles parts.
-    parts, current, used = [], [], 0
+    parts: list[str] = []
+    current: list[str] = []
+    used = 0
     for char in text:
         if used + cost(char) > limit:
             parts.append("".join(current))

@@ -318,7 +318,7 @@ class ModemDriver(Driver):
             self._report(message)
             self._delete(slot)
         elif message.concat and message.concat.total > 1:
-            self._add_part(slot, message)
+            self._add_part(slot, message, message.concat)
         else:
             self._events.append(_inbound([message]))
             self._delete(slot)
@@ -330,15 +330,15 @@ class ModemDriver(Driver):
         self._events.append(
             DeliveryReport(str(report.reference), report.delivered, report.describe()))
 
-    def _add_part(self, slot: _Slot, part: pdu.Deliver) -> None:
-        key = (part.sender, part.concat.reference, part.concat.total)
+    def _add_part(self, slot: _Slot, part: pdu.Deliver, concat: pdu.Concat) -> None:
+        key = (part.sender, concat.reference, concat.total)
         partial = self._partial_messages.setdefault(key, _PartialMessage())
-        if part.concat.sequence in partial.parts:
+        if concat.sequence in partial.parts:
             self._delete(slot)  # the same part twice
             return
-        partial.parts[part.concat.sequence] = part
+        partial.parts[concat.sequence] = part
         partial.slots.append(slot)
-        if len(partial.parts) == part.concat.total:
+        if len(partial.parts) == concat.total:
             self._pass_on(key)
 
     def _pass_on_expired_partials(self) -> None:
@@ -418,11 +418,12 @@ def _inbound(parts: list) -> InboundSms:
 
 def _send_error(result: str) -> SendError:
     code = result.split(":", 1)[1].strip() if ":" in result else None
-    if not result.startswith("+CMS ERROR:"):
+    if code is None or not result.startswith("+CMS ERROR:"):
         return SendError(f"the modem refused the SMS ({result})", code=code)
     number = int(code) if code.isdigit() else None
-    reason = _SEND_ERROR_REASONS.get(number, "the network refused the SMS")
-    return SendError(reason, code=code, retryable=number not in _PERMANENT_SEND_ERRORS)
+    reason = _SEND_ERROR_REASONS.get(number) if number is not None else None
+    return SendError(reason or "the network refused the SMS", code=code,
+                     retryable=number not in _PERMANENT_SEND_ERRORS)
 
 
 def _rssi_percent(rssi: Optional[int]) -> Optional[int]:

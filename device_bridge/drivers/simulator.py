@@ -78,7 +78,7 @@ class SimulatorDriver(Driver):
     def __init__(self, options: Options):
         self.options = options
         self._inbox_offset = 0  # bytes of the inbox already turned into events
-        self._inbox_identity = None  # (device, inode) of the inbox file being read
+        self._inbox_identity: Optional[tuple[int, int]] = None  # (device, inode) of the inbox
         self._pending_reports: list[DeliveryReport] = []
         self._refusal_code: Optional[str] = None
 
