@@ -1,7 +1,7 @@
 """Chinqit SMS Gateway API: thin views over chalicelib."""
 from chalice import Chalice, Response
 
-from chalicelib import devices, dlq, logs, metrics, oauth, otp, webhooks
+from chalicelib import apidoc, devices, dlq, logs, metrics, oauth, otp, webhooks
 from chalicelib.config import settings
 from chalicelib.http import Router
 from chalicelib.messages import events, lifecycle, listing, outbound, store, views
@@ -130,6 +130,21 @@ def delete_webhook(call):
 @api.route("/webhook/test", "POST")
 def test_webhook(call):
     return {"success": True, "eventId": webhooks.send_test(call.account_id), "queued": True}
+
+
+@api.route("/openapi.json", "GET", auth=None)
+def openapi_document(call):
+    return apidoc.document_response()
+
+
+@api.route("/docs", "GET", auth=None)
+def docs_page(call):
+    return apidoc.page_response()
+
+
+@api.route("/docs/{asset}", "GET", auth=None)
+def docs_asset(call):
+    return apidoc.asset_response(call.path_params["asset"])
 
 
 api.not_found("/{proxy+}")

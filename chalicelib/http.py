@@ -1,8 +1,10 @@
 """The HTTP edge: routing, authentication, JSON parsing and error mapping, in one place.
 
 Chalice's own errors (415 for an unlisted content type, 405, its 500 page) do not follow
-the contract's format, so every path is registered once for every method and dispatched
-here: each answer, success or failure, goes out in the contract's shape.
+the contract's format. Every path is registered with its real methods only, without a
+content-type list, and dispatched here; Chalice's own 405 (a method the path does not
+have) is rewritten by an HTTP middleware. Each answer, success or failure, goes out in
+the contract's shape.
 """
 from __future__ import annotations
 
@@ -98,7 +100,8 @@ class Router:
 
     def __init__(self, app):
         self.app = app
-        self.views: dict[str, dict[str, tuple[Callable, Optional[str]]]] = {}
+        self.views: dict[str, dict[str, Callable]] = {}
+        app.register_middleware(self._contract_method_not_allowed, "http")
 
     def route(self, path: str, method: str, auth: Optional[str] = "api",
               key_param: Optional[str] = None):
@@ -108,12 +111,16 @@ class Router:
         parameter that may carry the API key too (SMSMobileAPI's ``apikey``).
         """
         def register(view):
-            if path not in self.views:
-                self.views[path] = {}
-                self.app.route(path, methods=METHODS, content_types=[])(self._dispatcher(path))
-            self.views[path][method] = (view, auth, key_param)
+            self.views.setdefault(path, {})[method] = view
+            dispatch = self._dispatcher(path, view, auth, key_param)
+            self.app.route(path, methods=[method], content_types=[],
+                           name=_handler_name(method, path))(dispatch)
             return view
         return register
+
+    def route_table(self) -> dict[str, list[str]]:
+        """Every path with its methods, as registered."""
+        return {path: sorted(views) for path, views in self.views.items()}
 
     def not_found(self, path: str):
         """Answer 404 in the contract's format for everything no route matches."""
@@ -122,13 +129,24 @@ class Router:
     def _not_found(self, **_params):
         return error_response(NotFound("Route not found"))
 
-    def _dispatcher(self, path: str):
+    def _contract_method_not_allowed(self, request, get_response):
+        """Chalice answers a method a path lacks itself (405, its own body): restate it."""
+        response = get_response(request)
+        if response.status_code != 405 or not _is_chalice_error(response):
+            return response
+        path = request.context.get("resourcePath")
+        allowed = ", ".join(sorted(self.views.get(path, {})))
+        return error_response(MethodNotAllowed(
+            f"Method {request.method} is not allowed here; use {allowed}",
+            headers={"Allow": allowed}))
+
+    def _dispatcher(self, path: str, view: Callable, kind: Optional[str],
+                    key_param: Optional[str]):
         def dispatch(**params):
             request = self.app.current_request
             started = time.perf_counter()
             call = Call(request, None, params)
             try:
-                view, kind, key_param = self._view(path, request.method)
                 if kind:
                     key = auth.presented_key(request, kind)
                     if not key and key_param:
@@ -146,13 +164,12 @@ class Router:
                      call.principal.key_prefix if call.principal else "-",
                      (time.perf_counter() - started) * 1000)
             return response
-        dispatch.__name__ = "route_" + "".join(c if c.isalnum() else "_" for c in path)
         return dispatch
 
-    def _view(self, path: str, method: str):
-        try:
-            return self.views[path][method]
-        except KeyError:
-            allowed = ", ".join(sorted(self.views[path]))
-            raise MethodNotAllowed(f"Method {method} is not allowed here; use {allowed}",
-                                   headers={"Allow": allowed}) from None
+
+def _handler_name(method: str, path: str) -> str:
+    return method.lower() + "_" + "".join(c if c.isalnum() else "_" for c in path)
+
+
+def _is_chalice_error(response: Response) -> bool:
+    return isinstance(response.body, dict) and "Code" in response.body

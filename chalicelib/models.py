@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import functools
-from datetime import datetime, timezone
+from datetime import datetime
 
 from pynamodb.attributes import (
     BooleanAttribute,

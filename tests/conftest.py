@@ -14,6 +14,7 @@ from chalicelib import auth, clock, queue
 from chinqit_admin import provision
 from devstack import container
 from tests.clocks import ManualClock
+from tests.openapi_check import Answer, violations
 
 
 def reset_clients():
@@ -61,6 +62,18 @@ def other_key(aws):
     return key
 
 
+ANSWERS: list[Answer] = []  # every answer of Api.call, checked against the document at the end
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run when an answer seen by the tests does not match the OpenAPI document."""
+    found = [problem for answer in ANSWERS for problem in violations(answer)]
+    if found:
+        print(f"\n{len(found)} answer(s) do not match chalicelib/apidoc/openapi.json:")
+        print("\n".join(found[:50]))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 class Api:
     """Chalice's in-process client with JSON in and out."""
 
@@ -76,7 +89,9 @@ class Api:
         sent.update(headers or {})
         payload = raw if raw is not None else (json.dumps(body) if body is not None else None)
         response = getattr(self.client.http, method.lower())(path, headers=sent, body=payload)
-        response.json = json.loads(response.body) if response.body else None
+        is_json = response.headers.get("Content-Type", "application/json").startswith("application/json")
+        response.json = json.loads(response.body) if response.body and is_json else None
+        ANSWERS.append(Answer(method, path, response.status_code, response.headers, response.json))
         return response
 
     def post(self, path, body=None, **kw):
