@@ -9,6 +9,7 @@ resolved. The budget applies to the warm round. Counts are deterministic.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import sys
@@ -16,9 +17,11 @@ import sys
 from bench import Report, main_for, table, verdict
 from bench._gateway import CALLS, gateway
 
+BULK = "POST /messages/bulk (100 numbers)"
+# bulk: 4 BatchWriteItem of 25 messages, 10 SendMessageBatch of 10
 BUDGET = {"POST /messages/send": 2, "POST /otp/send": 2,
-          "POST /otp/verify (right code)": 2, "POST /otp/verify (wrong code)": 2}
-ORDER = ["POST /messages/send", "POST /otp/send", "POST /otp/verify (right code)",
+          "POST /otp/verify (right code)": 2, "POST /otp/verify (wrong code)": 2, BULK: 14}
+ORDER = ["POST /messages/send", BULK, "POST /otp/send", "POST /otp/verify (right code)",
          "POST /otp/verify (wrong code)", "GET /messages/{id}"]
 
 
@@ -50,6 +53,13 @@ def _round(api, n: int) -> dict[str, list]:
     with CALLS.recording() as calls:
         _expect(api.get(f"/messages/{body['messageId']}"), 200, "GET message")
     made["GET /messages/{id}"] = calls
+    numbers = [f"+2224{n}{i:06d}" for i in range(100)]
+    with CALLS.recording() as calls:
+        bulk = _expect(api.post("/messages/bulk", {"phoneNumbers": numbers, "message": "bench"}),
+                       200, "messages/bulk")
+    if bulk["queued"] != 100:
+        raise RuntimeError(f"messages/bulk queued {bulk['queued']} of 100: {bulk['errors']}")
+    made[BULK] = calls
     with CALLS.recording() as calls:
         _expect(api.post("/otp/send", {"phoneNumber": otp_phone}), 200, "otp/send")
     made["POST /otp/send"] = calls
@@ -71,7 +81,10 @@ def _round(api, n: int) -> dict[str, list]:
 
 
 def _ops(calls) -> str:
-    return ", ".join(f"{service}.{operation}" for service, operation, _ in calls) or "-"
+    """The operations in order, repeats folded: "DynamoDB.BatchWriteItem x4, ..."."""
+    names = [f"{service}.{operation}" for service, operation, _ in calls]
+    runs = [(name, len(list(group))) for name, group in itertools.groupby(names)]
+    return ", ".join(name if count == 1 else f"{name} x{count}" for name, count in runs) or "-"
 
 
 def measure() -> tuple[dict, dict]:
