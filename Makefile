@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit bench clean
+.PHONY: run test unit lint bench clean
 
 # The project itself is installed editable so its metadata (the bridge's version) exists.
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
@@ -18,6 +18,12 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# ruff and mypy take their settings (and mypy its packages) from pyproject.toml
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
