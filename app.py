@@ -1,4 +1,5 @@
 """Chinqit SMS Gateway API: thin views over chalicelib."""
+
 from chalice import Chalice, Response
 
 from chalicelib import apidoc, devices, dlq, logs, metrics, oauth, otp, webhooks
@@ -27,10 +28,15 @@ def send_message(call):
 @api.route("/messages/bulk", "POST")
 def send_bulk(call):
     body = call.json()
-    queued, errors = outbound.send_many(call.account_id, body.get("message"),
-                                        body.get("phoneNumbers"))
-    return {"success": True, "queued": len(queued), "errors": errors,
-            "messages": [{"phoneNumber": m.phone_number, "messageId": m.message_id} for m in queued]}
+    queued, errors = outbound.send_many(
+        call.account_id, body.get("message"), body.get("phoneNumbers")
+    )
+    return {
+        "success": True,
+        "queued": len(queued),
+        "errors": errors,
+        "messages": [{"phoneNumber": m.phone_number, "messageId": m.message_id} for m in queued],
+    }
 
 
 @api.route("/sendsms", "GET", key_param="apikey")
@@ -40,10 +46,14 @@ def sendsms(call):
     params = call.query_and_body()
     recipients = params.get("recipients")
     numbers = recipients.split(",") if isinstance(recipients, str) and recipients else recipients
-    queued, errors = outbound.send_many(call.account_id, params.get("message"), numbers,
-                                        field="recipients")
-    return {"success": True, "errors": errors,
-            "messages": [{"recipient": m.phone_number, "messageId": m.message_id} for m in queued]}
+    queued, errors = outbound.send_many(
+        call.account_id, params.get("message"), numbers, field="recipients"
+    )
+    return {
+        "success": True,
+        "errors": errors,
+        "messages": [{"recipient": m.phone_number, "messageId": m.message_id} for m in queued],
+    }
 
 
 @api.route("/messages", "GET")
@@ -84,7 +94,11 @@ def oauth2_token(call):
 @api.route("/otp/send", "POST")
 def send_otp(call):
     message = otp.send(call.principal, call.json())
-    return {"success": True, "messageId": message.message_id, "expiresIn": settings().otp_ttl_seconds}
+    return {
+        "success": True,
+        "messageId": message.message_id,
+        "expiresIn": settings().otp_ttl_seconds,
+    }
 
 
 @api.route("/otp/verify", "POST")
@@ -101,8 +115,10 @@ def device_heartbeat(call):
 
 @api.route("/device/messages/{message_id}/status", "POST", auth="device")
 def device_status(call):
-    return {"success": True,
-            **devices.report_status(call.device_id, call.path_params["message_id"], call.json())}
+    return {
+        "success": True,
+        **devices.report_status(call.device_id, call.path_params["message_id"], call.json()),
+    }
 
 
 @api.route("/device/inbound", "POST", auth="device")

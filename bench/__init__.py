@@ -14,6 +14,7 @@ The last two start ``python -m devstack`` as a subprocess on loopback (devstack/
 Each module has ``run() -> Report``; its ``rows`` go into the summary table and its
 ``details`` are printed under it (the end-to-end ones take ``run(stack=None)``). Kept light: importing ``bench`` imports no AWS library.
 """
+
 from __future__ import annotations
 
 import sys
@@ -30,7 +31,7 @@ SUMMARY_COLUMNS = ["bench", "measure", "value", "budget", "result"]
 @dataclass
 class Report:
     name: str
-    rows: list = field(default_factory=list)    # dicts keyed by SUMMARY_COLUMNS
+    rows: list = field(default_factory=list)  # dicts keyed by SUMMARY_COLUMNS
     details: list = field(default_factory=list)  # extra lines printed after the table
 
     @property
@@ -42,8 +43,10 @@ def table(rows: list[dict], columns: list[str]) -> str:
     """A plain fixed-width table with a rule under the header."""
     widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in columns}
     line = lambda r: "  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns).rstrip()  # noqa: E731
-    return "\n".join([line({c: c for c in columns}),
-                      "  ".join("-" * widths[c] for c in columns)] + [line(r) for r in rows])
+    return "\n".join(
+        [line({c: c for c in columns}), "  ".join("-" * widths[c] for c in columns)]
+        + [line(r) for r in rows]
+    )
 
 
 def verdict(value: float, budget: float) -> str:

@@ -4,6 +4,7 @@ The in-process benches first; then one local stack (``python -m devstack``) is s
 the end-to-end benches (bridge, webhook_latency) and stopped with SIGINT at the end. A
 bench that raises becomes a FAIL row (its error under the table) and the others still run.
 """
+
 import sys
 import time
 import traceback
@@ -14,8 +15,15 @@ from bench import Report, print_reports
 def _failed(name: str, error: Exception) -> Report:
     """A FAIL row for a bench that raised; the end of its traceback under the table."""
     report = Report(name)
-    report.rows.append({"bench": name, "measure": "bench run", "value": f"error: {type(error).__name__}",
-                        "budget": "-", "result": "FAIL"})
+    report.rows.append(
+        {
+            "bench": name,
+            "measure": "bench run",
+            "value": f"error: {type(error).__name__}",
+            "budget": "-",
+            "result": "FAIL",
+        }
+    )
     report.details = traceback.format_exc().rstrip().splitlines()[-40:]
     return report
 
@@ -29,20 +37,33 @@ def _attempt(name: str, run, *args) -> Report:
 
 def main() -> int:
     # aws_calls first: it installs the botocore hook before any botocore session exists.
-    from bench import aws_calls, message_log, import_time, throughput
-    from bench import _stack, bridge, webhook_latency
+    from bench import (
+        _stack,
+        aws_calls,
+        bridge,
+        import_time,
+        message_log,
+        throughput,
+        webhook_latency,
+    )
 
     started = time.perf_counter()
-    reports = [_attempt("aws_calls", aws_calls.run), _attempt("message_log", message_log.run),
-               _attempt("import_time", import_time.run), _attempt("throughput", throughput.run)]
+    reports = [
+        _attempt("aws_calls", aws_calls.run),
+        _attempt("message_log", message_log.run),
+        _attempt("import_time", import_time.run),
+        _attempt("throughput", throughput.run),
+    ]
     try:
         stack = _stack.start()
     except Exception as error:  # noqa: BLE001  the in-process figures are still printed
         reports.append(_failed("stack", error))
     else:
         try:
-            reports += [_attempt("bridge", bridge.run, stack),
-                        _attempt("webhook_latency", webhook_latency.run, stack)]
+            reports += [
+                _attempt("bridge", bridge.run, stack),
+                _attempt("webhook_latency", webhook_latency.run, stack),
+            ]
         finally:
             stopped = _stack.finish(stack)
         reports.append(_stack.with_stop(Report("stack"), stopped))

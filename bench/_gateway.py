@@ -5,6 +5,7 @@ Importing this module first installs a botocore ``before-call`` hook in
 default session for SQS, PynamoDB's per-thread sessions) records each AWS call it makes.
 It must therefore be imported before anything creates a botocore session.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,6 @@ import os
 from contextlib import contextmanager
 
 import bench  # noqa: F401  (puts the repo on sys.path)
-
 from devstack.container import go_offline  # noqa: E402  (after bench: the repo on sys.path)
 
 go_offline()  # as the tests do: never talk to a real account
@@ -96,8 +96,10 @@ def gateway():
             provision.all_resources()
             key, _ = auth.create_key("api", "bench", name="bench")
         if not any(op == "PutItem" for _, op, _ in setup):
-            raise RuntimeError("the botocore call hook saw no call: a botocore session was "
-                               "created before bench._gateway was imported")
+            raise RuntimeError(
+                "the botocore call hook saw no call: a botocore session was "
+                "created before bench._gateway was imported"
+            )
         from app import app
 
         try:

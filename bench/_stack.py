@@ -8,6 +8,7 @@ log and turns how the stack stopped into a report row.
 Talks to the stack over the wire only (HTTP, files, the stack's log); imports no AWS
 library, so it can run in the same process as the in-process benches.
 """
+
 from __future__ import annotations
 
 import re
@@ -77,10 +78,14 @@ def percentile(values: list[float], q: float) -> float:
 
 def stop_row(stopped: Stopped) -> dict:
     clean = stopped.returncode == 0 and not stopped.leftovers
-    return {"bench": "stack", "measure": "local stack stopped with SIGINT",
-            "value": f"exit {stopped.returncode} in {stopped.seconds:.1f}s, "
-                     f"{len(stopped.leftovers)} process(es) left running",
-            "budget": "exit 0, none left", "result": "PASS" if clean else "FAIL"}
+    return {
+        "bench": "stack",
+        "measure": "local stack stopped with SIGINT",
+        "value": f"exit {stopped.returncode} in {stopped.seconds:.1f}s, "
+        f"{len(stopped.leftovers)} process(es) left running",
+        "budget": "exit 0, none left",
+        "result": "PASS" if clean else "FAIL",
+    }
 
 
 def with_stop(report, stopped: Stopped):

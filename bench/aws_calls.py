@@ -7,6 +7,7 @@ resolved. The budget applies to the warm round. Counts are deterministic.
 
     python -m bench.aws_calls
 """
+
 from __future__ import annotations
 
 import itertools
@@ -19,21 +20,34 @@ from bench._gateway import CALLS, gateway
 
 BULK = "POST /messages/bulk (100 numbers)"
 # bulk: 4 BatchWriteItem of 25 messages, 10 SendMessageBatch of 10
-BUDGET = {"POST /messages/send": 2, "POST /otp/send": 2,
-          "POST /otp/verify (right code)": 2, "POST /otp/verify (wrong code)": 2, BULK: 14}
-ORDER = ["POST /messages/send", BULK, "POST /otp/send", "POST /otp/verify (right code)",
-         "POST /otp/verify (wrong code)", "GET /messages/{id}"]
+BUDGET = {
+    "POST /messages/send": 2,
+    "POST /otp/send": 2,
+    "POST /otp/verify (right code)": 2,
+    "POST /otp/verify (wrong code)": 2,
+    BULK: 14,
+}
+ORDER = [
+    "POST /messages/send",
+    BULK,
+    "POST /otp/send",
+    "POST /otp/verify (right code)",
+    "POST /otp/verify (wrong code)",
+    "GET /messages/{id}",
+]
 
 
 def _expect(response, status, what):
     if response.status_code != status:
-        raise RuntimeError(f"{what}: expected {status}, got {response.status_code} {response.body!r}")
+        raise RuntimeError(
+            f"{what}: expected {status}, got {response.status_code} {response.body!r}"
+        )
     return response.json
 
 
 def _sent_code(calls) -> str:
     """The OTP as it went onto the queue (read from the SendMessage params: no extra call)."""
-    for service, operation, request in calls:  # request: botocore's serialized request dict
+    for _service, operation, request in calls:  # request: botocore's serialized request dict
         if operation == "SendMessage":
             body = request["body"]
             if isinstance(body, (bytes, str)):  # SQS JSON protocol; older botocore: a query dict
@@ -47,16 +61,22 @@ def _round(api, n: int) -> dict[str, list]:
     made = {}
     sms_phone, otp_phone = f"+2222000000{n}", f"+2223000000{n}"
     with CALLS.recording() as calls:
-        body = _expect(api.post("/messages/send", {"phoneNumber": sms_phone, "message": "bench"}),
-                       200, "messages/send")
+        body = _expect(
+            api.post("/messages/send", {"phoneNumber": sms_phone, "message": "bench"}),
+            200,
+            "messages/send",
+        )
     made["POST /messages/send"] = calls
     with CALLS.recording() as calls:
         _expect(api.get(f"/messages/{body['messageId']}"), 200, "GET message")
     made["GET /messages/{id}"] = calls
     numbers = [f"+2224{n}{i:06d}" for i in range(100)]
     with CALLS.recording() as calls:
-        bulk = _expect(api.post("/messages/bulk", {"phoneNumbers": numbers, "message": "bench"}),
-                       200, "messages/bulk")
+        bulk = _expect(
+            api.post("/messages/bulk", {"phoneNumbers": numbers, "message": "bench"}),
+            200,
+            "messages/bulk",
+        )
     if bulk["queued"] != 100:
         raise RuntimeError(f"messages/bulk queued {bulk['queued']} of 100: {bulk['errors']}")
     made[BULK] = calls
@@ -64,16 +84,22 @@ def _round(api, n: int) -> dict[str, list]:
         _expect(api.post("/otp/send", {"phoneNumber": otp_phone}), 200, "otp/send")
     made["POST /otp/send"] = calls
     code = _sent_code(calls)
-    wrong = f"{(int(code) + 1) % 10 ** 6:06d}"
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
     with CALLS.recording() as calls:
-        answer = _expect(api.post("/otp/verify", {"phoneNumber": otp_phone, "otp": wrong}),
-                         400, "otp/verify wrong code")
+        answer = _expect(
+            api.post("/otp/verify", {"phoneNumber": otp_phone, "otp": wrong}),
+            400,
+            "otp/verify wrong code",
+        )
     if answer.get("verified") is not False:
         raise RuntimeError(f"otp/verify wrong code: unexpected answer {answer}")
     made["POST /otp/verify (wrong code)"] = calls
     with CALLS.recording() as calls:
-        answer = _expect(api.post("/otp/verify", {"phoneNumber": otp_phone, "otp": code}),
-                         200, "otp/verify right code")
+        answer = _expect(
+            api.post("/otp/verify", {"phoneNumber": otp_phone, "otp": code}),
+            200,
+            "otp/verify right code",
+        )
     if answer.get("verified") is not True:
         raise RuntimeError(f"otp/verify right code: unexpected answer {answer}")
     made["POST /otp/verify (right code)"] = calls
@@ -103,13 +129,25 @@ def run() -> Report:
         budget = BUDGET.get(name)
         count = len(warm[name])
         result = verdict(count, budget) if budget is not None else "reported"
-        report.rows.append({"bench": "aws_calls", "measure": f"{name}, warm",
-                            "value": f"{count} call{'' if count == 1 else 's'}: {_ops(warm[name])}",
-                            "budget": f"<= {budget}" if budget is not None else "-",
-                            "result": result})
-        detail.append({"request": name, "warm": count, "first use": len(first[name]),
-                       "first-use operations (if different)":
-                           _ops(first[name]) if _ops(first[name]) != _ops(warm[name]) else ""})
+        report.rows.append(
+            {
+                "bench": "aws_calls",
+                "measure": f"{name}, warm",
+                "value": f"{count} call{'' if count == 1 else 's'}: {_ops(warm[name])}",
+                "budget": f"<= {budget}" if budget is not None else "-",
+                "result": result,
+            }
+        )
+        detail.append(
+            {
+                "request": name,
+                "warm": count,
+                "first use": len(first[name]),
+                "first-use operations (if different)": _ops(first[name])
+                if _ops(first[name]) != _ops(warm[name])
+                else "",
+            }
+        )
     report.details = [
         "AWS calls per request: warm (API key cached, clients and queue URLs resolved) and on",
         "the first use of each route in a container (the first request also loads the key).",

@@ -20,23 +20,23 @@ kept-alive responses ~40 ms (Nagle + delayed ACK), which the details account for
 
     python -m bench.bridge
 """
+
 from __future__ import annotations
 
 import statistics
 import sys
 import time
 
-from bench import Report, main_for, table
-from bench import _stack
+from bench import Report, _stack, main_for, table
 from bench._stack import fresh_phone, iso_unix, log_times, percentile
 
 N = 200
-BULK = 100                    # numbers per POST /messages/bulk (the API's maximum)
+BULK = 100  # numbers per POST /messages/bulk (the API's maximum)
 LATENCY_SENDS = 50
-PROBES = 20                   # GET /health round trips per connection kind
-SPACING = 0.1                 # seconds between one SMS reaching the outbox and the next POST
-WAIT = 60                     # longest wait for SMS to reach the outbox, seconds
-OVERHEAD_BUDGET = 0.10        # of a 1 s modem send
+PROBES = 20  # GET /health round trips per connection kind
+SPACING = 0.1  # seconds between one SMS reaching the outbox and the next POST
+WAIT = 60  # longest wait for SMS to reach the outbox, seconds
+OVERHEAD_BUDGET = 0.10  # of a 1 s modem send
 MODEM_SECONDS = (1.0, 3.0)
 
 
@@ -57,7 +57,9 @@ def _wait_settled(stack, message_id: str, seconds: float = WAIT) -> float:
 
 def _send(stack, phone: str, text: str) -> tuple[str, float]:
     """POST /messages/send; (messageId, unix time the answer was in)."""
-    message_id = stack.call("POST", "/messages/send", {"phoneNumber": phone, "message": text}).json()["messageId"]
+    message_id = stack.call(
+        "POST", "/messages/send", {"phoneNumber": phone, "message": text}
+    ).json()["messageId"]
     return message_id, time.time()
 
 
@@ -71,10 +73,13 @@ def throughput(stack, n: int = N) -> dict:
     started = time.time()
     for chunk in range(0, n, BULK):
         t0 = time.time()
-        answer = stack.call("POST", "/messages/bulk", {"message": "Promo bench",
-                                                       "phoneNumbers": phones[chunk:chunk + BULK]}).json()
+        answer = stack.call(
+            "POST",
+            "/messages/bulk",
+            {"message": "Promo bench", "phoneNumbers": phones[chunk : chunk + BULK]},
+        ).json()
         calls.append(time.time() - t0)
-        if answer["queued"] != len(phones[chunk:chunk + BULK]):
+        if answer["queued"] != len(phones[chunk : chunk + BULK]):
             raise RuntimeError(f"bulk queued {answer['queued']}: {answer['errors'][:3]}")
         ids += [m["messageId"] for m in answer["messages"]]
     queued = time.time()
@@ -83,10 +88,18 @@ def throughput(stack, n: int = N) -> dict:
     last_id = max(lines, key=lambda m: iso_unix(lines[m]["sentAt"]))
     after = [t for t in sent if t >= queued]
     settle = _wait_settled(stack, last_id)
-    return {"n": n, "calls": calls, "started": started, "queued": queued, "sent": sent,
-            "rate": (n - 1) / (sent[-1] - sent[0]),
-            "rate_after": (len(after) - 1) / (after[-1] - after[0]) if len(after) > 2 else None,
-            "after": len(after), "end_to_end": n / (sent[-1] - started), "settle": settle}
+    return {
+        "n": n,
+        "calls": calls,
+        "started": started,
+        "queued": queued,
+        "sent": sent,
+        "rate": (n - 1) / (sent[-1] - sent[0]),
+        "rate_after": (len(after) - 1) / (after[-1] - after[0]) if len(after) > 2 else None,
+        "after": len(after),
+        "end_to_end": n / (sent[-1] - started),
+        "settle": settle,
+    }
 
 
 def latency(stack, sends: int = LATENCY_SENDS) -> dict:
@@ -102,10 +115,16 @@ def latency(stack, sends: int = LATENCY_SENDS) -> dict:
     claimed = {m.group(1): t for t, m in log_times(log, r"chinqit\.bridge: sending message (\S+) ")}
     for row in rows:
         row["claimed"] = claimed.get(row["id"])
-    status_ms = [float(m.group(1)) for _, m in log_times(
-        log, r"POST /device/messages/\{message_id\}/status -> 200 key=\S+ ([\d.]+)ms")]
-    send_ms = [float(m.group(1)) for _, m in log_times(
-        log, r"POST /messages/send -> 200 key=\S+ ([\d.]+)ms")]
+    status_ms = [
+        float(m.group(1))
+        for _, m in log_times(
+            log, r"POST /device/messages/\{message_id\}/status -> 200 key=\S+ ([\d.]+)ms"
+        )
+    ]
+    send_ms = [
+        float(m.group(1))
+        for _, m in log_times(log, r"POST /messages/send -> 200 key=\S+ ([\d.]+)ms")
+    ]
     return {"rows": rows, "status_ms": status_ms, "send_ms": send_ms}
 
 
@@ -133,9 +152,15 @@ def measure(stack) -> dict:
     warm, returned = _send(stack, fresh_phone(), "Bench warm-up")  # first use of every path
     first = iso_unix(stack.wait_outbox([warm], WAIT)[warm]["sentAt"]) - returned
     _wait_settled(stack, warm)
-    return {"first": first, "probe": api_round_trip(stack),
-            "throughput": throughput(stack), "latency": latency(stack),
-            "environment": {k: v for k, v in stack.environment.items() if k.startswith("SMSGW_BRIDGE_")}}
+    return {
+        "first": first,
+        "probe": api_round_trip(stack),
+        "throughput": throughput(stack),
+        "latency": latency(stack),
+        "environment": {
+            k: v for k, v in stack.environment.items() if k.startswith("SMSGW_BRIDGE_")
+        },
+    }
 
 
 def _ms(seconds: float) -> str:
@@ -143,8 +168,10 @@ def _ms(seconds: float) -> str:
 
 
 def _spread(values: list[float]) -> str:
-    return (f"median {_ms(statistics.median(values))}, p95 {_ms(percentile(values, 0.95))} "
-            f"(min {_ms(min(values))}, max {_ms(max(values))})")
+    return (
+        f"median {_ms(statistics.median(values))}, p95 {_ms(percentile(values, 0.95))} "
+        f"(min {_ms(min(values))}, max {_ms(max(values))})"
+    )
 
 
 def report(m: dict) -> Report:
@@ -155,18 +182,34 @@ def report(m: dict) -> Report:
     busy = 1 / t["rate"]  # seconds of bridge work per SMS when it has a backlog
     overrides = m["environment"]
     per_minute = float(overrides.get("SMSGW_BRIDGE_SENDS_PER_MINUTE", 6000))
-    setting = ("devstack's bridge settings (sends_per_minute 6000 = 100/s, burst 20)" if not overrides
-               else "bridge settings overridden: " + ", ".join(f"{k}={v}" for k, v in overrides.items()))
+    setting = (
+        "devstack's bridge settings (sends_per_minute 6000 = 100/s, burst 20)"
+        if not overrides
+        else "bridge settings overridden: " + ", ".join(f"{k}={v}" for k, v in overrides.items())
+    )
     out = Report("bridge")
     out.rows += [
-        {"bench": "bridge", "measure": f"(a) queue -> bridge -> simulator, N={t['n']} via /messages/bulk",
-         "value": f"{t['rate']:.1f} SMS/s ({_ms(busy)} per SMS)", "budget": "-", "result": "reported"},
-        {"bench": "bridge", "measure": f"(b) POST /messages/send returned -> outbox, {len(rows)} sends",
-         "value": f"p50 {_ms(p50)}, p95 {_ms(p95)}", "budget": "-", "result": "reported"},
-        {"bench": "bridge", "measure": "(c) bridge overhead per SMS (= b median) vs modem 1-3 s",
-         "value": f"{_ms(p50)} = {p50 / MODEM_SECONDS[0]:.1%} of 1 s, {p50 / MODEM_SECONDS[1]:.1%} of 3 s",
-         "budget": f"<= {OVERHEAD_BUDGET:.0%} of 1 s",
-         "result": "PASS" if p50 <= OVERHEAD_BUDGET * MODEM_SECONDS[0] else "FAIL"},
+        {
+            "bench": "bridge",
+            "measure": f"(a) queue -> bridge -> simulator, N={t['n']} via /messages/bulk",
+            "value": f"{t['rate']:.1f} SMS/s ({_ms(busy)} per SMS)",
+            "budget": "-",
+            "result": "reported",
+        },
+        {
+            "bench": "bridge",
+            "measure": f"(b) POST /messages/send returned -> outbox, {len(rows)} sends",
+            "value": f"p50 {_ms(p50)}, p95 {_ms(p95)}",
+            "budget": "-",
+            "result": "reported",
+        },
+        {
+            "bench": "bridge",
+            "measure": "(c) bridge overhead per SMS (= b median) vs modem 1-3 s",
+            "value": f"{_ms(p50)} = {p50 / MODEM_SECONDS[0]:.1%} of 1 s, {p50 / MODEM_SECONDS[1]:.1%} of 3 s",
+            "budget": f"<= {OVERHEAD_BUDGET:.0%} of 1 s",
+            "result": "PASS" if p50 <= OVERHEAD_BUDGET * MODEM_SECONDS[0] else "FAIL",
+        },
     ]
     details = [
         f"Local stack, {setting}; simulator driver, send_delay 0.",
@@ -189,18 +232,35 @@ def report(m: dict) -> Report:
     if split:
         to_claim = [r["claimed"] - r["returned"] for r in split]
         to_driver = [r["sent"] - r["claimed"] for r in split]
-        parts += [("POST returned -> claim accepted (SQS long poll wakes, receive, claim POST)", to_claim),
-                  ("claim -> outbox line (journal in SQLite, driver write + fsync)", to_driver)]
+        parts += [
+            (
+                "POST returned -> claim accepted (SQS long poll wakes, receive, claim POST)",
+                to_claim,
+            ),
+            ("claim -> outbox line (journal in SQLite, driver write + fsync)", to_driver),
+        ]
     if parts:
-        details += [f"    split with the bridge's 'sending message' log line ({len(split)} sends, 1 ms "
-                    "resolution):",
-                    table([{"part": name, "median": _ms(statistics.median(v)),
-                            "p95": _ms(percentile(v, 0.95))} for name, v in parts],
-                          ["part", "median", "p95"])]
+        details += [
+            f"    split with the bridge's 'sending message' log line ({len(split)} sends, 1 ms "
+            "resolution):",
+            table(
+                [
+                    {
+                        "part": name,
+                        "median": _ms(statistics.median(v)),
+                        "p95": _ms(percentile(v, 0.95)),
+                    }
+                    for name, v in parts
+                ],
+                ["part", "median", "p95"],
+            ),
+        ]
     if lat["status_ms"]:
-        details.append(f"    inside the API (its log): device status POST median "
-                       f"{statistics.median(lat['status_ms']):.1f} ms, POST /messages/send median "
-                       f"{statistics.median(lat['send_ms']):.1f} ms")
+        details.append(
+            f"    inside the API (its log): device status POST median "
+            f"{statistics.median(lat['status_ms']):.1f} ms, POST /messages/send median "
+            f"{statistics.median(lat['send_ms']):.1f} ms"
+        )
     stall = probe["kept_alive"] - probe["new_connection"]
     details += [
         f"    GET /health from here (median of {PROBES}): {_ms(probe['kept_alive'])} on a kept-alive "

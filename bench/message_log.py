@@ -9,16 +9,17 @@ index), whatever the filters and whether the page starts from a cursor.
 
     python -m bench.message_log
 """
+
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 from bench import Report, main_for, table
 from bench._gateway import CALLS, gateway
 
-MESSAGES = 30        # more than one page of LIMIT
+MESSAGES = 30  # more than one page of LIMIT
 LIMIT = 20
 PHONE = "+22238089336"
 OTHER_PHONE = "+22248089336"
@@ -43,17 +44,22 @@ def _two_pages(api, name: str, query: dict, expect_first: int, expect_second: in
     """(name, calls, messages on the page) for page 1 and page 2 (via nextCursor)."""
     first, calls1 = _listing(api, query)
     if len(first["messages"]) != expect_first or not first["nextCursor"]:
-        raise RuntimeError(f"{name}: page 1 has {len(first['messages'])} messages, cursor "
-                           f"{first['nextCursor']!r}; expected {expect_first} and a cursor")
+        raise RuntimeError(
+            f"{name}: page 1 has {len(first['messages'])} messages, cursor "
+            f"{first['nextCursor']!r}; expected {expect_first} and a cursor"
+        )
     second, calls2 = _listing(api, {**query, "cursor": first["nextCursor"]})
     if len(second["messages"]) != expect_second:
-        raise RuntimeError(f"{name}: page 2 has {len(second['messages'])} messages, "
-                           f"expected {expect_second}")
+        raise RuntimeError(
+            f"{name}: page 2 has {len(second['messages'])} messages, expected {expect_second}"
+        )
     seen = {m["messageId"] for m in first["messages"]}
     if any(m["messageId"] in seen for m in second["messages"]):
         raise RuntimeError(f"{name}: page 2 repeats messages of page 1")
-    return [(f"{name}, page 1", calls1, len(first["messages"])),
-            (f"{name}, page 2 (cursor)", calls2, len(second["messages"]))]
+    return [
+        (f"{name}, page 1", calls1, len(first["messages"])),
+        (f"{name}, page 2 (cursor)", calls2, len(second["messages"])),
+    ]
 
 
 def measure() -> dict:
@@ -64,17 +70,30 @@ def measure() -> dict:
             response = api.post("/messages/send", {"phoneNumber": phone, "message": f"log {n}"})
             if response.status_code != 200:
                 raise RuntimeError(f"messages/send: {response.status_code} {response.body!r}")
-        now = datetime.now(timezone.utc)
-        day = {"from": (now - timedelta(hours=1)).isoformat(), "to": (now + timedelta(hours=1)).isoformat()}
+        now = datetime.now(UTC)
+        day = {
+            "from": (now - timedelta(hours=1)).isoformat(),
+            "to": (now + timedelta(hours=1)).isoformat(),
+        }
         pages = []
-        pages += _two_pages(api, "GET /messages?limit=20", {"limit": LIMIT}, LIMIT, MESSAGES - LIMIT)
-        pages += _two_pages(api, "?direction=outbound&status=queued&limit=20",
-                            {"direction": "outbound", "status": "queued", "limit": LIMIT},
-                            LIMIT, MESSAGES - LIMIT)
+        pages += _two_pages(
+            api, "GET /messages?limit=20", {"limit": LIMIT}, LIMIT, MESSAGES - LIMIT
+        )
+        pages += _two_pages(
+            api,
+            "?direction=outbound&status=queued&limit=20",
+            {"direction": "outbound", "status": "queued", "limit": LIMIT},
+            LIMIT,
+            MESSAGES - LIMIT,
+        )
         # filters that drop most of a page: still one Query, the page just holds fewer
-        pages += _two_pages(api, "?phoneNumber=…&from=…&to=…&limit=20",
-                            {"phoneNumber": PHONE, **day, "limit": LIMIT},
-                            LIMIT // 2, (MESSAGES - LIMIT) // 2)
+        pages += _two_pages(
+            api,
+            "?phoneNumber=…&from=…&to=…&limit=20",
+            {"phoneNumber": PHONE, **day, "limit": LIMIT},
+            LIMIT // 2,
+            (MESSAGES - LIMIT) // 2,
+        )
         unread, calls = _listing(api, {"direction": "inbound", "unread": "true", "limit": LIMIT})
         pages.append(("?direction=inbound&unread=true (empty)", calls, len(unread["messages"])))
     return {"first_use": first_use, "pages": pages}
@@ -86,14 +105,20 @@ def run() -> Report:
     detail = []
     for name, calls, count in m["pages"]:
         made = [(service, operation) for service, operation, _ in calls]
-        report.rows.append({
-            "bench": "message_log", "measure": f"{name}, warm",
-            "value": f"{len(calls)} call{'' if len(calls) == 1 else 's'}: {_ops(calls)}",
-            "budget": "== 1 DynamoDB.Query", "result": "PASS" if made == BUDGET else "FAIL"})
+        report.rows.append(
+            {
+                "bench": "message_log",
+                "measure": f"{name}, warm",
+                "value": f"{len(calls)} call{'' if len(calls) == 1 else 's'}: {_ops(calls)}",
+                "budget": "== 1 DynamoDB.Query",
+                "result": "PASS" if made == BUDGET else "FAIL",
+            }
+        )
         request = next(request for _, _, request in calls) if calls else {}
         body = request.get("body") if isinstance(request, dict) else None
-        detail.append({"page": name, "messages": count,
-                       "Query request": _query_shape(body) if body else "-"})
+        detail.append(
+            {"page": name, "messages": count, "Query request": _query_shape(body) if body else "-"}
+        )
     report.details = [
         f"{MESSAGES} outbound messages (half to {PHONE}), pages of limit={LIMIT}. The first "
         f"GET /messages of the container made: {_ops(m['first_use'])}.",
@@ -111,7 +136,9 @@ def _query_shape(body) -> str:
     names = sorted((body.get("ExpressionAttributeNames") or {}).values())
     parts = [body.get("IndexName", "table"), f"Limit {body.get('Limit')}"]
     if body.get("FilterExpression"):
-        parts.append("filter on " + "/".join(n for n in names if n not in ("account_id", "created_at")))
+        parts.append(
+            "filter on " + "/".join(n for n in names if n not in ("account_id", "created_at"))
+        )
     if body.get("ExclusiveStartKey"):
         parts.append("from cursor")
     return ", ".join(parts)

@@ -10,6 +10,7 @@ our code, not a Lambda figure. The time is split by timing, around the same requ
 
     python -m bench.throughput
 """
+
 from __future__ import annotations
 
 import statistics
@@ -44,6 +45,7 @@ class _Timer:
             finally:
                 timer.seconds += time.perf_counter() - started
                 timer.depth -= 1
+
         return timed
 
 
@@ -83,11 +85,18 @@ def measure(n: int = N) -> dict:
                 response = api.post("/messages/send", body)
                 latencies.append(time.perf_counter() - t0)
                 if response.status_code != 200:
-                    raise RuntimeError(f"messages/send answered {response.status_code}: {response.body!r}")
+                    raise RuntimeError(
+                        f"messages/send answered {response.status_code}: {response.body!r}"
+                    )
             total = time.perf_counter() - started
-    return {"n": n, "total": total, "latencies": latencies,
-            "moto": moto.seconds, "botocore": client.seconds - moto.seconds,
-            "ours": sum(latencies) - client.seconds}
+    return {
+        "n": n,
+        "total": total,
+        "latencies": latencies,
+        "moto": moto.seconds,
+        "botocore": client.seconds - moto.seconds,
+        "ours": sum(latencies) - client.seconds,
+    }
 
 
 def run() -> Report:
@@ -95,15 +104,28 @@ def run() -> Report:
     lat = m["latencies"]
     p50, p95 = statistics.median(lat) * 1000, _percentile(lat, 0.95) * 1000
     report = Report("throughput")
-    report.rows.append({
-        "bench": "throughput", "measure": f"POST /messages/send in-process, N={m['n']}",
-        "value": f"{m['n'] / m['total']:.0f} req/s  (p50 {p50:.1f} ms, p95 {p95:.1f} ms)",
-        "budget": "-", "result": "reported"})
+    report.rows.append(
+        {
+            "bench": "throughput",
+            "measure": f"POST /messages/send in-process, N={m['n']}",
+            "value": f"{m['n'] / m['total']:.0f} req/s  (p50 {p50:.1f} ms, p95 {p95:.1f} ms)",
+            "budget": "-",
+            "result": "reported",
+        }
+    )
     spent = sum(lat)
-    split = [{"part": part, "ms/request": f"{m[key] / m['n'] * 1000:.2f}",
-              "share": f"{m[key] / spent:.0%}"}
-             for part, key in (("moto (fake AWS)", "moto"), ("botocore client side", "botocore"),
-                               ("ours (Chalice test gateway, router, views, PynamoDB)", "ours"))]
+    split = [
+        {
+            "part": part,
+            "ms/request": f"{m[key] / m['n'] * 1000:.2f}",
+            "share": f"{m[key] / spent:.0%}",
+        }
+        for part, key in (
+            ("moto (fake AWS)", "moto"),
+            ("botocore client side", "botocore"),
+            ("ours (Chalice test gateway, router, views, PynamoDB)", "ours"),
+        )
+    ]
     report.details = [
         f"{m['n']} requests after {WARMUP} warm-up ones, one thread; moto serves the 2 AWS calls",
         f"latency ms: min {min(lat) * 1000:.1f}  p50 {p50:.1f}  p95 {p95:.1f}  max {max(lat) * 1000:.1f}",

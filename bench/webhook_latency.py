@@ -14,6 +14,7 @@ stores it and queues the event ("webhook event queued"), the worker POSTs it.
 
     python -m bench.webhook_latency
 """
+
 from __future__ import annotations
 
 import base64
@@ -28,14 +29,13 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from bench import Report, main_for, table
-from bench import _stack
+from bench import Report, _stack, main_for, table
 from bench._stack import log_times, percentile
 
 ROUNDS = 30
 PHONE = "+22238089336"
 WAIT = 20  # longest wait for one webhook, seconds
-SEED = 3   # of the pauses between rounds
+SEED = 3  # of the pauses between rounds
 
 
 class Receiver:
@@ -59,7 +59,9 @@ class Receiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 with receiver.arrived:
-                    receiver.arrivals.append((at, {k.lower(): v for k, v in self.headers.items()}, body))
+                    receiver.arrivals.append(
+                        (at, {k.lower(): v for k, v in self.headers.items()}, body)
+                    )
                     receiver.arrived.notify_all()
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -101,9 +103,13 @@ def verify(secret: str, headers: dict, body: bytes) -> None:
 def measure(stack, rounds: int = ROUNDS) -> dict:
     pause = random.Random(SEED)
     with Receiver() as receiver:
-        secret = stack.call("PUT", "/webhook", {"url": receiver.url, "rotateSecret": True}).json()["secret"]
+        secret = stack.call("PUT", "/webhook", {"url": receiver.url, "rotateSecret": True}).json()[
+            "secret"
+        ]
         try:
-            sent = stack.call("POST", "/messages/send", {"phoneNumber": PHONE, "message": "Salam"}).json()
+            sent = stack.call(
+                "POST", "/messages/send", {"phoneNumber": PHONE, "message": "Salam"}
+            ).json()
             stack.wait_outbox([sent["messageId"]], WAIT)  # the account wrote to PHONE last
             token = secrets.token_hex(3)
 
@@ -113,8 +119,12 @@ def measure(stack, rounds: int = ROUNDS) -> dict:
                 written = time.time()
                 at, headers, body = receiver.wait_for(text, WAIT)
                 verify(secret, headers, body)
-                return {"written": written, "arrived": at, "offset": offset,
-                        "event": headers["webhook-id"]}
+                return {
+                    "written": written,
+                    "arrived": at,
+                    "offset": offset,
+                    "event": headers["webhook-id"],
+                }
 
             first = one(f"warm-up {token}")  # first use of the inbound and worker paths
             results = []
@@ -141,9 +151,15 @@ def report(m: dict) -> Report:
     total = [r["arrived"] - r["written"] for r in results]
     p50, p95 = statistics.median(total), percentile(total, 0.95)
     out = Report("webhook_latency")
-    out.rows.append({"bench": "webhook_latency",
-                     "measure": f"inbox line -> webhook receiver got the POST, {len(results)} SMS",
-                     "value": f"p50 {_ms(p50)}, p95 {_ms(p95)}", "budget": "-", "result": "reported"})
+    out.rows.append(
+        {
+            "bench": "webhook_latency",
+            "measure": f"inbox line -> webhook receiver got the POST, {len(results)} SMS",
+            "value": f"p50 {_ms(p50)}, p95 {_ms(p95)}",
+            "budget": "-",
+            "result": "reported",
+        }
+    )
     details = [
         f"{len(results)} inbound SMS, one at a time; inbox -> POST received: median {_ms(p50)}, "
         f"p95 {_ms(p95)} (min {_ms(min(total))}, max {_ms(max(total))}); the first one of the "
@@ -152,17 +168,35 @@ def report(m: dict) -> Report:
     split = [r for r in results if r["read"] is not None and r["queued"] is not None]
     if split:
         parts = [
-            ("inbox line -> bridge reads it (the bridge reads the phone every poll_interval, "
-             "0.5 s, when idle)", [r["read"] - r["written"] for r in split]),
-            ("bridge read -> event queued (journal, POST /device/inbound: owner query, PutItem, "
-             "webhook SendMessage)", [r["queued"] - r["read"] for r in split]),
-            ("event queued -> receiver has it (worker's SQS long poll wakes, config read, claim, "
-             "POST)", [r["arrived"] - r["queued"] for r in split]),
+            (
+                "inbox line -> bridge reads it (the bridge reads the phone every poll_interval, "
+                "0.5 s, when idle)",
+                [r["read"] - r["written"] for r in split],
+            ),
+            (
+                "bridge read -> event queued (journal, POST /device/inbound: owner query, PutItem, "
+                "webhook SendMessage)",
+                [r["queued"] - r["read"] for r in split],
+            ),
+            (
+                "event queued -> receiver has it (worker's SQS long poll wakes, config read, claim, "
+                "POST)",
+                [r["arrived"] - r["queued"] for r in split],
+            ),
         ]
         details += [
             f"split with the stack's log ({len(split)} SMS; log times have 1 ms resolution):",
-            table([{"part": name, "median": _ms(statistics.median(v)), "p95": _ms(percentile(v, 0.95))}
-                   for name, v in parts], ["part", "median", "p95"]),
+            table(
+                [
+                    {
+                        "part": name,
+                        "median": _ms(statistics.median(v)),
+                        "p95": _ms(percentile(v, 0.95)),
+                    }
+                    for name, v in parts
+                ],
+                ["part", "median", "p95"],
+            ),
         ]
     out.details = details
     return out

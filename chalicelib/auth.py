@@ -3,6 +3,7 @@
 Keys are 256-bit random tokens, so a plain SHA-256 is a safe one-way hash (no salt or
 slow hash needed, unlike passwords) and lets a lookup be a single GetItem.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -51,8 +52,9 @@ def hash_key(key: str) -> str:
 def create_key(kind: str, owner_id: str, name: str = "") -> tuple[str, Credential]:
     """Store a new key's hash; the key itself is returned once and never stored."""
     key = KEY_PREFIXES[kind] + secrets.token_urlsafe(32)
-    credential = Credential(hash_key(key), kind=kind, owner_id=owner_id, name=name,
-                            prefix=key[:SHOWN_PREFIX_LENGTH])
+    credential = Credential(
+        hash_key(key), kind=kind, owner_id=owner_id, name=name, prefix=key[:SHOWN_PREFIX_LENGTH]
+    )
     credential.save(Credential.key_hash.does_not_exist())
     return key, credential
 
@@ -64,8 +66,9 @@ def import_key(kind: str, owner_id: str, key: str, name: str = "") -> Credential
     """Register a key chosen by the operator (the local stack's SMSGW_DEV_API_KEY)."""
     if len(key) < MIN_IMPORTED_KEY_LENGTH:
         raise ValueError(f"a key must have at least {MIN_IMPORTED_KEY_LENGTH} characters")
-    credential = Credential(hash_key(key), kind=kind, owner_id=owner_id, name=name,
-                            prefix=key[:SHOWN_PREFIX_LENGTH])
+    credential = Credential(
+        hash_key(key), kind=kind, owner_id=owner_id, name=name, prefix=key[:SHOWN_PREFIX_LENGTH]
+    )
     credential.save()
     return credential
 
@@ -108,9 +111,17 @@ def _load(digest: str) -> Principal | None:
     except Credential.DoesNotExist:
         return None
     # The lookup is by hash; compare again in constant time so equality is never short-circuited.
-    if credential.revoked or is_expired(credential.expires_at) or \
-            not hmac.compare_digest(credential.key_hash, digest):
+    if (
+        credential.revoked
+        or is_expired(credential.expires_at)
+        or not hmac.compare_digest(credential.key_hash, digest)
+    ):
         return None
     owner = {"account_id" if credential.kind == "api" else "device_id": credential.owner_id}
-    return Principal(credential.kind, credential.prefix, credential.scope_id or digest[:24],
-                     expires_at=credential.expires_at, **owner)
+    return Principal(
+        credential.kind,
+        credential.prefix,
+        credential.scope_id or digest[:24],
+        expires_at=credential.expires_at,
+        **owner,
+    )

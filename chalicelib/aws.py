@@ -1,10 +1,11 @@
 """boto3 clients, created on first use and kept for the life of the Lambda container."""
+
 from __future__ import annotations
 
 import functools
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def client(service: str):
     import boto3  # imported here: the Lambda module's import time stays low (cold start)
 

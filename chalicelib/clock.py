@@ -3,10 +3,11 @@
 Code asks this module (``clock.now()``, ``clock.unix()``, ``clock.monotonic()``); a test
 installs another clock with :func:`use` and puts the system clock back afterwards.
 """
+
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 class Clock:
@@ -21,7 +22,7 @@ class Clock:
         return time.monotonic()
 
     def now(self) -> datetime:
-        return datetime.fromtimestamp(self.unix(), timezone.utc)
+        return datetime.fromtimestamp(self.unix(), UTC)
 
 
 SYSTEM = Clock()

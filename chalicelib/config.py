@@ -2,6 +2,7 @@
 
 Every setting is listed here with its meaning; the README's configuration table mirrors it.
 """
+
 from __future__ import annotations
 
 import functools
@@ -16,40 +17,46 @@ def _env(name: str, default: str = "") -> str:
 @dataclass(frozen=True)
 class Settings:
     # DynamoDB tables
-    keys_table: str           # SMSGW_KEYS_TABLE: API, device and OAuth2 credentials (hashed)
-    messages_table: str       # SMSGW_MESSAGES_TABLE: outbound and inbound SMS
-    otps_table: str           # SMSGW_OTPS_TABLE: one live OTP per phone, key and channel
-    rate_limits_table: str    # SMSGW_RATE_LIMITS_TABLE: fixed-window counters
-    devices_table: str        # SMSGW_DEVICES_TABLE: registered phones and modems
-    webhooks_table: str       # SMSGW_WEBHOOKS_TABLE: one webhook (URL, events, health) per account
-    webhook_deliveries_table: str  # SMSGW_WEBHOOK_DELIVERIES_TABLE: delivery state per event id (idempotency)
+    keys_table: str  # SMSGW_KEYS_TABLE: API, device and OAuth2 credentials (hashed)
+    messages_table: str  # SMSGW_MESSAGES_TABLE: outbound and inbound SMS
+    otps_table: str  # SMSGW_OTPS_TABLE: one live OTP per phone, key and channel
+    rate_limits_table: str  # SMSGW_RATE_LIMITS_TABLE: fixed-window counters
+    devices_table: str  # SMSGW_DEVICES_TABLE: registered phones and modems
+    webhooks_table: str  # SMSGW_WEBHOOKS_TABLE: one webhook (URL, events, health) per account
+    webhook_deliveries_table: (
+        str  # SMSGW_WEBHOOK_DELIVERIES_TABLE: delivery state per event id (idempotency)
+    )
     # SQS queues (name or URL)
-    outbound_queue: str       # SMSGW_OUTBOUND_QUEUE: bulk SMS for the device bridges
-    priority_queue: str       # SMSGW_PRIORITY_QUEUE: OTP SMS, polled first by the bridges
-    webhook_queue: str        # SMSGW_WEBHOOK_QUEUE: webhook events for the worker Lambda (+ "-dlq")
+    outbound_queue: str  # SMSGW_OUTBOUND_QUEUE: bulk SMS for the device bridges
+    priority_queue: str  # SMSGW_PRIORITY_QUEUE: OTP SMS, polled first by the bridges
+    webhook_queue: str  # SMSGW_WEBHOOK_QUEUE: webhook events for the worker Lambda (+ "-dlq")
     # Secrets
     # Server secret (HMAC key of OTP hashes and list cursors): SMSGW_SECRET_KEY itself, or the
     # name of an SSM SecureString holding it (read once per container); see server_secret.py.
-    secret_key: str           # SMSGW_SECRET_KEY
+    secret_key: str  # SMSGW_SECRET_KEY
     secret_key_parameter: str  # SMSGW_SECRET_KEY_PARAMETER, e.g. /chinqit/prod/secret-key
-    stage: str                # SMSGW_STAGE: "dev" alone may run without a configured secret
+    stage: str  # SMSGW_STAGE: "dev" alone may run without a configured secret
     # Behaviour
     key_cache_seconds: float  # SMSGW_KEY_CACHE_SECONDS: how long a Lambda trusts a checked key
-    max_segments: int         # SMSGW_MAX_SEGMENTS: longest accepted SMS, in segments
-    otp_ttl_seconds: int      # SMSGW_OTP_TTL_SECONDS: OTP validity (the seed says 600)
-    otp_brand: str            # SMSGW_OTP_BRAND: name shown in OTP texts
+    max_segments: int  # SMSGW_MAX_SEGMENTS: longest accepted SMS, in segments
+    otp_ttl_seconds: int  # SMSGW_OTP_TTL_SECONDS: OTP validity (the seed says 600)
+    otp_brand: str  # SMSGW_OTP_BRAND: name shown in OTP texts
     message_retention_days: int  # SMSGW_MESSAGE_RETENTION_DAYS: TTL of the message log
     # WhatsApp Business Cloud API (OTP channel "whatsapp"); unset token = channel off
-    whatsapp_api_url: str     # SMSGW_WHATSAPP_API_URL
-    whatsapp_token: str       # SMSGW_WHATSAPP_TOKEN
+    whatsapp_api_url: str  # SMSGW_WHATSAPP_API_URL
+    whatsapp_token: str  # SMSGW_WHATSAPP_TOKEN
     whatsapp_phone_number_id: str  # SMSGW_WHATSAPP_PHONE_NUMBER_ID
-    whatsapp_template: str    # SMSGW_WHATSAPP_TEMPLATE: approved authentication template
-    whatsapp_timeout: float   # SMSGW_WHATSAPP_TIMEOUT: seconds before a 502
+    whatsapp_template: str  # SMSGW_WHATSAPP_TEMPLATE: approved authentication template
+    whatsapp_timeout: float  # SMSGW_WHATSAPP_TIMEOUT: seconds before a 502
     # Webhooks (chalicelib/webhooks.py, chalicelib/netguard.py)
     webhook_allow_local: bool  # SMSGW_WEBHOOK_ALLOW_LOCAL: "1" allows http:// and loopback targets (local stack only)
-    webhook_retry_delays: tuple  # SMSGW_WEBHOOK_RETRY_DELAYS: seconds before each retry, comma separated
-    webhook_timeout: float    # SMSGW_WEBHOOK_TIMEOUT: seconds a receiver gets to answer one POST
-    webhook_cache_seconds: float  # SMSGW_WEBHOOK_CACHE_SECONDS: how long a Lambda trusts a read webhook config
+    webhook_retry_delays: (
+        tuple  # SMSGW_WEBHOOK_RETRY_DELAYS: seconds before each retry, comma separated
+    )
+    webhook_timeout: float  # SMSGW_WEBHOOK_TIMEOUT: seconds a receiver gets to answer one POST
+    webhook_cache_seconds: (
+        float  # SMSGW_WEBHOOK_CACHE_SECONDS: how long a Lambda trusts a read webhook config
+    )
 
     @property
     def whatsapp_enabled(self) -> bool:
@@ -78,7 +85,9 @@ def settings() -> Settings:
         rate_limits_table=_env("SMSGW_RATE_LIMITS_TABLE", f"{prefix}-rate-limits"),
         devices_table=_env("SMSGW_DEVICES_TABLE", f"{prefix}-devices"),
         webhooks_table=_env("SMSGW_WEBHOOKS_TABLE", f"{prefix}-webhooks"),
-        webhook_deliveries_table=_env("SMSGW_WEBHOOK_DELIVERIES_TABLE", f"{prefix}-webhook-deliveries"),
+        webhook_deliveries_table=_env(
+            "SMSGW_WEBHOOK_DELIVERIES_TABLE", f"{prefix}-webhook-deliveries"
+        ),
         outbound_queue=_env("SMSGW_OUTBOUND_QUEUE", f"{prefix}-outbound"),
         priority_queue=_env("SMSGW_PRIORITY_QUEUE", f"{prefix}-outbound-priority"),
         webhook_queue=_env("SMSGW_WEBHOOK_QUEUE", f"{prefix}-webhooks"),
@@ -90,13 +99,18 @@ def settings() -> Settings:
         otp_ttl_seconds=int(_env("SMSGW_OTP_TTL_SECONDS", "600")),
         otp_brand=_env("SMSGW_OTP_BRAND", "Chinqit"),
         message_retention_days=int(_env("SMSGW_MESSAGE_RETENTION_DAYS", "90")),
-        whatsapp_api_url=_env("SMSGW_WHATSAPP_API_URL", "https://graph.facebook.com/v21.0").rstrip("/"),
+        whatsapp_api_url=_env("SMSGW_WHATSAPP_API_URL", "https://graph.facebook.com/v21.0").rstrip(
+            "/"
+        ),
         whatsapp_token=_env("SMSGW_WHATSAPP_TOKEN"),
         whatsapp_phone_number_id=_env("SMSGW_WHATSAPP_PHONE_NUMBER_ID"),
         whatsapp_template=_env("SMSGW_WHATSAPP_TEMPLATE", "otp"),
         whatsapp_timeout=float(_env("SMSGW_WHATSAPP_TIMEOUT", "5")),
-        webhook_allow_local=_env("SMSGW_WEBHOOK_ALLOW_LOCAL", "").strip().lower() in ("1", "true", "yes", "on"),
-        webhook_retry_delays=_delays(_env("SMSGW_WEBHOOK_RETRY_DELAYS", DEFAULT_WEBHOOK_RETRY_DELAYS)),
+        webhook_allow_local=_env("SMSGW_WEBHOOK_ALLOW_LOCAL", "").strip().lower()
+        in ("1", "true", "yes", "on"),
+        webhook_retry_delays=_delays(
+            _env("SMSGW_WEBHOOK_RETRY_DELAYS", DEFAULT_WEBHOOK_RETRY_DELAYS)
+        ),
         webhook_timeout=float(_env("SMSGW_WEBHOOK_TIMEOUT", "5")),
         webhook_cache_seconds=float(_env("SMSGW_WEBHOOK_CACHE_SECONDS", "30")),
     )

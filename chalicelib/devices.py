@@ -1,17 +1,19 @@
 """The device side of the API: what a device bridge reports back."""
+
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from . import clock, phone
 from .accounts import UNASSIGNED
 from .config import settings
 from .errors import ValidationError
-from .models import Device, Message
 from .messages import lifecycle
+from .models import Device, Message
 from .wire import protocol
 from .wire.sms_encoding import analyze
 from .wire.status import Status
@@ -32,13 +34,18 @@ def _parsed(parse: Callable[[Any], T], body: dict) -> T:
 
 def heartbeat(device_id: str, body: dict) -> None:
     beat = _parsed(protocol.parse_heartbeat, body)
-    info = {"signalPercent": beat.signal_percent, "batteryPercent": beat.battery_percent,
-            "version": beat.version}
-    Device(device_id).update(actions=[
-        Device.last_seen_at.set(clock.now()),
-        Device.driver.set(beat.driver) if beat.driver else Device.driver.remove(),
-        Device.info.set({k: v for k, v in info.items() if v is not None}),
-    ])
+    info = {
+        "signalPercent": beat.signal_percent,
+        "batteryPercent": beat.battery_percent,
+        "version": beat.version,
+    }
+    Device(device_id).update(
+        actions=[
+            Device.last_seen_at.set(clock.now()),
+            Device.driver.set(beat.driver) if beat.driver else Device.driver.remove(),
+            Device.info.set({k: v for k, v in info.items() if v is not None}),
+        ]
+    )
 
 
 def report_status(device_id: str, message_id: str, body: dict) -> dict:
@@ -50,8 +57,9 @@ def report_status(device_id: str, message_id: str, body: dict) -> dict:
     """
     report = _parsed(protocol.parse_status_report, body)
     status = Status(report.status)
-    message = lifecycle.transition(message_id, status, reason=report.reason,
-                                   at=report.at or clock.now(), device_id=device_id).message
+    message = lifecycle.transition(
+        message_id, status, reason=report.reason, at=report.at or clock.now(), device_id=device_id
+    ).message
     answer: dict[str, object] = {"messageId": message.message_id, "status": message.status}
     if status == Status.SENDING:
         answer["claimed"] = message.status == Status.SENDING and message.device_id == device_id
@@ -83,11 +91,20 @@ def store_inbound(device_id: str, body: dict) -> tuple[Message, bool]:
     analysis = analyze(sms.text)
     sender = sender_number(sms.sender)
     message = Message(
-        message_id, account_id=owner_of_inbound(sender, device_id), direction="inbound",
-        phone_number=sender, text=sms.text, read=False, encoding=analysis.encoding,
-        segments=analysis.segments, status=Status.RECEIVED, device_id=device_id,
-        created_at=sms.received_at or now, updated_at=now,
-        purge_at=now + timedelta(days=settings().message_retention_days))
+        message_id,
+        account_id=owner_of_inbound(sender, device_id),
+        direction="inbound",
+        phone_number=sender,
+        text=sms.text,
+        read=False,
+        encoding=analysis.encoding,
+        segments=analysis.segments,
+        status=Status.RECEIVED,
+        device_id=device_id,
+        created_at=sms.received_at or now,
+        updated_at=now,
+        purge_at=now + timedelta(days=settings().message_retention_days),
+    )
     if lifecycle.create(message):
         log.info("inbound sms stored message=%s device=%s", message_id, device_id)
         return message, False

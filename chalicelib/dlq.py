@@ -1,4 +1,5 @@
 """Outbound SMS that no bridge could send: SQS moved them to a dead-letter queue."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,9 @@ def mark_dead_letters(bodies) -> None:
             continue
         try:
             # Only a message no bridge reported on: a "sent" one reached the phone network.
-            message = lifecycle.transition(message_id, Status.FAILED, reason=REASON,
-                                           only_from=(Status.QUEUED, Status.SENDING)).message
+            message = lifecycle.transition(
+                message_id, Status.FAILED, reason=REASON, only_from=(Status.QUEUED, Status.SENDING)
+            ).message
         except NotFound:
             log.warning("dead letter for unknown message %s dropped", message_id)
             continue

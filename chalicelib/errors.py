@@ -1,7 +1,6 @@
 """Domain errors. Each maps to one HTTP status in app.py's single error handler."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 
 class GatewayError(Exception):
@@ -10,8 +9,13 @@ class GatewayError(Exception):
     status = 500
     message = "Internal server error"
 
-    def __init__(self, message: Optional[str] = None, errors: Optional[list] = None,
-                 extra: Optional[dict] = None, headers: Optional[dict] = None):
+    def __init__(
+        self,
+        message: str | None = None,
+        errors: list | None = None,
+        extra: dict | None = None,
+        headers: dict | None = None,
+    ):
         super().__init__(message or self.message)
         self.message = message or self.message
         self.errors = errors or []
@@ -36,7 +40,7 @@ class ValidationError(GatewayError):
     message = "Validation failed"
 
     @classmethod
-    def field(cls, name: str, message: str) -> "ValidationError":
+    def field(cls, name: str, message: str) -> ValidationError:
         return cls(f"{name}: {message}", errors=[{"field": name, "message": message}])
 
 
@@ -82,8 +86,9 @@ class RateLimited(GatewayError):
 
     def __init__(self, message: str, retry_after: float):
         seconds = max(1, int(retry_after))
-        super().__init__(message, headers={"Retry-After": str(seconds)},
-                         extra={"retryAfter": seconds})
+        super().__init__(
+            message, headers={"Retry-After": str(seconds)}, extra={"retryAfter": seconds}
+        )
 
 
 class ProviderError(GatewayError):

@@ -6,14 +6,16 @@ content-type list, and dispatched here; Chalice's own 405 (a method the path doe
 have) is rewritten by an HTTP middleware. Each answer, success or failure, goes out in
 the contract's shape.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import time
-from urllib.parse import parse_qsl
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
+from urllib.parse import parse_qsl
 
 from chalice import Response
 
@@ -29,7 +31,7 @@ class Call:
     """What a view gets: the parsed request and who made it."""
 
     request: Any  # chalice.app.Request
-    principal: Optional[auth.Principal]
+    principal: auth.Principal | None
     path_params: dict  # the {placeholders} of the route
 
     @property
@@ -54,8 +56,11 @@ class Call:
         """A form-encoded body as a dict ({} when the body is not form-encoded)."""
         if self.content_type != "application/x-www-form-urlencoded":
             return {}
-        return dict(parse_qsl((self.request.raw_body or b"").decode("utf-8", "replace"),
-                              keep_blank_values=True))
+        return dict(
+            parse_qsl(
+                (self.request.raw_body or b"").decode("utf-8", "replace"), keep_blank_values=True
+            )
+        )
 
     def query_and_body(self) -> dict:
         """Query parameters, overridden by a form or JSON body: for GET-or-POST endpoints."""
@@ -72,18 +77,22 @@ class Call:
         """The body as a JSON object, or a 400 that says what is wrong with it."""
         content_type = self.content_type
         if content_type != "application/json":
-            raise ValidationError("Content-Type must be application/json",
-                                  errors=[{"field": "Content-Type",
-                                           "message": f"got {content_type or 'none'}"}])
+            raise ValidationError(
+                "Content-Type must be application/json",
+                errors=[{"field": "Content-Type", "message": f"got {content_type or 'none'}"}],
+            )
         try:
             body = json.loads(self.request.raw_body or b"")
             json.dumps(body, ensure_ascii=False).encode()  # refuses lone surrogates ("\ud800")
         except (ValueError, UnicodeError, RecursionError) as exc:
-            raise ValidationError("Malformed JSON body",
-                                  errors=[{"field": "body", "message": str(exc)[:200]}]) from None
+            raise ValidationError(
+                "Malformed JSON body", errors=[{"field": "body", "message": str(exc)[:200]}]
+            ) from None
         if not isinstance(body, dict):
-            raise ValidationError("The JSON body must be an object",
-                                  errors=[{"field": "body", "message": "expected an object"}])
+            raise ValidationError(
+                "The JSON body must be an object",
+                errors=[{"field": "body", "message": "expected an object"}],
+            )
         return body
 
     @property
@@ -103,19 +112,21 @@ class Router:
         self.views: dict[str, dict[str, Callable]] = {}
         app.register_middleware(self._contract_method_not_allowed, "http")
 
-    def route(self, path: str, method: str, auth: Optional[str] = "api",
-              key_param: Optional[str] = None):
+    def route(self, path: str, method: str, auth: str | None = "api", key_param: str | None = None):
         """Register ``view`` for ``method`` on ``path``.
 
         ``auth``: the kind of key required (None: public). ``key_param``: a query or form
         parameter that may carry the API key too (SMSMobileAPI's ``apikey``).
         """
+
         def register(view):
             self.views.setdefault(path, {})[method] = view
             dispatch = self._dispatcher(path, view, auth, key_param)
-            self.app.route(path, methods=[method], content_types=[],
-                           name=_handler_name(method, path))(dispatch)
+            self.app.route(
+                path, methods=[method], content_types=[], name=_handler_name(method, path)
+            )(dispatch)
             return view
+
         return register
 
     def route_table(self) -> dict[str, list[str]]:
@@ -136,12 +147,14 @@ class Router:
             return response
         path = request.context.get("resourcePath")
         allowed = ", ".join(sorted(self.views.get(path, {})))
-        return error_response(MethodNotAllowed(
-            f"Method {request.method} is not allowed here; use {allowed}",
-            headers={"Allow": allowed}))
+        return error_response(
+            MethodNotAllowed(
+                f"Method {request.method} is not allowed here; use {allowed}",
+                headers={"Allow": allowed},
+            )
+        )
 
-    def _dispatcher(self, path: str, view: Callable, kind: Optional[str],
-                    key_param: Optional[str]):
+    def _dispatcher(self, path: str, view: Callable, kind: str | None, key_param: str | None):
         def dispatch(**params):
             request = self.app.current_request
             started = time.perf_counter()
@@ -160,10 +173,16 @@ class Router:
                 log.exception("unhandled error on %s %s", request.method, path)
                 response = error_response(GatewayError())
             status = response.status_code if isinstance(response, Response) else 200
-            log.info("%s %s -> %s key=%s %.1fms", request.method, path, status,
-                     call.principal.key_prefix if call.principal else "-",
-                     (time.perf_counter() - started) * 1000)
+            log.info(
+                "%s %s -> %s key=%s %.1fms",
+                request.method,
+                path,
+                status,
+                call.principal.key_prefix if call.principal else "-",
+                (time.perf_counter() - started) * 1000,
+            )
             return response
+
         return dispatch
 
 

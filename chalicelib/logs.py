@@ -3,6 +3,7 @@
 At DEBUG, botocore and urllib3 write whole request bodies, and SQS bodies carry OTP
 texts: those libraries are held at INFO whatever the root level, so no code reaches a log.
 """
+
 import logging
 import os
 

@@ -4,6 +4,7 @@ No client and no AWS call: Lambda ships stdout to CloudWatch Logs, which turns e
 line into a data point of metric ``Messages`` in namespace ``Chinqit/SMS``, by change
 (created, status, deleted), status and channel. Outside Lambda nothing is written.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,9 +21,16 @@ def on_message_event(event) -> None:
         return
     message = event.message
     line = {
-        "_aws": {"Timestamp": int(event.at.timestamp() * 1000),
-                 "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": [DIMENSIONS],
-                                        "Metrics": [{"Name": "Messages", "Unit": "Count"}]}]},
+        "_aws": {
+            "Timestamp": int(event.at.timestamp() * 1000),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": NAMESPACE,
+                    "Dimensions": [DIMENSIONS],
+                    "Metrics": [{"Name": "Messages", "Unit": "Count"}],
+                }
+            ],
+        },
         "Change": str(event.change),
         "Status": str(message.status or "none"),
         "Channel": str(message.channel or "sms"),

@@ -1,4 +1,5 @@
 """DynamoDB tables, one PynamoDB model each. Table names come from chalicelib.config."""
+
 from __future__ import annotations
 
 import functools
@@ -183,7 +184,9 @@ class Device(_Table):
     created_at = UTCDateTimeAttribute(default=clock.now)
     last_seen_at = UTCDateTimeAttribute(null=True)
     driver = UnicodeAttribute(null=True)
-    info: MapAttribute = MapAttribute(null=True)  # signal, battery, bridge version, as last reported
+    info: MapAttribute = MapAttribute(
+        null=True
+    )  # signal, battery, bridge version, as last reported
 
 
 class Webhook(_Table):

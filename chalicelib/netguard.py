@@ -16,29 +16,56 @@ metadata and private addresses stay refused even then.
 to the name again, so a DNS answer that changes between the check and the connection
 (DNS rebinding) cannot redirect the request.
 """
+
 from __future__ import annotations
 
 import ipaddress
 import re
 import socket
 from dataclasses import dataclass
-from typing import Optional
 from urllib.parse import urlsplit
 
 MAX_URL_LENGTH = 2048
 DEFAULT_PORTS = {"https": 443, "http": 80}
 LOWEST_HIGH_PORT = 1024  # below it only the scheme's default port (443; 80 for local http)
-_HOSTNAME = re.compile(r"^(?=.{1,253}\.?$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}\.?$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$"
+)
 _FORBIDDEN_CHARS = re.compile(r"[\s\\\x00-\x1f\x7f]")
 
 # Refused whatever ``ipaddress`` says about them (belt and braces over is_global).
-_BLOCKED = tuple(ipaddress.ip_network(net) for net in (
-    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
-    "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16",
-    "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
-    "::/128", "::1/128", "::ffff:0:0/96", "64:ff9b:1::/48", "100::/64", "2001::/23",
-    "2001:db8::/32", "2002::/16", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
-))
+_BLOCKED = tuple(
+    ipaddress.ip_network(net)
+    for net in (
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "192.88.99.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+        "::/128",
+        "::1/128",
+        "::ffff:0:0/96",
+        "64:ff9b:1::/48",
+        "100::/64",
+        "2001::/23",
+        "2001:db8::/32",
+        "2002::/16",
+        "fc00::/7",
+        "fe80::/10",
+        "fec0::/10",
+        "ff00::/8",
+    )
+)
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
@@ -57,10 +84,10 @@ class Target:
 
     url: str
     scheme: str
-    host: str          # lower-case name or IP literal, without brackets
+    host: str  # lower-case name or IP literal, without brackets
     port: int
-    path: str          # path and query, as sent in the request line
-    addresses: tuple   # the checked IP addresses, as strings, in resolver order
+    path: str  # path and query, as sent in the request line
+    addresses: tuple  # the checked IP addresses, as strings, in resolver order
 
     @property
     def is_ip_literal(self) -> bool:
@@ -72,14 +99,14 @@ class Target:
         return host if self.port == DEFAULT_PORTS[self.scheme] else f"{host}:{self.port}"
 
 
-def _ip(text: str) -> Optional[ipaddress._BaseAddress]:
+def _ip(text: str) -> ipaddress._BaseAddress | None:
     try:
         return ipaddress.ip_address(text.split("%", 1)[0])  # drop an IPv6 zone (fe80::1%eth0)
     except ValueError:
         return None
 
 
-def refusal(address, allow_local: bool = False) -> Optional[str]:
+def refusal(address, allow_local: bool = False) -> str | None:
     """Why ``address`` may not be a webhook target, or None when it may."""
     ip = address if isinstance(address, ipaddress._BaseAddress) else _ip(str(address))
     if ip is None:
@@ -138,14 +165,17 @@ def parse(url: str, allow_local: bool = False) -> Target:
     if not host:
         raise UnsafeUrl("must name a host")
     if _ip(host) is None and not _HOSTNAME.match(host):
-        raise UnsafeUrl(f"host {host!r} is not a valid host name (use the punycode form of "
-                        "international names)")
+        raise UnsafeUrl(
+            f"host {host!r} is not a valid host name (use the punycode form of international names)"
+        )
     if _ip(host) is not None and "%" in host:
         raise UnsafeUrl("must not use an IPv6 zone index")
     port = port if port is not None else DEFAULT_PORTS[scheme]
     if port == 0 or (port < LOWEST_HIGH_PORT and port != DEFAULT_PORTS[scheme]):
-        raise UnsafeUrl(f"port {port} is not allowed: use {DEFAULT_PORTS[scheme]} or a port "
-                        f"from {LOWEST_HIGH_PORT} to 65535")
+        raise UnsafeUrl(
+            f"port {port} is not allowed: use {DEFAULT_PORTS[scheme]} or a port "
+            f"from {LOWEST_HIGH_PORT} to 65535"
+        )
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return Target(url, scheme, host, port, path, ())
 
@@ -178,6 +208,10 @@ def check(url: str, allow_local: bool = False) -> Target:
         if reason:
             # For a name, never say what it resolved to: that would let callers map
             # internal DNS through the error message.
-            what = reason if address == target.host else f"{target.host} resolves to a non-public address"
+            what = (
+                reason
+                if address == target.host
+                else f"{target.host} resolves to a non-public address"
+            )
             raise UnsafeUrl(f"{what}; webhooks only go to public addresses")
     return Target(target.url, target.scheme, target.host, target.port, target.path, addresses)

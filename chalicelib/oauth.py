@@ -4,6 +4,7 @@ A client (id + secret, the secret stored as a SHA-256 hash) exchanges its creden
 for a bearer token. The token is stored like an API key, with an expiry, so it works
 wherever an API key works, for the same account.
 """
+
 from __future__ import annotations
 
 import base64
@@ -29,8 +30,9 @@ class OAuthError(GatewayError):
         headers = {"Cache-Control": "no-store"}
         if status == 401:
             headers["WWW-Authenticate"] = 'Basic realm="chinqit"'
-        super().__init__(description, headers=headers,
-                         extra={"error": code, "error_description": description})
+        super().__init__(
+            description, headers=headers, extra={"error": code, "error_description": description}
+        )
         self.status = status
 
 
@@ -42,9 +44,14 @@ def create_client(account_id: str, name: str = "") -> tuple[str, str]:
     """Register a client; the secret is returned once and only its hash is kept."""
     client_id = CLIENT_PREFIX + secrets.token_hex(10)
     secret = secrets.token_urlsafe(32)
-    Credential(_client_item_key(client_id), kind="oauth_client", owner_id=account_id, name=name,
-               prefix=client_id, secret_hash=auth.hash_key(secret)
-               ).save(Credential.key_hash.does_not_exist())
+    Credential(
+        _client_item_key(client_id),
+        kind="oauth_client",
+        owner_id=account_id,
+        name=name,
+        prefix=client_id,
+        secret_hash=auth.hash_key(secret),
+    ).save(Credential.key_hash.does_not_exist())
     return client_id, secret
 
 
@@ -81,16 +88,24 @@ def issue_token(form: dict, authorization: str | None) -> dict:
     if not grant_type:
         raise OAuthError("invalid_request", "grant_type is required")
     if grant_type != "client_credentials":
-        raise OAuthError("unsupported_grant_type", "Only grant_type=client_credentials is supported")
+        raise OAuthError(
+            "unsupported_grant_type", "Only grant_type=client_credentials is supported"
+        )
     client_id, secret = _credentials(form, authorization)
     client = _client(client_id)
     if client is None or not hmac.compare_digest(client.secret_hash, auth.hash_key(secret)):
         raise OAuthError("invalid_client", "Unknown client or wrong secret", 401)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    Credential(auth.hash_key(token), kind="api", owner_id=client.owner_id, name=f"token of {client_id}",
-               prefix=token[:auth.SHOWN_PREFIX_LENGTH], parent=client.key_hash,
-               scope_id=client.key_hash[:24],
-               expires_at=clock.now() + timedelta(seconds=TOKEN_SECONDS)).save()
+    Credential(
+        auth.hash_key(token),
+        kind="api",
+        owner_id=client.owner_id,
+        name=f"token of {client_id}",
+        prefix=token[: auth.SHOWN_PREFIX_LENGTH],
+        parent=client.key_hash,
+        scope_id=client.key_hash[:24],
+        expires_at=clock.now() + timedelta(seconds=TOKEN_SECONDS),
+    ).save()
     return {"access_token": token, "token_type": "Bearer", "expires_in": TOKEN_SECONDS}
 
 

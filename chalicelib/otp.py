@@ -1,4 +1,5 @@
 """One-time codes: sent by SMS or WhatsApp, stored as keyed hashes, verified once."""
+
 from __future__ import annotations
 
 import hashlib
@@ -15,10 +16,10 @@ from pynamodb.transactions import TransactWrite
 
 from . import clock, phone, ratelimit, whatsapp
 from .config import settings
-from .server_secret import server_secret
 from .errors import BadRequest, ProviderError, ValidationError
 from .messages import lifecycle, outbound
 from .models import Message, Otp, connection, is_expired
+from .server_secret import server_secret
 from .validation import Fields, choice
 from .wire.status import Status
 
@@ -26,11 +27,11 @@ MAX_ATTEMPTS = 3
 CHANNELS = ("sms", "whatsapp")
 TEXTS = {
     "fr": "Votre code de vérification {brand} est {code}. Il expire dans {minutes} minutes. "
-          "Ne le partagez avec personne.",
+    "Ne le partagez avec personne.",
     "en": "Your {brand} verification code is {code}. It expires in {minutes} minutes. "
-          "Do not share it with anyone.",
+    "Do not share it with anyone.",
     "ar": "رمز التحقق الخاص بك لدى {brand} هو {code}. تنتهي صلاحيته خلال {minutes} دقائق. "
-          "لا تشاركه مع أي شخص.",
+    "لا تشاركه مع أي شخص.",
 }
 _APP_HASH = re.compile(r"[A-Za-z0-9+/]{11}")
 _CODE = re.compile(r"[0-9]{6}")
@@ -87,17 +88,30 @@ def send(principal, body: dict) -> Message:
     if channel == "whatsapp":
         whatsapp.require_configured()
 
-    code = f"{secrets.randbelow(10 ** 6):06d}"
+    code = f"{secrets.randbelow(10**6):06d}"
     now = clock.now()
     expires_at = now + timedelta(seconds=settings().otp_ttl_seconds)
     # A provider channel sends right away: the message starts as "sending".
     message = outbound.new_outbound(
-        principal.account_id, phone_number, render(language, code, app_hash), kind="otp",
-        channel=channel, status=Status.QUEUED if channel == "sms" else Status.SENDING,
-        stored_text=render(language, MASK, app_hash), send_before=expires_at)
+        principal.account_id,
+        phone_number,
+        render(language, code, app_hash),
+        kind="otp",
+        channel=channel,
+        status=Status.QUEUED if channel == "sms" else Status.SENDING,
+        stored_text=render(language, MASK, app_hash),
+        send_before=expires_at,
+    )
     otp_id = otp_key(principal.key_id, phone_number, channel)
-    record = Otp(otp_id, code_hash=hash_code(otp_id, code), attempts_left=MAX_ATTEMPTS,
-                 used=False, message_id=message.message_id, created_at=now, expires_at=expires_at)
+    record = Otp(
+        otp_id,
+        code_hash=hash_code(otp_id, code),
+        attempts_left=MAX_ATTEMPTS,
+        used=False,
+        message_id=message.message_id,
+        created_at=now,
+        expires_at=expires_at,
+    )
     _store(record, message, f"otp#{principal.key_id}#{phone_number}", now)
     lifecycle.announce_created(message)
 
@@ -105,8 +119,12 @@ def send(principal, body: dict) -> Message:
         outbound.dispatch(message, render(language, code, app_hash))
     else:
         _send_whatsapp(message, code, language)
-    log.info("otp sent message=%s to=%s channel=%s", message.message_id,
-             phone.mask(phone_number), channel)
+    log.info(
+        "otp sent message=%s to=%s channel=%s",
+        message.message_id,
+        phone.mask(phone_number),
+        channel,
+    )
     return message
 
 
@@ -135,19 +153,26 @@ def _store(record: Otp, message: Message, scope: str, now) -> None:
 
 
 def _conflicted(error: TransactWriteError) -> bool:
-    return any(reason is not None and reason.code == "TransactionConflict"
-               for reason in error.cancellation_reasons or [])
+    return any(
+        reason is not None and reason.code == "TransactionConflict"
+        for reason in error.cancellation_reasons or []
+    )
 
 
 def _send_whatsapp(message: Message, code: str, language: str) -> None:
     try:
         provider_id = whatsapp.send_otp(message.phone_number, code, language)
     except ProviderError as exc:
-        lifecycle.transition(message.message_id, Status.FAILED, reason=exc.message,
-                             only_from=(Status.SENDING,))
+        lifecycle.transition(
+            message.message_id, Status.FAILED, reason=exc.message, only_from=(Status.SENDING,)
+        )
         raise
-    lifecycle.transition(message.message_id, Status.SENT, provider_message_id=provider_id,
-                         only_from=(Status.SENDING,))
+    lifecycle.transition(
+        message.message_id,
+        Status.SENT,
+        provider_message_id=provider_id,
+        only_from=(Status.SENDING,),
+    )
 
 
 def verify(principal, body: dict) -> None:
@@ -181,6 +206,10 @@ def verify(principal, body: dict) -> None:
         retries_left = record.attempts_left
     except UpdateError:
         retries_left = 0  # a concurrent attempt used the last try or replaced the code
-    log.info("otp rejected to=%s channel=%s retries_left=%s", phone.mask(phone_number), channel,
-             retries_left)
+    log.info(
+        "otp rejected to=%s channel=%s retries_left=%s",
+        phone.mask(phone_number),
+        channel,
+        retries_left,
+    )
     raise OtpRejected("Invalid OTP", retriesLeft=retries_left)

@@ -4,6 +4,7 @@ Accepted: +222XXXXXXXX, 222XXXXXXXX or XXXXXXXX, where the 8-digit local number 
 with 2, 3 or 4. Everything is normalised to +222XXXXXXXX. The rules are the seed's own,
 so they are written out here rather than taken from a numbering-plan library.
 """
+
 from __future__ import annotations
 
 import re

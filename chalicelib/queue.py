@@ -1,4 +1,5 @@
 """The outbound SQS queues the device bridges poll. Clients are created on first use."""
+
 from __future__ import annotations
 
 import functools
@@ -15,7 +16,7 @@ def sqs():
     return aws.client("sqs")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def queue_url(name_or_url: str) -> str:
     """Resolve a queue name once per container (a URL is used as it is)."""
     if name_or_url.startswith(("https://", "http://")):
@@ -29,13 +30,16 @@ def queue_for(kind: str) -> str:
 
 
 def _body(message, text: str) -> str:
-    return OutboundSms(message.message_id, message.phone_number, text, message.kind,
-                       message.send_before).to_json()
+    return OutboundSms(
+        message.message_id, message.phone_number, text, message.kind, message.send_before
+    ).to_json()
 
 
 def enqueue_sms(message, text: str) -> None:
     """Put one outbound SMS on its queue. ``text`` is the full text (OTPs are masked in the table)."""
-    sqs().send_message(QueueUrl=queue_url(queue_for(message.kind)), MessageBody=_body(message, text))
+    sqs().send_message(
+        QueueUrl=queue_url(queue_for(message.kind)), MessageBody=_body(message, text)
+    )
 
 
 SQS_BATCH = 10
@@ -46,7 +50,7 @@ def enqueue_many(batch: list, text: str) -> list:
     refused: list = []
     url = queue_url(queue_for("sms"))
     for start in range(0, len(batch), SQS_BATCH):
-        chunk = {str(i): m for i, m in enumerate(batch[start:start + SQS_BATCH])}
+        chunk = {str(i): m for i, m in enumerate(batch[start : start + SQS_BATCH])}
         entries = [{"Id": i, "MessageBody": _body(m, text)} for i, m in chunk.items()]
         try:
             failed = sqs().send_message_batch(QueueUrl=url, Entries=entries).get("Failed", [])

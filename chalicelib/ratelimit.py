@@ -4,10 +4,11 @@ Each window is one counter item incremented with a condition ``count < limit``; 
 transaction that holds the counters also holds the write they protect, so concurrent
 requests can never get more than the limit through, and a refused request counts nothing.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from pynamodb.exceptions import TransactWriteError
 
@@ -37,12 +38,15 @@ def count(transaction, scope: str, limits, now: datetime) -> list[Window]:
     epoch = int(now.timestamp())
     for limit in limits:
         start = epoch - epoch % limit.seconds
-        resets_at = datetime.fromtimestamp(start + limit.seconds, timezone.utc)
+        resets_at = datetime.fromtimestamp(start + limit.seconds, UTC)
         transaction.update(
             RateCounter(f"{scope}#{limit.per}#{start}"),
-            actions=[RateCounter.requests.add(1),
-                     RateCounter.expires_at.set(resets_at + timedelta(minutes=1))],
-            condition=RateCounter.requests.does_not_exist() | (RateCounter.requests < limit.max_requests),
+            actions=[
+                RateCounter.requests.add(1),
+                RateCounter.expires_at.set(resets_at + timedelta(minutes=1)),
+            ],
+            condition=RateCounter.requests.does_not_exist()
+            | (RateCounter.requests < limit.max_requests),
         )
         windows.append(Window(limit, resets_at))
     return windows
@@ -54,9 +58,12 @@ def raise_if_exceeded(error: TransactWriteError, windows: list[Window], now: dat
     PynamoDB sends a transaction's updates last, in the order they were added, and the
     counters are the only updates of the transactions that use this module.
     """
-    reasons = (error.cancellation_reasons or [])[-len(windows):]
-    full = [w for w, reason in zip(windows, reasons)
-            if reason is not None and reason.code == "ConditionalCheckFailed"]
+    reasons = (error.cancellation_reasons or [])[-len(windows) :]
+    full = [
+        w
+        for w, reason in zip(windows, reasons, strict=False)
+        if reason is not None and reason.code == "ConditionalCheckFailed"
+    ]
     if not full:
         return
     longest = max(full, key=lambda w: w.resets_at)

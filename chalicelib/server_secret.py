@@ -3,6 +3,7 @@
 Production keeps it in SSM Parameter Store (a SecureString the operator tool creates),
 so it never sits in .chalice/config.json; it is read once per Lambda container.
 """
+
 from __future__ import annotations
 
 import functools
@@ -26,10 +27,13 @@ def server_secret() -> bytes:
     if config.secret_key_parameter:
         from . import aws
 
-        parameter = aws.client("ssm").get_parameter(Name=config.secret_key_parameter, WithDecryption=True)
+        parameter = aws.client("ssm").get_parameter(
+            Name=config.secret_key_parameter, WithDecryption=True
+        )
         return parameter["Parameter"]["Value"].encode()
     if config.stage == "dev":
         log.warning("no SMSGW_SECRET_KEY configured: using the dev-only secret")
         return DEV_SECRET
-    raise SecretNotConfigured("set SMSGW_SECRET_KEY or SMSGW_SECRET_KEY_PARAMETER for stage "
-                              f"{config.stage!r}")
+    raise SecretNotConfigured(
+        f"set SMSGW_SECRET_KEY or SMSGW_SECRET_KEY_PARAMETER for stage {config.stage!r}"
+    )

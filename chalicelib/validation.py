@@ -1,7 +1,9 @@
 """Request-body checks that report every bad field at once, in the contract's error list."""
+
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Optional
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from .errors import ValidationError
 
@@ -37,11 +39,11 @@ def required_text(name: str, longest: int | None = None) -> Callable[[Any], str]
         if longest is not None and len(value) > longest:
             raise ValidationError.field(name, f"must be at most {longest} characters")
         return value
+
     return parse
 
 
-def choice(name: str, options: Iterable[str],
-           default: Optional[str]) -> Callable[[Any], Optional[str]]:
+def choice(name: str, options: Iterable[str], default: str | None) -> Callable[[Any], str | None]:
     options = tuple(options)
 
     def parse(value):
@@ -50,4 +52,5 @@ def choice(name: str, options: Iterable[str],
         if not isinstance(value, str) or value.lower() not in options:
             raise ValidationError.field(name, f"must be one of {', '.join(options)}")
         return value.lower()
+
     return parse

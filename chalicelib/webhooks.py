@@ -37,6 +37,7 @@ Design notes
 - The producers' cost: one GetItem per account per SMSGW_WEBHOOK_CACHE_SECONDS (cached in
   the Lambda, negative answers too), and one SendMessage only when an event is subscribed.
 """
+
 from __future__ import annotations
 
 import base64
@@ -49,8 +50,7 @@ import secrets
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
-from typing import Optional
+from datetime import UTC, datetime, timedelta
 
 from pynamodb.exceptions import DeleteError, PutError, UpdateError
 
@@ -69,11 +69,11 @@ STATUS_EVENTS = {"sent": "sms.sent", "delivered": "sms.delivered", "failed": "sm
 TEST_EVENT = "webhook.test"
 SECRET_PREFIX = "whsec_"
 USER_AGENT = "Chinqit-Webhooks/1"
-SQS_MAX_DELAY = 900              # seconds: SQS's DelaySeconds limit
-RECORD_DAYS = 14                 # delivery records outlive every copy of an event on SQS
-MAX_INTERNAL_ERRORS = 5          # internal failures of one event before it is dead-lettered
+SQS_MAX_DELAY = 900  # seconds: SQS's DelaySeconds limit
+RECORD_DAYS = 14  # delivery records outlive every copy of an event on SQS
+MAX_INTERNAL_ERRORS = 5  # internal failures of one event before it is dead-lettered
 MAX_CACHED_ACCOUNTS = 10_000
-MAX_ADDRESSES_TRIED = 3          # checked addresses tried when a connection fails
+MAX_ADDRESSES_TRIED = 3  # checked addresses tried when a connection fails
 EVENT_NAMESPACE = uuid.UUID("2f0b8c1e-5a4d-4f7e-9c61-0e7d5b2a9c33")
 
 clock = time.time  # the worker's clock (unix seconds); tests replace it
@@ -84,20 +84,23 @@ def _now() -> float:
 
 
 def _at(unix: float) -> datetime:
-    return datetime.fromtimestamp(unix, timezone.utc)
+    return datetime.fromtimestamp(unix, UTC)
 
 
-def _iso(value: Optional[datetime]) -> Optional[str]:
+def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 # --- secrets and signatures ---------------------------------------------------------------
 
+
 def secret_for(account_id: str, salt: str) -> str:
     """The webhook secret of an account: derived, never stored."""
-    digest = hmac.new(server_secret(),
-                      b"chinqit-webhook-secret\0" + account_id.encode() + b"\0" + salt.encode(),
-                      hashlib.sha256).digest()
+    digest = hmac.new(
+        server_secret(),
+        b"chinqit-webhook-secret\0" + account_id.encode() + b"\0" + salt.encode(),
+        hashlib.sha256,
+    ).digest()
     return SECRET_PREFIX + base64.b64encode(digest).decode()
 
 
@@ -109,6 +112,7 @@ def sign(secret: str, event_id: str, timestamp: int, body: bytes) -> str:
 
 
 # --- configuration (the API side) ------------------------------------------------------------
+
 
 def _url(value):
     if value is None:
@@ -125,13 +129,16 @@ def _events(value):
     if value is None:
         return list(DEFAULT_EVENTS)
     if not isinstance(value, list):
-        raise ValidationError.field("events", f"must be a list of event names ({', '.join(EVENTS)})")
+        raise ValidationError.field(
+            "events", f"must be a list of event names ({', '.join(EVENTS)})"
+        )
     if not value:
         raise ValidationError.field("events", "must name at least one event")
     unknown = [repr(v) for v in value if v not in EVENTS]
     if unknown:
-        raise ValidationError.field("events", f"unknown event {', '.join(unknown)}; "
-                                              f"known events: {', '.join(EVENTS)}")
+        raise ValidationError.field(
+            "events", f"unknown event {', '.join(unknown)}; known events: {', '.join(EVENTS)}"
+        )
     return list(dict.fromkeys(value))
 
 
@@ -142,6 +149,7 @@ def _flag(name: str):
         if not isinstance(value, bool):
             raise ValidationError.field(name, "must be true or false")
         return value
+
     return parse
 
 
@@ -152,26 +160,36 @@ def configure(account_id: str, body: dict) -> dict:
     events = fields.check("events", _events)
     rotate = fields.check("rotateSecret", _flag("rotateSecret"))
     fields.done()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     salt = secrets.token_urlsafe(24)
-    webhook = Webhook(account_id, url=url, events=events, secret_salt=salt, created_at=now,
-                      updated_at=now)
+    webhook = Webhook(
+        account_id, url=url, events=events, secret_salt=salt, created_at=now, updated_at=now
+    )
     try:
         webhook.save(Webhook.account_id.does_not_exist())
         new_secret = True
     except PutError as exc:
         if exc.cause_response_code != "ConditionalCheckFailedException":
             raise
-        actions = [Webhook.url.set(url), Webhook.events.set(events), Webhook.updated_at.set(now),
-                   Webhook.consecutive_failures.set(0)]
+        actions = [
+            Webhook.url.set(url),
+            Webhook.events.set(events),
+            Webhook.updated_at.set(now),
+            Webhook.consecutive_failures.set(0),
+        ]
         if rotate:
             actions.append(Webhook.secret_salt.set(salt))
         Webhook(account_id).update(actions=actions, condition=Webhook.account_id.exists())
         new_secret = rotate
     forget(account_id)
-    log.info("webhook set account=%s events=%s new_secret=%s", account_id, ",".join(events), new_secret)
-    return {"url": url, "events": events,
-            "secret": secret_for(account_id, salt) if new_secret else None}
+    log.info(
+        "webhook set account=%s events=%s new_secret=%s", account_id, ",".join(events), new_secret
+    )
+    return {
+        "url": url,
+        "events": events,
+        "secret": secret_for(account_id, salt) if new_secret else None,
+    }
 
 
 def get(account_id: str) -> Webhook:
@@ -214,8 +232,11 @@ def send_test(account_id: str) -> str:
     """Queue a ``webhook.test`` event (whatever the subscribed events); return its id."""
     get(account_id)
     event_id = new_event_id()
-    payload = {"event": TEST_EVENT, "message": "Test event from Chinqit SMS Gateway",
-               "timestamp": _iso(datetime.now(timezone.utc))}
+    payload = {
+        "event": TEST_EVENT,
+        "message": "Test event from Chinqit SMS Gateway",
+        "timestamp": _iso(datetime.now(UTC)),
+    }
     _enqueue(_new_event(account_id, event_id, TEST_EVENT, payload))
     return event_id
 
@@ -223,10 +244,10 @@ def send_test(account_id: str) -> str:
 # --- producers -------------------------------------------------------------------------------
 
 # account id -> (monotonic time read, subscribed events or None when there is no webhook)
-_cache: dict[str, tuple[float, Optional[frozenset]]] = {}
+_cache: dict[str, tuple[float, frozenset | None]] = {}
 
 
-def forget(account_id: Optional[str] = None) -> None:
+def forget(account_id: str | None = None) -> None:
     """Drop cached webhook configs (one account, or all)."""
     if account_id is None:
         _cache.clear()
@@ -234,7 +255,7 @@ def forget(account_id: Optional[str] = None) -> None:
         _cache.pop(account_id, None)
 
 
-def subscribed_events(account_id: str) -> Optional[frozenset]:
+def subscribed_events(account_id: str) -> frozenset | None:
     """The account's subscribed events (None: no webhook); one GetItem per cache period."""
     hit = _cache.get(account_id)
     now = time.monotonic()
@@ -250,14 +271,15 @@ def subscribed_events(account_id: str) -> Optional[frozenset]:
     return events
 
 
-def new_event_id(fact: Optional[str] = None) -> str:
+def new_event_id(fact: str | None = None) -> str:
     """``evt_`` + 32 hex digits; a ``fact`` makes it deterministic (one event per fact)."""
     raw = uuid.uuid5(EVENT_NAMESPACE, fact) if fact else uuid.uuid4()
     return "evt_" + raw.hex
 
 
-def notify(account_id: Optional[str], event_type: str, payload: dict,
-           event_id: Optional[str] = None) -> Optional[str]:
+def notify(
+    account_id: str | None, event_type: str, payload: dict, event_id: str | None = None
+) -> str | None:
     """Queue ``payload`` for the account's webhook if it is subscribed to ``event_type``.
 
     Never raises: a webhook problem must not fail the SMS path (it is logged). Returns the
@@ -280,8 +302,8 @@ def notify(account_id: Optional[str], event_type: str, payload: dict,
 
 def inbound_payload(message) -> dict:
     """SMSMobileAPI's fields (date/hour: when the gateway stored it), plus event and messageId."""
-    added = (message.updated_at or message.created_at).astimezone(timezone.utc)
-    received = message.created_at.astimezone(timezone.utc)
+    added = (message.updated_at or message.created_at).astimezone(UTC)
+    received = message.created_at.astimezone(UTC)
     return {
         "event": "sms.received",
         "messageId": message.message_id,
@@ -294,19 +316,28 @@ def inbound_payload(message) -> dict:
     }
 
 
-def notify_inbound(message) -> Optional[str]:
-    return notify(message.account_id, "sms.received", inbound_payload(message),
-                  event_id=new_event_id("sms.received\n" + message.message_id))
+def notify_inbound(message) -> str | None:
+    return notify(
+        message.account_id,
+        "sms.received",
+        inbound_payload(message),
+        event_id=new_event_id("sms.received\n" + message.message_id),
+    )
 
 
-def notify_status(message, at: Optional[datetime] = None) -> Optional[str]:
+def notify_status(message, at: datetime | None = None) -> str | None:
     """An outbound message's status just changed: tell the webhook if it is subscribed."""
     event_type = STATUS_EVENTS.get(message.status)
     if event_type is None:
         return None
-    payload = {"event": event_type, "messageId": message.message_id, "status": message.status,
-               "phoneNumber": message.phone_number, "statusReason": message.status_reason,
-               "timestamp": _iso(at or message.updated_at)}
+    payload = {
+        "event": event_type,
+        "messageId": message.message_id,
+        "status": message.status,
+        "phoneNumber": message.phone_number,
+        "statusReason": message.status_reason,
+        "timestamp": _iso(at or message.updated_at),
+    }
     return notify(message.account_id, event_type, payload)
 
 
@@ -323,8 +354,14 @@ def on_message_event(event) -> None:
 
 
 def _new_event(account_id: str, event_id: str, event_type: str, payload: dict) -> dict:
-    return {"eventId": event_id, "accountId": account_id, "type": event_type,
-            "payload": payload, "attempt": 1, "createdAt": int(time.time())}
+    return {
+        "eventId": event_id,
+        "accountId": account_id,
+        "type": event_type,
+        "payload": payload,
+        "attempt": 1,
+        "createdAt": int(time.time()),
+    }
 
 
 def _enqueue(event: dict, delay: int = 0, dead: bool = False) -> None:
@@ -336,6 +373,7 @@ def _enqueue(event: dict, delay: int = 0, dead: bool = False) -> None:
 
 
 # --- the worker ------------------------------------------------------------------------------
+
 
 class DeliveryFailed(Exception):
     """One attempt failed; ``permanent`` failures are not retried."""
@@ -359,12 +397,13 @@ def handle_batch(bodies) -> list:
     else:
         outcomes = [_handle_safely(body) for body in bodies]
     if None in outcomes:
-        raise RuntimeError("a webhook event could not be settled nor re-queued; "
-                           "the batch will be redelivered")
+        raise RuntimeError(
+            "a webhook event could not be settled nor re-queued; the batch will be redelivered"
+        )
     return outcomes
 
 
-def _handle_safely(raw: str) -> Optional[str]:
+def _handle_safely(raw: str) -> str | None:
     try:
         return handle(raw)
     except Exception:
@@ -430,7 +469,9 @@ def handle(raw: str) -> str:
     return "delivered"
 
 
-def _failed(webhook: Webhook, event: dict, attempt: int, failure: DeliveryFailed, now: float) -> str:
+def _failed(
+    webhook: Webhook, event: dict, attempt: int, failure: DeliveryFailed, now: float
+) -> str:
     event_id, delays = event["eventId"], settings().webhook_retry_delays
     log.warning("webhook event %s attempt %s failed: %s", event_id, attempt, failure.reason)
     if failure.permanent or attempt > len(delays):
@@ -459,13 +500,20 @@ def _failed(webhook: Webhook, event: dict, attempt: int, failure: DeliveryFailed
 
 def _claim(event_id: str, account_id: str, attempt: int, now: float) -> bool:
     """Take attempt ``attempt`` of an event; False if it is delivered, dead, or taken."""
-    record = WebhookDelivery(event_id, account_id=account_id, state="sending", attempt=attempt,
-                             lease_until=int(now) + _lease_seconds(),
-                             expires_at=_at(now) + timedelta(days=RECORD_DAYS))
+    record = WebhookDelivery(
+        event_id,
+        account_id=account_id,
+        state="sending",
+        attempt=attempt,
+        lease_until=int(now) + _lease_seconds(),
+        expires_at=_at(now) + timedelta(days=RECORD_DAYS),
+    )
     D = WebhookDelivery
-    condition = (D.event_id.does_not_exist()
-                 | (D.state.is_in("sending", "retrying") & (D.attempt < attempt))
-                 | ((D.state == "sending") & (D.attempt == attempt) & (D.lease_until < int(now))))
+    condition = (
+        D.event_id.does_not_exist()
+        | (D.state.is_in("sending", "retrying") & (D.attempt < attempt))
+        | ((D.state == "sending") & (D.attempt == attempt) & (D.lease_until < int(now)))
+    )
     try:
         record.save(condition=condition)
     except PutError as exc:
@@ -477,8 +525,9 @@ def _claim(event_id: str, account_id: str, attempt: int, now: float) -> bool:
 
 def _settle(event_id: str, state: str) -> None:
     try:
-        WebhookDelivery(event_id).update(actions=[WebhookDelivery.state.set(state),
-                                                  WebhookDelivery.lease_until.set(0)])
+        WebhookDelivery(event_id).update(
+            actions=[WebhookDelivery.state.set(state), WebhookDelivery.lease_until.set(0)]
+        )
     except Exception:  # the claim's lease still protects the event; log and go on
         log.exception("could not record webhook event %s as %s", event_id, state)
 
@@ -488,22 +537,34 @@ def _release(event_id: str, attempt: int) -> None:
     try:
         WebhookDelivery(event_id).update(
             actions=[WebhookDelivery.lease_until.set(0)],
-            condition=(WebhookDelivery.state == "sending") & (WebhookDelivery.attempt == attempt))
+            condition=(WebhookDelivery.state == "sending") & (WebhookDelivery.attempt == attempt),
+        )
     except Exception:
         log.warning("could not release webhook event %s; its lease will expire", event_id)
 
 
-def _health(account_id: str, now: float, success: bool = False, reason: str = "",
-            dead_event: Optional[str] = None) -> None:
+def _health(
+    account_id: str,
+    now: float,
+    success: bool = False,
+    reason: str = "",
+    dead_event: str | None = None,
+) -> None:
     at = _at(now)
     if success:
         actions = [Webhook.last_success_at.set(at), Webhook.consecutive_failures.set(0)]
     else:
-        actions = [Webhook.last_failure_at.set(at), Webhook.last_failure_reason.set(reason[:500]),
-                   Webhook.consecutive_failures.add(1)]
+        actions = [
+            Webhook.last_failure_at.set(at),
+            Webhook.last_failure_reason.set(reason[:500]),
+            Webhook.consecutive_failures.add(1),
+        ]
         if dead_event:
-            actions += [Webhook.dead_lettered.add(1), Webhook.last_dead_letter_at.set(at),
-                        Webhook.last_dead_letter_event.set(dead_event)]
+            actions += [
+                Webhook.dead_lettered.add(1),
+                Webhook.last_dead_letter_at.set(at),
+                Webhook.last_dead_letter_event.set(dead_event),
+            ]
     try:
         Webhook(account_id).update(actions=actions, condition=Webhook.account_id.exists())
     except UpdateError as exc:
@@ -527,19 +588,22 @@ def _deliver(webhook: Webhook, event: dict, now: float) -> None:
         "User-Agent": USER_AGENT,
         "webhook-id": event["eventId"],
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret_for(webhook.account_id, webhook.secret_salt),
-                                  event["eventId"], timestamp, body),
+        "webhook-signature": sign(
+            secret_for(webhook.account_id, webhook.secret_salt), event["eventId"], timestamp, body
+        ),
     }
     status, location = post(target, body, headers, config.webhook_timeout)
     if 200 <= status < 300:
         return
     if 300 <= status < 400:
-        raise DeliveryFailed(f"HTTP {status}: redirect not followed"
-                             + (f" (Location: {location[:200]})" if location else ""))
+        raise DeliveryFailed(
+            f"HTTP {status}: redirect not followed"
+            + (f" (Location: {location[:200]})" if location else "")
+        )
     raise DeliveryFailed(f"HTTP {status}")
 
 
-def _ca_bundle() -> Optional[str]:
+def _ca_bundle() -> str | None:
     try:
         import certifi  # requests' CA bundle
     except ImportError:
@@ -561,22 +625,40 @@ def post(target: netguard.Target, body: bytes, headers: dict, timeout: float) ->
         if target.scheme == "https":
             name = None if target.is_ip_literal else target.host
             pool = urllib3.HTTPSConnectionPool(
-                address, target.port, timeout=limit, retries=False, maxsize=1, block=False,
-                cert_reqs="CERT_REQUIRED", ca_certs=_ca_bundle(), server_hostname=name,
-                assert_hostname=name or address)
+                address,
+                target.port,
+                timeout=limit,
+                retries=False,
+                maxsize=1,
+                block=False,
+                cert_reqs="CERT_REQUIRED",
+                ca_certs=_ca_bundle(),
+                server_hostname=name,
+                assert_hostname=name or address,
+            )
         else:
-            pool = urllib3.HTTPConnectionPool(address, target.port, timeout=limit, retries=False,
-                                              maxsize=1, block=False)
+            pool = urllib3.HTTPConnectionPool(
+                address, target.port, timeout=limit, retries=False, maxsize=1, block=False
+            )
         try:
-            response = pool.urlopen("POST", target.path, body=body,
-                                    headers={**headers, "Host": target.host_header},
-                                    redirect=False, retries=False, preload_content=False,
-                                    assert_same_host=False)
+            response = pool.urlopen(
+                "POST",
+                target.path,
+                body=body,
+                headers={**headers, "Host": target.host_header},
+                redirect=False,
+                retries=False,
+                preload_content=False,
+                assert_same_host=False,
+            )
             try:
                 return response.status, response.headers.get("Location")
             finally:
                 response.close()
-        except (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.NewConnectionError) as exc:
+        except (
+            urllib3.exceptions.ConnectTimeoutError,
+            urllib3.exceptions.NewConnectionError,
+        ) as exc:
             last_error = f"could not connect to {address}: {_short(exc)}"
             continue  # nothing was sent: try the next checked address
         except urllib3.exceptions.TimeoutError:

@@ -11,11 +11,12 @@ for the life of the Lambda container.
 Secrets: the OTP code and the access token are never logged and never put in an error
 message; provider error texts are scrubbed of both before they reach an exception.
 """
+
 from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Optional
+from typing import Any
 
 from chalicelib.config import settings
 from chalicelib.errors import BadRequest, ProviderError, ValidationError
@@ -91,8 +92,12 @@ def require_configured() -> None:
     if not settings().whatsapp_enabled:
         raise BadRequest(
             "WhatsApp channel is not configured on this gateway",
-            errors=[{"field": "channel",
-                     "message": "WhatsApp is not configured on this gateway; use another channel"}],
+            errors=[
+                {
+                    "field": "channel",
+                    "message": "WhatsApp is not configured on this gateway; use another channel",
+                }
+            ],
         )
 
 
@@ -139,14 +144,16 @@ def send_otp(phone_e164: str, code: str, language: str) -> str:
     status = response.status_code
     if 300 <= status < 400:
         logger.warning("whatsapp provider answered with redirect HTTP %s", status)
-        raise ProviderError(f"WhatsApp provider answered with an unexpected redirect (HTTP {status})")
+        raise ProviderError(
+            f"WhatsApp provider answered with an unexpected redirect (HTTP {status})"
+        )
     if not 200 <= status < 300:
         detail = _provider_detail(response, secrets)
         logger.warning("whatsapp provider rejected the message: HTTP %s %s", status, detail)
         message = f"WhatsApp provider rejected the message (HTTP {status})"
         raise ProviderError(f"{message}: {detail}" if detail else message)
 
-    message_id: Optional[str] = None
+    message_id: str | None = None
     try:
         body = response.json()
         message_id = body["messages"][0]["id"]

@@ -1,4 +1,5 @@
 """``python -m chinqit_admin``: the same as the ``chinqit-admin`` command."""
+
 import sys
 
 from .cli import main

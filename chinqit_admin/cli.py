@@ -12,6 +12,7 @@
 Talks to AWS_ENDPOINT_URL when set (the local stack), else to your AWS account.
 ``--stage`` takes table and queue names from .chalice/config.json, as the Lambdas do.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,10 @@ CONFIG_FILE = Path(__file__).resolve().parent.parent / ".chalice" / "config.json
 def load_stage(stage: str) -> None:
     """Export the stage's environment variables, without overriding ones already set."""
     config = json.loads(CONFIG_FILE.read_text())
-    variables = {**config.get("environment_variables", {}),
-                 **config["stages"][stage].get("environment_variables", {})}
+    variables = {
+        **config.get("environment_variables", {}),
+        **config["stages"][stage].get("environment_variables", {}),
+    }
     for name, value in variables.items():
         os.environ.setdefault(name, value)
 
@@ -51,8 +54,9 @@ def _account(name: str) -> str:
     from chalicelib.accounts import RESERVED
 
     if name in RESERVED:
-        raise argparse.ArgumentTypeError(f"{name!r} is reserved: received SMS no account "
-                                         "claims are filed under it")
+        raise argparse.ArgumentTypeError(
+            f"{name!r} is reserved: received SMS no account claims are filed under it"
+        )
     return name
 
 
@@ -60,18 +64,26 @@ def cmd_keys_create(args) -> str:
     from chalicelib import auth
 
     key, credential = auth.create_key("api", args.account, name=args.name)
-    return (f"API key for account {args.account} (shown once, store it now):\n{key}\n"
-            f"prefix: {credential.prefix}")
+    return (
+        f"API key for account {args.account} (shown once, store it now):\n{key}\n"
+        f"prefix: {credential.prefix}"
+    )
 
 
 def cmd_keys_list(args) -> str:
     from chalicelib.models import Credential
 
-    rows = [{"prefix": c.prefix, "account": c.owner_id, "name": c.name,
-             "created": c.created_at.isoformat(timespec="seconds"),
-             "revoked": "yes" if c.revoked else "no"}
-            for c in Credential.scan((Credential.kind == "api") & Credential.parent.does_not_exist())
-            if not args.account or c.owner_id == args.account]
+    rows = [
+        {
+            "prefix": c.prefix,
+            "account": c.owner_id,
+            "name": c.name,
+            "created": c.created_at.isoformat(timespec="seconds"),
+            "revoked": "yes" if c.revoked else "no",
+        }
+        for c in Credential.scan((Credential.kind == "api") & Credential.parent.does_not_exist())
+        if not args.account or c.owner_id == args.account
+    ]
     rows.sort(key=lambda r: r["created"])
     return _table(rows, ["prefix", "account", "name", "created", "revoked"])
 
@@ -88,10 +100,14 @@ def cmd_devices_create(args) -> str:
     from chalicelib.models import Device
 
     device_id = args.id or f"dev-{uuid.uuid4().hex[:12]}"
-    Device(device_id, name=args.name, account_id=args.account).save(Device.device_id.does_not_exist())
+    Device(device_id, name=args.name, account_id=args.account).save(
+        Device.device_id.does_not_exist()
+    )
     key, _ = auth.create_key("device", device_id, name=args.name)
-    return (f"device {device_id} registered; device key (shown once, put it in the bridge's "
-            f"config):\n{key}")
+    return (
+        f"device {device_id} registered; device key (shown once, put it in the bridge's "
+        f"config):\n{key}"
+    )
 
 
 def _info(device, name: str):
@@ -102,11 +118,20 @@ def _info(device, name: str):
 def cmd_devices_list(_args) -> str:
     from chalicelib.models import Device
 
-    rows = [{"device": d.device_id, "name": d.name, "account": d.account_id or "",
-             "driver": d.driver or "",
-             "last seen": d.last_seen_at.isoformat(timespec="seconds") if d.last_seen_at else "never",
-             "signal": _info(d, "signalPercent"), "battery": _info(d, "batteryPercent")}
-            for d in Device.scan()]
+    rows = [
+        {
+            "device": d.device_id,
+            "name": d.name,
+            "account": d.account_id or "",
+            "driver": d.driver or "",
+            "last seen": d.last_seen_at.isoformat(timespec="seconds")
+            if d.last_seen_at
+            else "never",
+            "signal": _info(d, "signalPercent"),
+            "battery": _info(d, "batteryPercent"),
+        }
+        for d in Device.scan()
+    ]
     return _table(rows, ["device", "name", "account", "driver", "last seen", "signal", "battery"])
 
 
@@ -114,8 +139,10 @@ def cmd_oauth_create(args) -> str:
     from chalicelib import oauth
 
     client_id, secret = oauth.create_client(args.account, name=args.name)
-    return (f"OAuth2 client for account {args.account} (secret shown once, store it now):\n"
-            f"client_id:     {client_id}\nclient_secret: {secret}")
+    return (
+        f"OAuth2 client for account {args.account} (secret shown once, store it now):\n"
+        f"client_id:     {client_id}\nclient_secret: {secret}"
+    )
 
 
 def cmd_oauth_revoke(args) -> str:
@@ -129,8 +156,9 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="chinqit-admin", description=__doc__.split("\n")[0])
     root.add_argument("--stage", help="take resource names from this stage of .chalice/config.json")
     commands = root.add_subparsers(dest="command", required=True)
-    commands.add_parser("provision", help="create tables (TTL on) and queues (with DLQs)"
-                        ).set_defaults(run=cmd_provision)
+    commands.add_parser(
+        "provision", help="create tables (TTL on) and queues (with DLQs)"
+    ).set_defaults(run=cmd_provision)
 
     keys = commands.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
     create = keys.add_parser("create", help="create a key (printed once)")
@@ -145,15 +173,22 @@ def parser() -> argparse.ArgumentParser:
     revoke.set_defaults(run=cmd_keys_revoke)
 
     devices = commands.add_parser("devices", help="phones and modem hosts").add_subparsers(
-        dest="action", required=True)
+        dest="action", required=True
+    )
     register = devices.add_parser("create", help="register a device and print its key once")
     register.add_argument("--name", required=True)
-    register.add_argument("--account", type=_account, help="account that owns SMS this device receives")
+    register.add_argument(
+        "--account", type=_account, help="account that owns SMS this device receives"
+    )
     register.add_argument("--id", help="device id (default: generated)")
     register.set_defaults(run=cmd_devices_create)
-    devices.add_parser("list", help="devices with their last-seen time").set_defaults(run=cmd_devices_list)
+    devices.add_parser("list", help="devices with their last-seen time").set_defaults(
+        run=cmd_devices_list
+    )
 
-    clients = commands.add_parser("oauth", help="OAuth2 clients").add_subparsers(dest="action", required=True)
+    clients = commands.add_parser("oauth", help="OAuth2 clients").add_subparsers(
+        dest="action", required=True
+    )
     client = clients.add_parser("create", help="create a client (secret printed once)")
     client.add_argument("--account", required=True, type=_account)
     client.add_argument("--name", default="")
@@ -166,8 +201,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     if importlib.util.find_spec("pynamodb") is None:
-        print("chinqit-admin needs the admin extra: pip install 'chinqit-gateway[admin]'",
-              file=sys.stderr)
+        print(
+            "chinqit-admin needs the admin extra: pip install 'chinqit-gateway[admin]'",
+            file=sys.stderr,
+        )
         return 2
     args = parser().parse_args(argv)
     if args.stage:

@@ -2,6 +2,7 @@
 
 Works the same on the embedded AWS of the local stack and on a real AWS account.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,26 +28,38 @@ def tables() -> list[str]:
 
 def queues() -> dict[str, str]:
     config = settings()
-    return {name: _queue_with_dlq(name)
-            for name in (config.outbound_queue, config.priority_queue, config.webhook_queue)}
+    return {
+        name: _queue_with_dlq(name)
+        for name in (config.outbound_queue, config.priority_queue, config.webhook_queue)
+    }
 
 
 def _queue_with_dlq(name: str) -> str:
     sqs = queue.sqs()
     # Lambdas consume the dead-letter queues too: AWS requires a visibility timeout at least
     # as long as the function's timeout.
-    dlq_url = sqs.create_queue(QueueName=f"{name}-dlq", Attributes={
-        "VisibilityTimeout": str(VISIBILITY_TIMEOUT),
-        "MessageRetentionPeriod": str(DLQ_RETENTION), "SqsManagedSseEnabled": "true"})["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(
-        QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    return sqs.create_queue(QueueName=name, Attributes={
-        "VisibilityTimeout": str(VISIBILITY_TIMEOUT),
-        "MessageRetentionPeriod": str(RETENTION),
-        "SqsManagedSseEnabled": "true",
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn,
-                                     "maxReceiveCount": str(MAX_RECEIVES)}),
-    })["QueueUrl"]
+    dlq_url = sqs.create_queue(
+        QueueName=f"{name}-dlq",
+        Attributes={
+            "VisibilityTimeout": str(VISIBILITY_TIMEOUT),
+            "MessageRetentionPeriod": str(DLQ_RETENTION),
+            "SqsManagedSseEnabled": "true",
+        },
+    )["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    return sqs.create_queue(
+        QueueName=name,
+        Attributes={
+            "VisibilityTimeout": str(VISIBILITY_TIMEOUT),
+            "MessageRetentionPeriod": str(RETENTION),
+            "SqsManagedSseEnabled": "true",
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVES)}
+            ),
+        },
+    )["QueueUrl"]
 
 
 def secret_parameter() -> str | None:
@@ -60,8 +73,12 @@ def secret_parameter() -> str | None:
 
     ssm = aws.client("ssm")
     try:
-        ssm.put_parameter(Name=name, Type="SecureString", Value=secrets.token_urlsafe(48),
-                          Description="Chinqit SMS Gateway server secret (OTP hashes, cursors)")
+        ssm.put_parameter(
+            Name=name,
+            Type="SecureString",
+            Value=secrets.token_urlsafe(48),
+            Description="Chinqit SMS Gateway server secret (OTP hashes, cursors)",
+        )
     except ssm.exceptions.ParameterAlreadyExists:
         pass
     return name

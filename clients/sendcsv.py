@@ -8,6 +8,7 @@ column. Rows sharing a text go out through POST /messages/bulk, 100 numbers a ca
 A report line per refused number goes to stderr; the exit status is 1 if any was refused.
 Environment: CHINQIT_API_URL and CHINQIT_API_KEY stand in for --api and --key.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,7 @@ def batches(rows):
     for text, group in groupby(rows, key=lambda row: row[1]):
         numbers = [number for number, _ in group]
         for start in range(0, len(numbers), BATCH):
-            yield text, numbers[start:start + BATCH]
+            yield text, numbers[start : start + BATCH]
 
 
 def progress(done: int, total: int, refused: int, out=sys.stderr) -> None:
@@ -53,12 +54,17 @@ def send(api: str, key: str, rows) -> int:
     done = refused = 0
     progress(done, len(rows), refused)
     for text, numbers in batches(rows):
-        response = session.post(f"{api.rstrip('/')}/messages/bulk", json={"message": text, "phoneNumbers": numbers},
-                                timeout=30)
+        response = session.post(
+            f"{api.rstrip('/')}/messages/bulk",
+            json={"message": text, "phoneNumbers": numbers},
+            timeout=30,
+        )
         body = response.json()
         errors = body.get("errors", [])
         if not response.ok and not body.get("messages"):
-            errors = errors or [{"field": "request", "message": body.get("message", response.reason)}]
+            errors = errors or [
+                {"field": "request", "message": body.get("message", response.reason)}
+            ]
         for error in errors:
             sys.stderr.write(f"\n{error['field']}: {error['message']}")
         refused += len(numbers) - len(body.get("messages", []))
@@ -69,7 +75,9 @@ def send(api: str, key: str, rows) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m clients.sendcsv", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m clients.sendcsv", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("csv_file")
     parser.add_argument("--api", default=os.environ.get("CHINQIT_API_URL", "http://127.0.0.1:8000"))
     parser.add_argument("--key", default=os.environ.get("CHINQIT_API_KEY"))

@@ -1,4 +1,5 @@
 """The device bridge: long-polls the gateway's SQS queues, sends SMS, reports back."""
+
 from __future__ import annotations
 
 DISTRIBUTION = "chinqit-gateway"

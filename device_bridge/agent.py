@@ -11,25 +11,38 @@ it to the driver, journal the outcome and queue its status post, and only then d
 from SQS. Status posts and received SMS live in the journal until the API acknowledges
 them, so nothing is lost while the API is unreachable.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Callable, Iterable, Optional
+from datetime import UTC, datetime
 
 from chalicelib.wire import protocol
 
 from . import __version__
 from .config import BridgeConfig
 from .drivers.base import (
-    DeliveryReport, DeviceInfo, Driver, DriverError, InboundSms, OutboundSms, SendError,
+    DeliveryReport,
+    DeviceInfo,
+    Driver,
+    DriverError,
+    InboundSms,
+    OutboundSms,
+    SendError,
 )
 from .journal import SETTLED, Journal
 from .transport import (
-    SQS_BATCH_LIMIT, ApiClient, ApiRejected, ApiUnavailable, Received, SqsQueue, sqs_client,
+    SQS_BATCH_LIMIT,
+    ApiClient,
+    ApiRejected,
+    ApiUnavailable,
+    Received,
+    SqsQueue,
+    sqs_client,
 )
 
 # A bridge that died between handing an SMS to the phone and journaling the outcome cannot
@@ -43,7 +56,7 @@ log = logging.getLogger("chinqit.bridge")
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class TokenBucket:
@@ -85,7 +98,7 @@ class Backoff:
 
     def failed(self) -> float:
         """Count a failure; returns the pause before the next try."""
-        pause = min(self.maximum, 2.0 ** self.failures)
+        pause = min(self.maximum, 2.0**self.failures)
         self.failures += 1
         self.retry_at = self.clock() + pause
         return pause
@@ -105,23 +118,32 @@ class Job:
     message_id: str
     to: str
     text: str = field(repr=False)  # OTP codes travel in it: never logged
-    send_before: Optional[datetime] = None
+    send_before: datetime | None = None
     visible_until: float = 0.0  # time.monotonic() when SQS would hand it to another bridge
     retry_at: float = 0.0  # agent clock: a refused SMS waits until then
     lost: bool = False  # SQS refused to extend its visibility: another bridge may have it
 
-    def renew(self, again: "Job") -> None:
+    def renew(self, again: Job) -> None:
         """SQS delivered this message again (our hold lapsed, e.g. while the host slept):
         only the newest receipt can delete or extend it."""
         self.received, self.visible_until, self.lost = again.received, again.visible_until, False
 
     @classmethod
-    def parse(cls, queue: SqsQueue, priority: bool, received: Received,
-              visible_until: float) -> "Job":
+    def parse(
+        cls, queue: SqsQueue, priority: bool, received: Received, visible_until: float
+    ) -> Job:
         """Raises protocol.WireError when the body is not an outbound SMS this bridge reads."""
         sms = protocol.OutboundSms.from_json(received.body)
-        return cls(queue, priority, received, sms.message_id, sms.to, sms.text,
-                   sms.send_before, visible_until)
+        return cls(
+            queue,
+            priority,
+            received,
+            sms.message_id,
+            sms.to,
+            sms.text,
+            sms.send_before,
+            visible_until,
+        )
 
 
 class Hand:
@@ -156,11 +178,11 @@ class Hand:
         with self._changed:
             return list(self._jobs)
 
-    def count(self, queue: Optional[SqsQueue] = None) -> int:
+    def count(self, queue: SqsQueue | None = None) -> int:
         with self._changed:
             return sum(1 for job in self._jobs if queue is None or job.queue is queue)
 
-    def next_ready(self, now: float) -> Optional[Job]:
+    def next_ready(self, now: float) -> Job | None:
         """The oldest priority message ready to go, else the oldest bulk one."""
         with self._changed:
             ready = [job for job in self._jobs if job.retry_at <= now]
@@ -183,9 +205,15 @@ class Hand:
 class Agent:
     """One bridge: the phone ``driver``, its journal, the two queues and the API."""
 
-    def __init__(self, config: BridgeConfig, driver: Driver, journal: Journal,
-                 queues: dict[str, SqsQueue], api: ApiClient,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        config: BridgeConfig,
+        driver: Driver,
+        journal: Journal,
+        queues: dict[str, SqsQueue],
+        api: ApiClient,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         """``queues`` maps "priority" and "bulk" to their queue; ``clock`` paces sends,
         retries, backoffs and heartbeats (SQS visibility always runs on real time)."""
         self.config = config
@@ -201,18 +229,29 @@ class Agent:
         self._next_heartbeat = self._next_prune = clock()
         self._stopping = threading.Event()
         self._released = threading.Event()
-        self._pollers = [threading.Thread(target=self._poll, args=(queue, kind == "priority"),
-                                          name=f"poll-{kind}", daemon=True)
-                         for kind, queue in queues.items()]
+        self._pollers = [
+            threading.Thread(
+                target=self._poll,
+                args=(queue, kind == "priority"),
+                name=f"poll-{kind}",
+                daemon=True,
+            )
+            for kind, queue in queues.items()
+        ]
         self._keeper = threading.Thread(target=self._keep_visible, name="visibility", daemon=True)
 
     @classmethod
-    def build(cls, config: BridgeConfig, driver: Driver,
-              clock: Callable[[], float] = time.monotonic) -> "Agent":
+    def build(
+        cls, config: BridgeConfig, driver: Driver, clock: Callable[[], float] = time.monotonic
+    ) -> Agent:
         sqs = sqs_client(config.wait_time_seconds)
         queues = {kind: SqsQueue(sqs, name) for kind, name in config.queues.items()}
-        api = ApiClient(config.api_url, config.device_key, config.api_timeout,
-                        user_agent=f"chinqit-device-bridge/{__version__}")
+        api = ApiClient(
+            config.api_url,
+            config.device_key,
+            config.api_timeout,
+            user_agent=f"chinqit-device-bridge/{__version__}",
+        )
         return cls(config, driver, Journal(config.journal), queues, api, clock)
 
     # ------------------------------------------------------------------ lifecycle
@@ -232,7 +271,7 @@ class Agent:
         finally:
             self.shutdown()
 
-    def run_until(self, done: Callable[[], bool], timeout: Optional[float] = None) -> None:
+    def run_until(self, done: Callable[[], bool], timeout: float | None = None) -> None:
         """Turn the loop until ``done()`` or stop(); for tests and benches, after start()."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not done() and not self._stopping.is_set():
@@ -259,10 +298,13 @@ class Agent:
 
     def _settle_interrupted_sends(self) -> None:
         for entry in self.journal.interrupted_sends():
-            log.warning("message %s was being sent when the bridge stopped: reported failed, "
-                        "not resent", entry.message_id)
-            self.journal.record_outcome(entry.sqs_message_id, entry.message_id, "failed",
-                                        reason=INTERRUPTED, at=_utcnow())
+            log.warning(
+                "message %s was being sent when the bridge stopped: reported failed, not resent",
+                entry.message_id,
+            )
+            self.journal.record_outcome(
+                entry.sqs_message_id, entry.message_id, "failed", reason=INTERRUPTED, at=_utcnow()
+            )
 
     # ------------------------------------------------------------------ receiving (threads)
 
@@ -275,11 +317,14 @@ class Agent:
                 continue
             visible_until = time.monotonic() + self.config.visibility_timeout
             try:
-                received = queue.receive(room, self.config.wait_time_seconds,
-                                         self.config.visibility_timeout)
+                received = queue.receive(
+                    room, self.config.wait_time_seconds, self.config.visibility_timeout
+                )
             except Exception as error:  # noqa: BLE001 - the poller must outlive any SQS trouble
                 pause = backoff.failed()
-                log.warning("cannot receive from %s (%s); retrying in %.0f s", queue.name, error, pause)
+                log.warning(
+                    "cannot receive from %s (%s); retrying in %.0f s", queue.name, error, pause
+                )
                 self._stopping.wait(pause)
                 continue
             backoff.succeeded()
@@ -288,8 +333,9 @@ class Agent:
                 self._stopping.wait(self.config.poll_interval)  # short polling: do not spin
 
     @staticmethod
-    def _jobs(queue: SqsQueue, priority: bool, received: list[Received],
-              visible_until: float) -> list[Job]:
+    def _jobs(
+        queue: SqsQueue, priority: bool, received: list[Received], visible_until: float
+    ) -> list[Job]:
         jobs = []
         # A message that cannot be read is not extended, so SQS redelivers it until it lands
         # in the dead-letter queue.
@@ -297,11 +343,18 @@ class Agent:
             try:
                 jobs.append(Job.parse(queue, priority, message, visible_until))
             except protocol.UnsupportedVersion as error:
-                log.error("SQS message %s on %s: %s; left to the dead-letter queue (upgrade "
-                          "this bridge)", message.sqs_id, queue.name, error)
+                log.error(
+                    "SQS message %s on %s: %s; left to the dead-letter queue (upgrade this bridge)",
+                    message.sqs_id,
+                    queue.name,
+                    error,
+                )
             except protocol.WireError:
-                log.error("SQS message %s on %s is not an outbound SMS; left to the dead-letter "
-                          "queue", message.sqs_id, queue.name)
+                log.error(
+                    "SQS message %s on %s is not an outbound SMS; left to the dead-letter queue",
+                    message.sqs_id,
+                    queue.name,
+                )
         return jobs
 
     def _keep_visible(self) -> None:
@@ -309,8 +362,11 @@ class Agent:
         timeout = self.config.visibility_timeout
         while not self._released.wait(timeout / 6):
             now = time.monotonic()
-            due = [job for job in self.hand.snapshot()
-                   if not job.lost and job.visible_until - now < timeout / 2]
+            due = [
+                job
+                for job in self.hand.snapshot()
+                if not job.lost and job.visible_until - now < timeout / 2
+            ]
             for queue, jobs in _by_queue(due).items():
                 self._extend(queue, jobs, timeout)
 
@@ -324,8 +380,11 @@ class Agent:
         for job in jobs:
             if job.received.receipt in refused:
                 job.lost = True
-                log.warning("message %s: SQS refused to extend its visibility; another bridge "
-                            "may have it now", job.message_id)
+                log.warning(
+                    "message %s: SQS refused to extend its visibility; another bridge "
+                    "may have it now",
+                    job.message_id,
+                )
             else:
                 job.visible_until = started + timeout
 
@@ -364,13 +423,20 @@ class Agent:
     def _settle_without_sending(self, job: Job) -> bool:
         entry = self.journal.outbound(job.received.sqs_id)
         if entry is not None and entry.state in SETTLED:
-            log.info("message %s is already %s here: redelivered copy deleted, not resent",
-                     job.message_id, entry.state)
+            log.info(
+                "message %s is already %s here: redelivered copy deleted, not resent",
+                job.message_id,
+                entry.state,
+            )
         elif job.send_before is not None and job.send_before <= _utcnow():
             log.info("message %s expired before it could be sent", job.message_id)
-            self.journal.record_outcome(job.received.sqs_id, job.message_id, "expired",
-                                        reason="sendBefore passed before it could be sent",
-                                        at=_utcnow())
+            self.journal.record_outcome(
+                job.received.sqs_id,
+                job.message_id,
+                "expired",
+                reason="sendBefore passed before it could be sent",
+                at=_utcnow(),
+            )
         else:
             return False
         self._finish(job)
@@ -382,30 +448,47 @@ class Agent:
         if answer and answer.get("claimed") is False and stored == "sending":
             # Another device claimed it and has not reported how it went: leave it on the
             # queue, which redelivers it (settled by then) or dead-letters it as failed.
-            log.info("message %s is being sent by another device: left on the queue", job.message_id)
+            log.info(
+                "message %s is being sent by another device: left on the queue", job.message_id
+            )
             self.hand.discard(job)
             return
         if stored not in (None, "queued", "sending"):
-            log.info("message %s is already %s according to the API: not sent", job.message_id, stored)
-            self.journal.record_outcome(job.received.sqs_id, job.message_id, "skipped",
-                                        reason=f"already {stored} according to the API")
+            log.info(
+                "message %s is already %s according to the API: not sent", job.message_id, stored
+            )
+            self.journal.record_outcome(
+                job.received.sqs_id,
+                job.message_id,
+                "skipped",
+                reason=f"already {stored} according to the API",
+            )
             self._finish(job)
             return
         attempt = self.journal.begin_send(job.received.sqs_id, job.message_id)
-        log.info("sending message %s (%s, try %d)", job.message_id,
-                 "priority" if job.priority else "bulk", attempt)
+        log.info(
+            "sending message %s (%s, try %d)",
+            job.message_id,
+            "priority" if job.priority else "bulk",
+            attempt,
+        )
         try:
             result = self.driver.send(OutboundSms(job.message_id, job.to, job.text))
         except (SendError, DriverError) as error:
             self._refused(job, attempt, error)
             return
-        self.journal.record_outcome(job.received.sqs_id, job.message_id, "sent",
-                                    segments=result.segments, references=result.references,
-                                    at=_utcnow())
+        self.journal.record_outcome(
+            job.received.sqs_id,
+            job.message_id,
+            "sent",
+            segments=result.segments,
+            references=result.references,
+            at=_utcnow(),
+        )
         log.info("message %s sent (%d segment(s))", job.message_id, result.segments)
         self._finish(job)
 
-    def _claim(self, job: Job) -> Optional[dict]:
+    def _claim(self, job: Job) -> dict | None:
         """Post ``sending``; returns the API's answer (stored status, claim), None if it cannot tell.
 
         When the API is unreachable the SMS goes anyway: SQS visibility already gives each
@@ -415,14 +498,16 @@ class Agent:
         if not self.api_backoff.ready():
             return None
         try:
-            answer = self.api.post_status(job.message_id,
-                                          protocol.status_report("sending", at=_utcnow()))
+            answer = self.api.post_status(
+                job.message_id, protocol.status_report("sending", at=_utcnow())
+            )
         except ApiUnavailable as error:
             self._api_unavailable(error)
             return None
         except ApiRejected as error:
-            log.warning("API refused 'sending' for message %s (%s); sending anyway",
-                        job.message_id, error)
+            log.warning(
+                "API refused 'sending' for message %s (%s); sending anyway", job.message_id, error
+            )
             return None
         self.api_backoff.succeeded()
         return answer
@@ -436,11 +521,18 @@ class Agent:
             pause = self.config.retry_delay * 2 ** (attempt - 1)
             self.journal.record_retry(job.received.sqs_id, reason)
             job.retry_at = self.clock() + pause
-            log.warning("message %s refused (%s); try %d of %d in %.0f s", job.message_id,
-                        reason, attempt + 1, self.config.max_attempts, pause)
+            log.warning(
+                "message %s refused (%s); try %d of %d in %.0f s",
+                job.message_id,
+                reason,
+                attempt + 1,
+                self.config.max_attempts,
+                pause,
+            )
             return
-        self.journal.record_outcome(job.received.sqs_id, job.message_id, "failed",
-                                    reason=reason, at=_utcnow())
+        self.journal.record_outcome(
+            job.received.sqs_id, job.message_id, "failed", reason=reason, at=_utcnow()
+        )
         log.warning("message %s failed: %s", job.message_id, reason)
         self._finish(job)
 
@@ -449,8 +541,11 @@ class Agent:
         try:
             job.queue.delete(job.received.receipt)
         except Exception as error:  # noqa: BLE001 - a redelivery is recognised by the journal
-            log.warning("cannot delete message %s from SQS (%s); its redelivery will not be "
-                        "sent", job.message_id, error)
+            log.warning(
+                "cannot delete message %s from SQS (%s); its redelivery will not be sent",
+                job.message_id,
+                error,
+            )
         self.hand.discard(job)
 
     # ------------------------------------------------------------------ phone and API
@@ -461,8 +556,9 @@ class Agent:
         try:
             events = self.driver.poll()
         except DriverError as error:
-            log.warning("cannot read the phone (%s); retrying in %.0f s", error,
-                        self.phone_backoff.failed())
+            log.warning(
+                "cannot read the phone (%s); retrying in %.0f s", error, self.phone_backoff.failed()
+            )
             return
         self.phone_backoff.succeeded()
         for event in events:
@@ -471,9 +567,14 @@ class Agent:
                 log.info("SMS received (device ref %s)", event.device_ref)
             elif isinstance(event, DeliveryReport):
                 message_id = self.journal.record_delivery(
-                    event.reference, event.delivered, event.detail, _utcnow())
-                log.info("delivery report %s for message %s: %s", event.reference, message_id,
-                         "delivered" if event.delivered else "not delivered")
+                    event.reference, event.delivered, event.detail, _utcnow()
+                )
+                log.info(
+                    "delivery report %s for message %s: %s",
+                    event.reference,
+                    message_id,
+                    "delivered" if event.delivered else "not delivered",
+                )
 
     def _flush_outbox(self) -> None:
         """Post what the API has not acknowledged yet: statuses first, then received SMS."""
@@ -492,8 +593,12 @@ class Agent:
         try:
             self.api.post_status(message_id, body)
         except ApiRejected as error:  # 404: unknown message; 400: a bug. Neither heals.
-            log.error("API refused status %s of message %s (%s); dropped", body["status"],
-                      message_id, error)
+            log.error(
+                "API refused status %s of message %s (%s); dropped",
+                body["status"],
+                message_id,
+                error,
+            )
         self.api_backoff.succeeded()
 
     def _post_inbound(self, body: dict) -> None:
@@ -501,12 +606,19 @@ class Agent:
         try:
             answer = self.api.post_inbound(body)
         except ApiRejected as error:
-            log.error("API refused received SMS %s (%s); kept in the journal, not reposted",
-                      device_ref, error)
+            log.error(
+                "API refused received SMS %s (%s); kept in the journal, not reposted",
+                device_ref,
+                error,
+            )
             self.journal.inbound_rejected(device_ref, str(error))
         else:
-            log.info("received SMS %s stored as message %s%s", device_ref, answer.get("messageId"),
-                     " (already stored)" if answer.get("duplicate") else "")
+            log.info(
+                "received SMS %s stored as message %s%s",
+                device_ref,
+                answer.get("messageId"),
+                " (already stored)" if answer.get("duplicate") else "",
+            )
             self.journal.inbound_done(device_ref)
         self.api_backoff.succeeded()
 
@@ -519,8 +631,11 @@ class Agent:
         self._next_heartbeat = self.clock() + self.config.heartbeat_interval
         info = self._device_info()
         try:
-            self.api.heartbeat(protocol.heartbeat(self.config.driver, info.signal_percent,
-                                                  info.battery_percent, __version__))
+            self.api.heartbeat(
+                protocol.heartbeat(
+                    self.config.driver, info.signal_percent, info.battery_percent, __version__
+                )
+            )
         except ApiUnavailable as error:
             self._api_unavailable(error)
         except ApiRejected as error:

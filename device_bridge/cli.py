@@ -1,10 +1,11 @@
 """Command line: read the configuration, open the driver, run the agent until a signal."""
+
 from __future__ import annotations
 
 import logging
 import signal
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from . import __version__, config, drivers
 from .agent import Agent
@@ -18,13 +19,14 @@ CHATTY_LIBRARIES = ("botocore", "boto3", "urllib3", "s3transfer")
 
 
 def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     for name in CHATTY_LIBRARIES:
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = config.load(argv)
     except config.ConfigError as error:
@@ -43,8 +45,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: agent.stop())
-    log.info("device bridge %s starting: driver %s, priority queue %s, bulk queue %s", __version__,
-             settings.driver, settings.priority_queue, settings.outbound_queue)
+    log.info(
+        "device bridge %s starting: driver %s, priority queue %s, bulk queue %s",
+        __version__,
+        settings.driver,
+        settings.priority_queue,
+        settings.outbound_queue,
+    )
     try:
         agent.run()
     except DriverError as error:

@@ -3,15 +3,17 @@
 Every option is defined once, in BridgeConfig, with its meaning; ``--help`` is generated
 from it. The file format and the precedence are described in EPILOG.
 """
+
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import os
 import tomllib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any
 
 from . import __version__
 
@@ -51,73 +53,125 @@ def _default_journal() -> str:
     return str(Path(state_home) / "chinqit-bridge" / "journal.sqlite3")
 
 
-def _option(help: str, default: Any = dataclasses.MISSING, parse: Callable = str,
-            low: Optional[float] = None, high: Optional[float] = None, secret: bool = False,
-            default_factory: Any = dataclasses.MISSING):
+def _option(
+    help: str,
+    default: Any = dataclasses.MISSING,
+    parse: Callable = str,
+    low: float | None = None,
+    high: float | None = None,
+    secret: bool = False,
+    default_factory: Any = dataclasses.MISSING,
+):
     metadata = {"help": help, "parse": parse, "low": low, "high": high}
-    return field(default=default, default_factory=default_factory, metadata=metadata,
-                 repr=not secret)
+    return field(
+        default=default, default_factory=default_factory, metadata=metadata, repr=not secret
+    )
 
 
 @dataclass(frozen=True)
 class BridgeConfig:
-    api_url: str = _option(
-        "Base URL of the gateway API, e.g. https://sms.example.com (required).")
+    api_url: str = _option("Base URL of the gateway API, e.g. https://sms.example.com (required).")
     device_key: str = _option(
         "Device key issued by the operator tool, sent as X-Device-Key (required). Prefer "
         "the config file or SMSGW_BRIDGE_DEVICE_KEY: command lines are visible in `ps`.",
-        secret=True)
+        secret=True,
+    )
     driver: str = _option(
         "Phone driver: modem (GSM modem on a serial port), termux (Android phone) or "
-        "simulator (files, for development) (required).")
-    outbound_queue: str = _option(
-        "SQS queue (name or URL) of bulk SMS.", "chinqit-dev-outbound")
+        "simulator (files, for development) (required)."
+    )
+    outbound_queue: str = _option("SQS queue (name or URL) of bulk SMS.", "chinqit-dev-outbound")
     priority_queue: str = _option(
         "SQS queue (name or URL) of OTP SMS; always sent before bulk SMS.",
-        "chinqit-dev-outbound-priority")
+        "chinqit-dev-outbound-priority",
+    )
     journal: str = _option(
         "SQLite file remembering what was handed to the network and what the API has not "
         "acknowledged yet. Keep it across restarts: it is what prevents duplicate SMS.",
-        default_factory=_default_journal)
+        default_factory=_default_journal,
+    )
     sends_per_minute: float = _option(
         "SMS this device sends per minute at most; carriers block SIMs that send faster.",
-        6.0, float, low=0.01)
+        6.0,
+        float,
+        low=0.01,
+    )
     send_burst: int = _option(
         "SMS that may go back to back after an idle spell before the per-minute pace "
-        "applies; 1 spaces every send evenly.", 1, int, low=1)
+        "applies; 1 spaces every send evenly.",
+        1,
+        int,
+        low=1,
+    )
     max_attempts: int = _option(
         "Tries of an SMS the phone refuses with a temporary error before it is failed.",
-        3, int, low=1)
+        3,
+        int,
+        low=1,
+    )
     retry_delay: float = _option(
         "Seconds before the second try of a refused SMS; doubled for each further try.",
-        5.0, float, low=0)
+        5.0,
+        float,
+        low=0,
+    )
     heartbeat_interval: float = _option(
         "Seconds between heartbeats (driver, signal, battery) posted to the API.",
-        60.0, float, low=1)
+        60.0,
+        float,
+        low=1,
+    )
     wait_time_seconds: int = _option(
-        "SQS long-polling wait (0-20 s); 20 keeps an idle bridge to 3 requests a minute "
-        "per queue.", 20, int, low=0, high=20)
+        "SQS long-polling wait (0-20 s); 20 keeps an idle bridge to 3 requests a minute per queue.",
+        20,
+        int,
+        low=0,
+        high=20,
+    )
     visibility_timeout: int = _option(
         "Seconds SQS hides a received message from other bridges; the bridge extends it "
-        "while the message is in hand and releases it at shutdown.", 60, int, low=1, high=43200)
+        "while the message is in hand and releases it at shutdown.",
+        60,
+        int,
+        low=1,
+        high=43200,
+    )
     max_buffered: int = _option(
         "Messages taken from each queue ahead of sending; more is faster, fewer leaves "
-        "more work to the other bridges on the same queue.", 10, int, low=1, high=100)
+        "more work to the other bridges on the same queue.",
+        10,
+        int,
+        low=1,
+        high=100,
+    )
     poll_interval: float = _option(
-        "Seconds between two reads of the phone for received SMS and delivery reports "
-        "when idle.", 0.5, float, low=0.001)
+        "Seconds between two reads of the phone for received SMS and delivery reports when idle.",
+        0.5,
+        float,
+        low=0.001,
+    )
     api_timeout: float = _option(
-        "Seconds an API call may take before the API counts as unreachable.",
-        10.0, float, low=0.1)
+        "Seconds an API call may take before the API counts as unreachable.", 10.0, float, low=0.1
+    )
     backoff_max: float = _option(
         "Longest pause, in seconds, between retries while SQS, the API or the phone is "
-        "unreachable (pauses start at 1 s and double).", 60.0, float, low=1)
+        "unreachable (pauses start at 1 s and double).",
+        60.0,
+        float,
+        low=1,
+    )
     journal_retention_days: float = _option(
         "Days settled messages stay in the journal; keep it above the queue's retention "
-        "(4 days) so a late redelivery is still recognised.", 7.0, float, low=0.001)
+        "(4 days) so a late redelivery is still recognised.",
+        7.0,
+        float,
+        low=0.001,
+    )
     log_level: str = _option(
         "DEBUG, INFO, WARNING or ERROR. SMS texts and the device key are never logged.",
-        "INFO", str.upper)
+        "INFO",
+        str.upper,
+    )
     # Options of the chosen driver (see its module's Options): the [driver] table of the
     # config file, then --driver-option flags.
     driver_options: dict = field(default_factory=dict)
@@ -128,8 +182,11 @@ class BridgeConfig:
 
 
 OPTIONS = [f for f in dataclasses.fields(BridgeConfig) if "help" in f.metadata]
-REQUIRED = [f.name for f in OPTIONS
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+REQUIRED = [
+    f.name
+    for f in OPTIONS
+    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+]
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -145,20 +202,32 @@ def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chinqit-bridge",
         description="Chinqit device bridge: takes outbound SMS from SQS, sends them with a "
-                    "phone or modem, and reports statuses and received SMS to the API.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-        argument_default=argparse.SUPPRESS)
+        "phone or modem, and reports statuses and received SMS to the API.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        argument_default=argparse.SUPPRESS,
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--config", metavar="FILE", type=Path,
-                        help="TOML config file (format below)")
+    parser.add_argument(
+        "--config", metavar="FILE", type=Path, help="TOML config file (format below)"
+    )
     for option in OPTIONS:
         default = _describe_default(option)
-        parser.add_argument(_flag(option.name), dest=option.name, metavar=option.name.upper(),
-                            help=f"{option.metadata['help']} [env {_env_name(option.name)}"
-                                 f"{'; default ' + default if default else ''}]")
-    parser.add_argument("--driver-option", dest="driver_option", metavar="KEY=VALUE",
-                        action="append", help="an option of the driver, e.g. port=/dev/ttyUSB2 "
-                        "(repeatable; overrides the config file's [driver] table)")
+        parser.add_argument(
+            _flag(option.name),
+            dest=option.name,
+            metavar=option.name.upper(),
+            help=f"{option.metadata['help']} [env {_env_name(option.name)}"
+            f"{'; default ' + default if default else ''}]",
+        )
+    parser.add_argument(
+        "--driver-option",
+        dest="driver_option",
+        metavar="KEY=VALUE",
+        action="append",
+        help="an option of the driver, e.g. port=/dev/ttyUSB2 "
+        "(repeatable; overrides the config file's [driver] table)",
+    )
     return parser
 
 
@@ -168,19 +237,21 @@ def _describe_default(option) -> str:
     return "" if option.default is dataclasses.MISSING else str(option.default)
 
 
-def load(argv: Optional[Sequence[str]] = None,
-         environ: Mapping[str, str] = os.environ) -> BridgeConfig:
+def load(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.environ
+) -> BridgeConfig:
     """Build the configuration from the file, the environment and the flags, in that order."""
     flags = vars(parser().parse_args(argv))
     values, driver_options = _from_file(flags.pop("config", None))
-    values.update({o.name: environ[_env_name(o.name)] for o in OPTIONS
-                   if _env_name(o.name) in environ})
+    values.update(
+        {o.name: environ[_env_name(o.name)] for o in OPTIONS if _env_name(o.name) in environ}
+    )
     driver_options.update(_driver_flags(flags.pop("driver_option", [])))
     values.update(flags)
     return _build(values, driver_options)
 
 
-def _from_file(path: Optional[Path]) -> tuple[dict, dict]:
+def _from_file(path: Path | None) -> tuple[dict, dict]:
     if path is None:
         return {}, {}
     try:
@@ -212,10 +283,15 @@ def _driver_flags(pairs: list[str]) -> dict:
 def _build(values: dict, driver_options: dict) -> BridgeConfig:
     missing = [name for name in REQUIRED if not str(values.get(name, "")).strip()]
     if missing:
-        raise ConfigError("missing required option(s): " + ", ".join(
-            f"{name} ({_flag(name)} or {_env_name(name)})" for name in missing))
-    parsed = {option.name: _parse(option, values[option.name])
-              for option in OPTIONS if option.name in values}
+        raise ConfigError(
+            "missing required option(s): "
+            + ", ".join(f"{name} ({_flag(name)} or {_env_name(name)})" for name in missing)
+        )
+    parsed = {
+        option.name: _parse(option, values[option.name])
+        for option in OPTIONS
+        if option.name in values
+    }
     if parsed.get("log_level", "INFO") not in LOG_LEVELS:
         raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
     return BridgeConfig(**parsed, driver_options=driver_options)
@@ -226,7 +302,9 @@ def _parse(option, raw):
     try:
         value = meta["parse"](raw)
     except (TypeError, ValueError):
-        raise ConfigError(f"{option.name}: {raw!r} is not a valid {meta['parse'].__name__}") from None
+        raise ConfigError(
+            f"{option.name}: {raw!r} is not a valid {meta['parse'].__name__}"
+        ) from None
     if meta["low"] is not None and value < meta["low"]:
         raise ConfigError(f"{option.name} must be at least {meta['low']}")
     if meta["high"] is not None and value > meta["high"]:

@@ -10,6 +10,7 @@
 
 SMS texts of outbound messages are never stored; received ones only until the API has them.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -17,10 +18,10 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterator, Optional
 
 from chalicelib.wire import protocol
 
@@ -104,10 +105,12 @@ class Journal:
 
     # ------------------------------------------------------------------ outbound
 
-    def outbound(self, sqs_message_id: str) -> Optional[OutboundEntry]:
+    def outbound(self, sqs_message_id: str) -> OutboundEntry | None:
         with self._transaction() as db:
-            row = db.execute("SELECT sqs_message_id, message_id, state FROM outbound "
-                             "WHERE sqs_message_id = ?", (sqs_message_id,)).fetchone()
+            row = db.execute(
+                "SELECT sqs_message_id, message_id, state FROM outbound WHERE sqs_message_id = ?",
+                (sqs_message_id,),
+            ).fetchone()
         return OutboundEntry(*row) if row else None
 
     def begin_send(self, sqs_message_id: str, message_id: str) -> int:
@@ -117,19 +120,32 @@ class Journal:
                 "INSERT INTO outbound (sqs_message_id, message_id, state, attempts, updated_at) "
                 "VALUES (?, ?, 'sending', 1, ?) ON CONFLICT (sqs_message_id) DO UPDATE SET "
                 "state = 'sending', attempts = attempts + 1, updated_at = excluded.updated_at",
-                (sqs_message_id, message_id, self._wall_clock()))
-            return db.execute("SELECT attempts FROM outbound WHERE sqs_message_id = ?",
-                              (sqs_message_id,)).fetchone()[0]
+                (sqs_message_id, message_id, self._wall_clock()),
+            )
+            return db.execute(
+                "SELECT attempts FROM outbound WHERE sqs_message_id = ?", (sqs_message_id,)
+            ).fetchone()[0]
 
     def record_retry(self, sqs_message_id: str, reason: str) -> None:
         """The phone refused the SMS with a temporary error: sending it again is safe."""
         with self._transaction() as db:
-            db.execute("UPDATE outbound SET state = 'retry', reason = ?, updated_at = ? "
-                       "WHERE sqs_message_id = ?", (reason, self._wall_clock(), sqs_message_id))
+            db.execute(
+                "UPDATE outbound SET state = 'retry', reason = ?, updated_at = ? "
+                "WHERE sqs_message_id = ?",
+                (reason, self._wall_clock(), sqs_message_id),
+            )
 
-    def record_outcome(self, sqs_message_id: str, message_id: str, state: str, *,
-                       reason: Optional[str] = None, segments: Optional[int] = None,
-                       references: tuple = (), at: Optional[datetime] = None) -> None:
+    def record_outcome(
+        self,
+        sqs_message_id: str,
+        message_id: str,
+        state: str,
+        *,
+        reason: str | None = None,
+        segments: int | None = None,
+        references: tuple = (),
+        at: datetime | None = None,
+    ) -> None:
         """Settle a message and queue its status for the API (``skipped`` is not posted)."""
         with self._transaction() as db:
             db.execute(
@@ -137,21 +153,26 @@ class Journal:
                 "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sqs_message_id) DO UPDATE "
                 "SET state = excluded.state, segments = excluded.segments, "
                 "reason = excluded.reason, updated_at = excluded.updated_at",
-                (sqs_message_id, message_id, state, segments, reason, self._wall_clock()))
-            db.executemany("INSERT OR REPLACE INTO segment (reference, sqs_message_id) VALUES (?, ?)",
-                           [(str(reference), sqs_message_id) for reference in references])
+                (sqs_message_id, message_id, state, segments, reason, self._wall_clock()),
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO segment (reference, sqs_message_id) VALUES (?, ?)",
+                [(str(reference), sqs_message_id) for reference in references],
+            )
             if state != "skipped":
                 self._queue_status(db, message_id, state, reason, segments, at)
 
     def interrupted_sends(self) -> list[OutboundEntry]:
         """Messages handed to the driver by a bridge that died before recording the outcome."""
         with self._transaction() as db:
-            rows = db.execute("SELECT sqs_message_id, message_id, state FROM outbound "
-                              "WHERE state = 'sending'").fetchall()
+            rows = db.execute(
+                "SELECT sqs_message_id, message_id, state FROM outbound WHERE state = 'sending'"
+            ).fetchall()
         return [OutboundEntry(*row) for row in rows]
 
-    def record_delivery(self, reference: str, delivered: bool, detail: str,
-                        at: datetime) -> Optional[str]:
+    def record_delivery(
+        self, reference: str, delivered: bool, detail: str, at: datetime
+    ) -> str | None:
         """Apply a delivery report; returns the messageId it belongs to, None if unknown.
 
         A message is ``delivered`` once every segment is, ``failed`` as soon as one is not.
@@ -160,22 +181,32 @@ class Journal:
             row = db.execute(
                 "SELECT s.sqs_message_id, o.message_id, o.state FROM segment s "
                 "JOIN outbound o USING (sqs_message_id) WHERE s.reference = ?",
-                (str(reference),)).fetchone()
+                (str(reference),),
+            ).fetchone()
             if row is None:
                 return None
             sqs_message_id, message_id, state = row
-            db.execute("UPDATE segment SET delivered = ? WHERE reference = ?",
-                       (int(delivered), str(reference)))
+            db.execute(
+                "UPDATE segment SET delivered = ? WHERE reference = ?",
+                (int(delivered), str(reference)),
+            )
             total, arrived, lost = db.execute(
                 "SELECT count(*), sum(delivered = 1), sum(delivered = 0) FROM segment "
-                "WHERE sqs_message_id = ?", (sqs_message_id,)).fetchone()
+                "WHERE sqs_message_id = ?",
+                (sqs_message_id,),
+            ).fetchone()
             if state != "sent" or (not lost and arrived < total):
                 return message_id
-            new_state, reason = ("failed", f"not delivered: {detail or 'no detail'}") if lost \
+            new_state, reason = (
+                ("failed", f"not delivered: {detail or 'no detail'}")
+                if lost
                 else ("delivered", None)
-            db.execute("UPDATE outbound SET state = ?, reason = ?, updated_at = ? "
-                       "WHERE sqs_message_id = ?",
-                       (new_state, reason, self._wall_clock(), sqs_message_id))
+            )
+            db.execute(
+                "UPDATE outbound SET state = ?, reason = ?, updated_at = ? "
+                "WHERE sqs_message_id = ?",
+                (new_state, reason, self._wall_clock(), sqs_message_id),
+            )
             self._queue_status(db, message_id, new_state, reason, None, at)
             return message_id
 
@@ -184,13 +215,16 @@ class Journal:
     @staticmethod
     def _queue_status(db, message_id, status, reason, segments, at) -> None:
         body = protocol.status_report(status, reason=reason, segments=segments, at=at)
-        db.execute("INSERT INTO status_post (message_id, body) VALUES (?, ?)",
-                   (message_id, json.dumps(body)))
+        db.execute(
+            "INSERT INTO status_post (message_id, body) VALUES (?, ?)",
+            (message_id, json.dumps(body)),
+        )
 
     def pending_posts(self, limit: int) -> list[PendingPost]:
         with self._transaction() as db:
-            rows = db.execute("SELECT id, message_id, body FROM status_post ORDER BY id LIMIT ?",
-                              (limit,)).fetchall()
+            rows = db.execute(
+                "SELECT id, message_id, body FROM status_post ORDER BY id LIMIT ?", (limit,)
+            ).fetchall()
         return [PendingPost(id_, message_id, json.loads(body)) for id_, message_id, body in rows]
 
     def post_done(self, post_id: int) -> None:
@@ -202,14 +236,17 @@ class Journal:
     def add_inbound(self, sms: InboundSms) -> None:
         body = protocol.inbound_sms(sms.sender, sms.text, sms.device_ref, sms.received_at)
         with self._transaction() as db:
-            db.execute("INSERT OR IGNORE INTO inbound (device_ref, body) VALUES (?, ?)",
-                       (sms.device_ref, json.dumps(body)))
+            db.execute(
+                "INSERT OR IGNORE INTO inbound (device_ref, body) VALUES (?, ?)",
+                (sms.device_ref, json.dumps(body)),
+            )
 
     def pending_inbound(self, limit: int) -> list[dict]:
         with self._transaction() as db:
-            rows = db.execute("SELECT body FROM inbound WHERE rejected IS NULL ORDER BY rowid "
-                              "LIMIT ?", (limit,)).fetchall()
-        return [json.loads(body) for body, in rows]
+            rows = db.execute(
+                "SELECT body FROM inbound WHERE rejected IS NULL ORDER BY rowid LIMIT ?", (limit,)
+            ).fetchall()
+        return [json.loads(body) for (body,) in rows]
 
     def inbound_done(self, device_ref: str) -> None:
         with self._transaction() as db:
@@ -227,7 +264,11 @@ class Journal:
         with self._transaction() as db:
             removed = db.execute(
                 "DELETE FROM outbound WHERE updated_at < ? AND state != 'sending' "
-                "AND message_id NOT IN (SELECT message_id FROM status_post)", (cutoff,)).rowcount
-            db.execute("DELETE FROM segment WHERE sqs_message_id NOT IN "
-                       "(SELECT sqs_message_id FROM outbound)")
+                "AND message_id NOT IN (SELECT message_id FROM status_post)",
+                (cutoff,),
+            ).rowcount
+            db.execute(
+                "DELETE FROM segment WHERE sqs_message_id NOT IN "
+                "(SELECT sqs_message_id FROM outbound)"
+            )
         return removed

@@ -3,12 +3,13 @@
 Encodes the SMS-SUBMIT PDUs that AT+CMGS takes and decodes what the modem hands back:
 SMS-DELIVER (AT+CMGR, AT+CMGL) and SMS-STATUS-REPORT (+CDS).
 """
+
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import NamedTuple, Optional, Union
+from typing import NamedTuple
 
 from chalicelib.wire.sms_encoding import GSM7, UCS2, gsm7_decode, gsm7_encode, split
 
@@ -60,7 +61,7 @@ class Deliver:
     timestamp: datetime  # service centre time stamp, timezone-aware
     text: str  # 8-bit data is given as Latin-1 text
     encoding: str  # GSM7, UCS2 or EIGHT_BIT
-    concat: Optional[Concat] = None
+    concat: Concat | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class StatusReport:
 
 # ----------------------------------------------------------------------------- encoding
 
+
 def encode_submit(
     to: str, text: str, *, status_report: bool = False, concat_reference: int = 0
 ) -> list[SubmitPdu]:
@@ -100,7 +102,7 @@ def encode_submit(
     headers = _concat_headers(concat_reference, len(parts))
     return [
         _encode_one_submit(destination, encoding, part, header, status_report)
-        for part, header in zip(parts, headers)
+        for part, header in zip(parts, headers, strict=True)
     ]
 
 
@@ -109,8 +111,10 @@ def _concat_headers(reference: int, total: int) -> list[bytes]:
         return [b""]
     if not 0 <= reference <= 0xFF:
         raise PduError(f"concatenation reference {reference} does not fit in one octet")
-    return [bytes([5, _IEI_CONCAT_8BIT, 3, reference, total, sequence])
-            for sequence in range(1, total + 1)]
+    return [
+        bytes([5, _IEI_CONCAT_8BIT, 3, reference, total, sequence])
+        for sequence in range(1, total + 1)
+    ]
 
 
 def _encode_one_submit(
@@ -124,8 +128,12 @@ def _encode_one_submit(
     user_data_length, user_data = _encode_user_data(encoding, text, header)
     message_reference = 0  # the modem assigns the real one
     protocol_identifier = 0
-    tpdu = (bytes([first_octet, message_reference]) + destination
-            + bytes([protocol_identifier, _DCS[encoding], user_data_length]) + user_data)
+    tpdu = (
+        bytes([first_octet, message_reference])
+        + destination
+        + bytes([protocol_identifier, _DCS[encoding], user_data_length])
+        + user_data
+    )
     return SubmitPdu("00" + tpdu.hex().upper(), len(tpdu))
 
 
@@ -177,7 +185,8 @@ def unpack_septets(data: bytes, count: int, fill_bits: int = 0) -> list[int]:
 
 # ----------------------------------------------------------------------------- decoding
 
-def decode(hex_pdu: str, tpdu_length: Optional[int] = None) -> Union[Deliver, StatusReport]:
+
+def decode(hex_pdu: str, tpdu_length: int | None = None) -> Deliver | StatusReport:
     """Read an SMS-DELIVER or SMS-STATUS-REPORT as printed by the modem.
 
     ``tpdu_length`` is the length the modem printed with it (+CMGR, +CMGL, +CDS): when the
@@ -215,7 +224,7 @@ class _Reader:
     def take(self, count: int) -> bytes:
         if self._position + count > len(self._data):
             raise PduError("PDU ends too early")
-        chunk = self._data[self._position:self._position + count]
+        chunk = self._data[self._position : self._position + count]
         self._position += count
         return chunk
 
@@ -231,7 +240,8 @@ def _decode_deliver(first_octet: int, reader: _Reader) -> Deliver:
     user_data_length = reader.octet()
     encoding = _alphabet(data_coding)
     header, text = _decode_user_data(
-        reader.rest(), user_data_length, encoding, bool(first_octet & _USER_DATA_HEADER))
+        reader.rest(), user_data_length, encoding, bool(first_octet & _USER_DATA_HEADER)
+    )
     return Deliver(sender, timestamp, text, encoding, _concat_from_header(header))
 
 
@@ -251,8 +261,12 @@ def _decode_address(reader: _Reader) -> str:
     type_of_number = (type_of_address >> 4) & 0x07
     if type_of_number == _TON_ALPHANUMERIC:
         return gsm7_decode(unpack_septets(raw, semi_octets * 4 // 7))
-    digits = "".join(_BCD_DIGITS[nibble] for octet in raw for nibble in (octet & 0x0F, octet >> 4)
-                     if nibble < len(_BCD_DIGITS))
+    digits = "".join(
+        _BCD_DIGITS[nibble]
+        for octet in raw
+        for nibble in (octet & 0x0F, octet >> 4)
+        if nibble < len(_BCD_DIGITS)
+    )
     return ("+" if type_of_number == _TON_INTERNATIONAL else "") + digits[:semi_octets]
 
 
@@ -263,8 +277,7 @@ def _decode_timestamp(raw: bytes) -> datetime:
     offset = timedelta(minutes=15 * quarters) * (-1 if zone & 0x08 else 1)
     century = 1900 if year >= 90 else 2000  # 23.040 has two-digit years
     try:
-        return datetime(century + year, month, day, hour, minute, second,
-                        tzinfo=timezone(offset))
+        return datetime(century + year, month, day, hour, minute, second, tzinfo=timezone(offset))
     except ValueError as error:
         raise PduError(f"bad service centre time stamp {raw.hex()}: {error}") from None
 
@@ -290,23 +303,24 @@ def _alphabet(data_coding: int) -> str:
 def _decode_user_data(
     user_data: bytes, user_data_length: int, encoding: str, has_header: bool
 ) -> tuple[bytes, str]:
-    header = user_data[:1 + user_data[0]] if has_header and user_data else b""
+    header = user_data[: 1 + user_data[0]] if has_header and user_data else b""
     if encoding == GSM7:
         header_septets, fill_bits = _header_layout(len(header))
-        septets = unpack_septets(user_data[len(header):], user_data_length - header_septets,
-                                 fill_bits)
+        septets = unpack_septets(
+            user_data[len(header) :], user_data_length - header_septets, fill_bits
+        )
         return header, gsm7_decode(septets)
-    body = user_data[len(header):user_data_length]
+    body = user_data[len(header) : user_data_length]
     if encoding == UCS2:
-        return header, body[:len(body) // 2 * 2].decode("utf-16-be", "surrogatepass")
+        return header, body[: len(body) // 2 * 2].decode("utf-16-be", "surrogatepass")
     return header, body.decode("latin-1")
 
 
-def _concat_from_header(header: bytes) -> Optional[Concat]:
+def _concat_from_header(header: bytes) -> Concat | None:
     position = 1
     while position + 2 <= len(header):
         identifier, length = header[position], header[position + 1]
-        value = header[position + 2:position + 2 + length]
+        value = header[position + 2 : position + 2 + length]
         position += 2 + length
         concat = _concat_from_element(identifier, value)
         if concat:
@@ -314,7 +328,7 @@ def _concat_from_header(header: bytes) -> Optional[Concat]:
     return None
 
 
-def _concat_from_element(identifier: int, value: bytes) -> Optional[Concat]:
+def _concat_from_element(identifier: int, value: bytes) -> Concat | None:
     if identifier == _IEI_CONCAT_8BIT and len(value) == 3:
         concat = Concat(value[0], value[1], value[2])
     elif identifier == _IEI_CONCAT_16BIT and len(value) == 4:

@@ -5,12 +5,13 @@ progress go to that command; unsolicited result codes (URCs: +CMTI, +CDS and its
 RING, ^RSSI ...) go to a callback, called on the reader thread. This module knows how AT
 responses are framed, not what the commands mean.
 """
+
 from __future__ import annotations
 
 import logging
 import re
 import threading
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import serial
 
@@ -20,9 +21,29 @@ _CTRL_Z = b"\x1a"
 _ESC = b"\x1b"
 _FINAL_RESULTS = ("OK", "ERROR", "+CMS ERROR:", "+CME ERROR:", "NO CARRIER", "COMMAND NOT SUPPORT")
 _URC_PREFIXES = (
-    "+CMTI:", "+CDSI:", "+CMT:", "+CDS:", "+CBM:", "RING", "+CRING:", "+CLIP:", "+CUSD:",
-    "+CPIN:", "+CREG:", "+CGREG:", "+CEREG:", "+CFUN:", "+QIND:", "+QUSIM:", "^",
-    "Call Ready", "SMS Ready", "RDY", "NORMAL POWER DOWN", "UNDER-VOLTAGE", "OVER-VOLTAGE",
+    "+CMTI:",
+    "+CDSI:",
+    "+CMT:",
+    "+CDS:",
+    "+CBM:",
+    "RING",
+    "+CRING:",
+    "+CLIP:",
+    "+CUSD:",
+    "+CPIN:",
+    "+CREG:",
+    "+CGREG:",
+    "+CEREG:",
+    "+CFUN:",
+    "+QIND:",
+    "+QUSIM:",
+    "^",
+    "Call Ready",
+    "SMS Ready",
+    "RDY",
+    "NORMAL POWER DOWN",
+    "UNDER-VOLTAGE",
+    "OVER-VOLTAGE",
 )
 # URCs whose PDU (or text) comes on the next line
 _TWO_LINE_URCS = ("+CMT:", "+CDS:", "+CBM:")
@@ -59,14 +80,14 @@ class SerialLink:
         self._port_name = port
         self._baudrate = baudrate
         self._on_unsolicited = on_unsolicited
-        self._port: Optional[serial.Serial] = None
-        self._reader: Optional[threading.Thread] = None
+        self._port: serial.Serial | None = None
+        self._reader: threading.Thread | None = None
         self._running = False
-        self._failure: Optional[str] = None
+        self._failure: str | None = None
         self._state = threading.Condition()  # guards _exchange and _failure
-        self._exchange: Optional[_Exchange] = None
+        self._exchange: _Exchange | None = None
         self._one_command_at_a_time = threading.Lock()
-        self._unfinished_urc: Optional[str] = None  # first line of a two-line URC
+        self._unfinished_urc: str | None = None  # first line of a two-line URC
 
     def open(self) -> None:
         """Open the port; raises serial.SerialException when it cannot."""
@@ -75,7 +96,8 @@ class SerialLink:
         self._failure = None
         self._running = True
         self._reader = threading.Thread(
-            target=self._read_forever, name=f"serial-link {self._port_name}", daemon=True)
+            target=self._read_forever, name=f"serial-link {self._port_name}", daemon=True
+        )
         self._reader.start()
 
     def close(self) -> None:

@@ -1,8 +1,8 @@
 """The bridge's two links: the SQS queues it takes SMS from and the API it reports to."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 from urllib.parse import quote
 
 import boto3
@@ -15,9 +15,14 @@ SQS_BATCH_LIMIT = 10  # SQS receives, and changes visibility of, at most 10 mess
 def sqs_client(wait_time_seconds: int):
     """An SQS client for the standard AWS settings (AWS_ENDPOINT_URL for the local stack)."""
     # The read timeout must outlast a long poll, or every quiet poll would look like an outage.
-    return boto3.client("sqs", config=Config(
-        connect_timeout=10, read_timeout=wait_time_seconds + 10,
-        retries={"mode": "standard", "max_attempts": 3}))
+    return boto3.client(
+        "sqs",
+        config=Config(
+            connect_timeout=10,
+            read_timeout=wait_time_seconds + 10,
+            retries={"mode": "standard", "max_attempts": 3},
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -43,12 +48,19 @@ class SqsQueue:
             self._url = self.client.get_queue_url(QueueName=self.name)["QueueUrl"]
         return self._url
 
-    def receive(self, max_messages: int, wait_seconds: int, visibility_timeout: int) -> list[Received]:
+    def receive(
+        self, max_messages: int, wait_seconds: int, visibility_timeout: int
+    ) -> list[Received]:
         reply = self.client.receive_message(
-            QueueUrl=self.url, MaxNumberOfMessages=max_messages, WaitTimeSeconds=wait_seconds,
-            VisibilityTimeout=visibility_timeout)
-        return [Received(m["MessageId"], m["ReceiptHandle"], m["Body"])
-                for m in reply.get("Messages", [])]
+            QueueUrl=self.url,
+            MaxNumberOfMessages=max_messages,
+            WaitTimeSeconds=wait_seconds,
+            VisibilityTimeout=visibility_timeout,
+        )
+        return [
+            Received(m["MessageId"], m["ReceiptHandle"], m["Body"])
+            for m in reply.get("Messages", [])
+        ]
 
     def change_visibility(self, receipts: list[str], timeout: int) -> set[str]:
         """Hide messages in hand for ``timeout`` more seconds (0 releases them).
@@ -57,10 +69,14 @@ class SqsQueue:
         """
         refused: set[str] = set()
         for start in range(0, len(receipts), SQS_BATCH_LIMIT):
-            chunk = receipts[start:start + SQS_BATCH_LIMIT]
-            reply = self.client.change_message_visibility_batch(QueueUrl=self.url, Entries=[
-                {"Id": str(index), "ReceiptHandle": receipt, "VisibilityTimeout": timeout}
-                for index, receipt in enumerate(chunk)])
+            chunk = receipts[start : start + SQS_BATCH_LIMIT]
+            reply = self.client.change_message_visibility_batch(
+                QueueUrl=self.url,
+                Entries=[
+                    {"Id": str(index), "ReceiptHandle": receipt, "VisibilityTimeout": timeout}
+                    for index, receipt in enumerate(chunk)
+                ],
+            )
             refused.update(chunk[int(failure["Id"])] for failure in reply.get("Failed", []))
         return refused
 
@@ -83,8 +99,14 @@ class ApiRejected(Exception):
 class ApiClient:
     """The device endpoints of the gateway API, authenticated with the device key."""
 
-    def __init__(self, base_url: str, device_key: str, timeout: float, user_agent: str,
-                 session: Optional[requests.Session] = None):
+    def __init__(
+        self,
+        base_url: str,
+        device_key: str,
+        timeout: float,
+        user_agent: str,
+        session: requests.Session | None = None,
+    ):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.session = session or requests.Session()

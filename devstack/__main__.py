@@ -10,6 +10,7 @@ Webhooks: SMSGW_WEBHOOK_ALLOW_LOCAL defaults to on here (a receiver on 127.0.0.1
 SMSGW_WEBHOOK_RETRY_DELAYS to a few seconds; the worker runs off its queue like the other
 SQS handlers.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,8 +28,12 @@ HOST = "127.0.0.1"
 
 
 def prepare_environment() -> None:
-    for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
-                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }.items():
         os.environ.setdefault(name, value)
     os.environ.setdefault("SMSGW_OUTBOX", str(PROJECT / "var" / "outbox.jsonl"))
     os.environ.setdefault("SMSGW_INBOX", str(PROJECT / "var" / "inbox.jsonl"))
@@ -43,7 +48,9 @@ def prepare_environment() -> None:
 def register_dev_api_key() -> tuple[str, bool]:
     from chalicelib import auth
 
-    key = os.environ.get("SMSGW_DEV_API_KEY") or auth.KEY_PREFIXES["api"] + secrets.token_urlsafe(32)
+    key = os.environ.get("SMSGW_DEV_API_KEY") or auth.KEY_PREFIXES["api"] + secrets.token_urlsafe(
+        32
+    )
     auth.import_key("api", "dev", key, name="local stack")
     return key, "SMSGW_DEV_API_KEY" not in os.environ
 
@@ -72,7 +79,9 @@ def bridge_environment(port: int, device_key: str) -> dict:
         "SMSGW_BRIDGE_OUTBOUND_QUEUE": config.outbound_queue,
         "SMSGW_BRIDGE_PRIORITY_QUEUE": config.priority_queue,
         # Beside the phone's files, so two stacks with their own files never share one.
-        "SMSGW_BRIDGE_JOURNAL": str(Path(os.environ["SMSGW_OUTBOX"]).parent / "bridge-journal.sqlite3"),
+        "SMSGW_BRIDGE_JOURNAL": str(
+            Path(os.environ["SMSGW_OUTBOX"]).parent / "bridge-journal.sqlite3"
+        ),
         # No carrier watches the simulated phone: no need to pace it like a SIM.
         "SMSGW_BRIDGE_SENDS_PER_MINUTE": "6000",
         "SMSGW_BRIDGE_SEND_BURST": "20",
@@ -80,8 +89,11 @@ def bridge_environment(port: int, device_key: str) -> dict:
         # A stopping bridge finishes its long poll first: short polls keep Ctrl-C quick.
         "SMSGW_BRIDGE_WAIT_TIME_SECONDS": "5",
     }
-    return {**defaults, **{k: v for k, v in os.environ.items() if k in defaults},
-            "SMSGW_BRIDGE_DEVICE_KEY": device_key}
+    return {
+        **defaults,
+        **{k: v for k, v in os.environ.items() if k in defaults},
+        "SMSGW_BRIDGE_DEVICE_KEY": device_key,
+    }
 
 
 def main() -> int:
@@ -115,16 +127,18 @@ def main() -> int:
 
 def banner(port: int, key: str, generated: bool) -> str:
     shown = key if generated else "(from SMSGW_DEV_API_KEY)"
-    return "\n".join([
-        "Chinqit SMS Gateway, local stack ready",
-        f"  API            http://{HOST}:{port}",
-        f"  API key        {shown}",
-        f"  embedded AWS   {os.environ['AWS_ENDPOINT_URL']}",
-        f"  phone outbox   {os.environ['SMSGW_OUTBOX']}",
-        f"  phone inbox    {os.environ['SMSGW_INBOX']}",
-        f"  device bridge  simulator driver, device {LOCAL_DEVICE}",
-        "Press Ctrl-C to stop.",
-    ])
+    return "\n".join(
+        [
+            "Chinqit SMS Gateway, local stack ready",
+            f"  API            http://{HOST}:{port}",
+            f"  API key        {shown}",
+            f"  embedded AWS   {os.environ['AWS_ENDPOINT_URL']}",
+            f"  phone outbox   {os.environ['SMSGW_OUTBOX']}",
+            f"  phone inbox    {os.environ['SMSGW_INBOX']}",
+            f"  device bridge  simulator driver, device {LOCAL_DEVICE}",
+            "Press Ctrl-C to stop.",
+        ]
+    )
 
 
 if __name__ == "__main__":

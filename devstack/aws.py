@@ -5,6 +5,7 @@
 Prints ``listening on http://127.0.0.1:PORT`` once it accepts requests, and exits when
 its parent process goes away, so an interrupted stack leaves nothing behind.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,7 +16,11 @@ import sys
 import threading
 import time
 
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
 from werkzeug.serving import make_server
 
 
@@ -43,6 +48,7 @@ def exit_with_parent(parent_pid: int) -> None:
         while os.getppid() == parent_pid:
             time.sleep(0.5)
         os._exit(0)
+
     threading.Thread(target=watch, daemon=True).start()
 
 
@@ -56,7 +62,9 @@ def main(argv=None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app = SerialDynamoDB(DomainDispatcherApplication(create_backend_app))
-    server = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    server = make_server(
+        "127.0.0.1", args.port, app, threaded=True, request_handler=MotoRequestHandler
+    )
     print(f"listening on http://127.0.0.1:{server.server_address[1]}", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     server.serve_forever()

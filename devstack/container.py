@@ -4,6 +4,7 @@ Each cache lives next to the code that uses it; this is the one list of them, so
 mock AWS (moto) or changed settings are picked up everywhere at once. It lives beside the
 local stack rather than in chalicelib: the Lambdas never reset themselves.
 """
+
 import os
 
 OFFLINE_AWS = {

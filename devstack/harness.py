@@ -8,6 +8,7 @@ AWS, the operator tool as a subprocess. ``LocalStack.stop()`` sends Ctrl-C (SIGI
 and finds and kills any process the stack started that is still there (devstack.proctree:
 through /proc, checked by start time, so a recycled pid is never touched).
 """
+
 from __future__ import annotations
 
 import json
@@ -18,9 +19,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
 
 import requests
 
@@ -28,16 +29,19 @@ from devstack.proctree import Proc, descendants, kill_all, wait_gone
 
 PROJECT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
-STARTUP_SECONDS = 60     # the stack must answer GET /health within this
-STOP_SECONDS = 15        # ...and exit within this after Ctrl-C
-LEFTOVER_GRACE = 5       # its processes get this long to vanish once it has exited
-POLL = 0.05              # between looks while starting
-FILE_POLL = 0.005        # between looks at the outbox: well under the latencies benches measure
+STARTUP_SECONDS = 60  # the stack must answer GET /health within this
+STOP_SECONDS = 15  # ...and exit within this after Ctrl-C
+LEFTOVER_GRACE = 5  # its processes get this long to vanish once it has exited
+POLL = 0.05  # between looks while starting
+FILE_POLL = 0.005  # between looks at the outbox: well under the latencies benches measure
 OPERATOR_TOOL = "chinqit_admin"
 PRIORITY_QUEUE = "chinqit-dev-outbound-priority"
 OUTBOUND_QUEUE = "chinqit-dev-outbound"
-LOCAL_AWS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
-             "AWS_DEFAULT_REGION": "us-east-1"}
+LOCAL_AWS = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 
 class StackError(RuntimeError):
@@ -50,11 +54,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def clean_env(**overrides: Optional[str]) -> dict:
+def clean_env(**overrides: str | None) -> dict:
     """This process's environment without AWS_* / SMSGW_* / PYTHONPATH (tests and benches set
     some), plus ``overrides``; an override of None removes the variable."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AWS_", "SMSGW_")) and k != "PYTHONPATH"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "SMSGW_")) and k != "PYTHONPATH"
+    }
     env["PYTHONUNBUFFERED"] = "1"
     for name, value in overrides.items():
         if value is None:
@@ -68,22 +75,27 @@ def fresh_local_number() -> str:
     """A random local number (8 digits, starting with 2, 3 or 4) so re-runs never collide."""
     import secrets
 
-    return f"{secrets.choice('234')}{secrets.randbelow(10 ** 7):07d}"
+    return f"{secrets.choice('234')}{secrets.randbelow(10**7):07d}"
 
 
 @dataclass
 class Stopped:
     returncode: int
-    seconds: float           # from Ctrl-C to exit
-    tracked: list[Proc]      # the stack's processes just before Ctrl-C
-    leftovers: list[Proc]    # those still alive after the stack exited (killed since)
+    seconds: float  # from Ctrl-C to exit
+    tracked: list[Proc]  # the stack's processes just before Ctrl-C
+    leftovers: list[Proc]  # those still alive after the stack exited (killed since)
 
     def summary(self) -> str:
         names = ", ".join(sorted({_module(p.cmdline) for p in self.tracked})) or "none"
-        left = ("none" if not self.leftovers else
-                "KILLED " + ", ".join(f"{p.pid} {_module(p.cmdline)}" for p in self.leftovers))
-        return (f"stack stopped with SIGINT: exit code {self.returncode} after "
-                f"{self.seconds:.1f}s; its processes ({names}); left running: {left}")
+        left = (
+            "none"
+            if not self.leftovers
+            else "KILLED " + ", ".join(f"{p.pid} {_module(p.cmdline)}" for p in self.leftovers)
+        )
+        return (
+            f"stack stopped with SIGINT: exit code {self.returncode} after "
+            f"{self.seconds:.1f}s; its processes ({names}); left running: {left}"
+        )
 
 
 def _module(cmdline: str) -> str:
@@ -108,14 +120,14 @@ class LocalStack:
 
     process: subprocess.Popen
     port: int
-    key: Optional[str]
+    key: str | None
     workdir: Path
-    environment: dict        # the settings given to it (SMSGW_* and any AWS_ENDPOINT_URL)
+    environment: dict  # the settings given to it (SMSGW_* and any AWS_ENDPOINT_URL)
     aws_endpoint: str = ""
     session: requests.Session = field(default_factory=requests.Session, repr=False)
     _outbox_offset: int = field(default=0, repr=False)
     _outbox_seen: dict = field(default_factory=dict, repr=False)
-    _stopped: Optional[Stopped] = field(default=None, repr=False)
+    _stopped: Stopped | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -138,25 +150,27 @@ class LocalStack:
         return self.workdir / "stack.log"
 
     # --- the API
-    def headers(self, key: Optional[str] = "default") -> dict:
+    def headers(self, key: str | None = "default") -> dict:
         """``X-API-Key`` with the stack's key, with ``key``, or none when ``key`` is None."""
         key = self.key if key == "default" else key
         return {"X-API-Key": key} if key is not None else {}
 
-    def get(self, path: str, key: Optional[str] = "default", **kw) -> requests.Response:
+    def get(self, path: str, key: str | None = "default", **kw) -> requests.Response:
         return self._request(requests.request, "GET", path, None, key, **kw)
 
-    def post(self, path: str, body=None, key: Optional[str] = "default", **kw) -> requests.Response:
+    def post(self, path: str, body=None, key: str | None = "default", **kw) -> requests.Response:
         return self._request(requests.request, "POST", path, body, key, **kw)
 
     def call(self, method: str, path: str, body=None, timeout: float = 60) -> requests.Response:
         """A call with the stack's key on a kept-alive session; StackError unless 2xx."""
-        response = self._request(self.session.request, method, path, body, "default", timeout=timeout)
+        response = self._request(
+            self.session.request, method, path, body, "default", timeout=timeout
+        )
         if response.status_code >= 300:
             raise StackError(f"{method} {path}: {response.status_code} {response.text[:300]}")
         return response
 
-    def _request(self, send, method: str, path: str, body, key: Optional[str], **kw):
+    def _request(self, send, method: str, path: str, body, key: str | None, **kw):
         kw.setdefault("timeout", 30)
         headers = {**self.headers(key), **kw.pop("headers", {})}
         if body is not None:
@@ -192,8 +206,10 @@ class LocalStack:
             if wanted <= seen.keys():
                 return {m: seen[m] for m in wanted}
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{len(wanted - seen.keys())} of {len(wanted)} SMS not in the "
-                                   f"outbox after {seconds}s\n--- stack log ---\n{self.log_tail()}")
+                raise TimeoutError(
+                    f"{len(wanted - seen.keys())} of {len(wanted)} SMS not in the "
+                    f"outbox after {seconds}s\n--- stack log ---\n{self.log_tail()}"
+                )
             time.sleep(FILE_POLL)
 
     def receive_sms(self, sender: str, text: str) -> None:
@@ -217,7 +233,7 @@ class LocalStack:
             log.seek(offset)
             return log.read().decode("utf-8", "replace")
 
-    def banner_value(self, label: str) -> Optional[str]:
+    def banner_value(self, label: str) -> str | None:
         """A value of the banner the stack prints when ready (e.g. "API key", "embedded AWS")."""
         match = re.search(rf"^\s+{re.escape(label)}\s+(\S.*?)\s*$", self.log_text(), re.M)
         return match.group(1) if match else None
@@ -262,8 +278,14 @@ class LocalStack:
         return self._stopped
 
 
-def start(workdir: Path, *, port: Optional[int] = None, key: Optional[str] = None,
-          wait: bool = True, **env: Optional[str]) -> LocalStack:
+def start(
+    workdir: Path,
+    *,
+    port: int | None = None,
+    key: str | None = None,
+    wait: bool = True,
+    **env: str | None,
+) -> LocalStack:
     """Start ``python -m devstack`` on loopback; by default wait until it is ready.
 
     ``key`` None leaves SMSGW_DEV_API_KEY unset (the stack then prints a generated one, read
@@ -272,12 +294,22 @@ def start(workdir: Path, *, port: Optional[int] = None, key: Optional[str] = Non
     """
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    settings = {"SMSGW_PORT": str(port), "SMSGW_OUTBOX": str(workdir / "outbox.jsonl"),
-                "SMSGW_INBOX": str(workdir / "inbox.jsonl"), "SMSGW_DEV_API_KEY": key, **env}
+    settings = {
+        "SMSGW_PORT": str(port),
+        "SMSGW_OUTBOX": str(workdir / "outbox.jsonl"),
+        "SMSGW_INBOX": str(workdir / "inbox.jsonl"),
+        "SMSGW_DEV_API_KEY": key,
+        **env,
+    }
     with open(workdir / "stack.log", "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "devstack"], cwd=PROJECT,
-                                   env=clean_env(**settings), stdin=subprocess.DEVNULL,
-                                   stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "devstack"],
+            cwd=PROJECT,
+            env=clean_env(**settings),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     given = {name: value for name, value in settings.items() if value is not None}
     stack = LocalStack(process, port, key, workdir, given)
     if wait:
@@ -295,16 +327,20 @@ def wait_ready(stack: LocalStack, seconds: float = STARTUP_SECONDS) -> None:
     healthy = False
     while time.monotonic() < deadline:
         if stack.process.poll() is not None:
-            raise StackError(f"the stack exited with {stack.process.returncode} before it was "
-                             f"ready\n--- log ---\n{stack.log_tail()}")
+            raise StackError(
+                f"the stack exited with {stack.process.returncode} before it was "
+                f"ready\n--- log ---\n{stack.log_tail()}"
+            )
         healthy = healthy or _answers_health(stack.url)
         if healthy and "Press Ctrl-C to stop." in stack.log_text():
             stack.aws_endpoint = stack.banner_value("embedded AWS") or ""
             stack.key = stack.key or stack.banner_value("API key")
             return
         time.sleep(POLL)
-    raise StackError(f"the stack was not ready within {seconds}s (healthy={healthy})\n"
-                     f"--- log ---\n{stack.log_tail()}")
+    raise StackError(
+        f"the stack was not ready within {seconds}s (healthy={healthy})\n"
+        f"--- log ---\n{stack.log_tail()}"
+    )
 
 
 def _answers_health(url: str) -> bool:
@@ -316,9 +352,15 @@ def _answers_health(url: str) -> bool:
 
 def run_operator_tool(aws_endpoint: str, *args: str, seconds: float = 60) -> str:
     """The operator tool (``python -m OPERATOR_TOOL ARGS``) against ``aws_endpoint``; its stdout."""
-    result = subprocess.run([sys.executable, "-m", OPERATOR_TOOL, *args], cwd=PROJECT,
-                            env=clean_env(AWS_ENDPOINT_URL=aws_endpoint, **LOCAL_AWS),
-                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=seconds)
+    result = subprocess.run(
+        [sys.executable, "-m", OPERATOR_TOOL, *args],
+        cwd=PROJECT,
+        env=clean_env(AWS_ENDPOINT_URL=aws_endpoint, **LOCAL_AWS),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=seconds,
+    )
     if result.returncode != 0:
         raise StackError(f"operator tool {args} failed ({result.returncode}):\n{result.stderr}")
     return result.stdout
@@ -327,11 +369,16 @@ def run_operator_tool(aws_endpoint: str, *args: str, seconds: float = 60) -> str
 def sqs_client(endpoint: str):
     import boto3
 
-    return boto3.client("sqs", endpoint_url=endpoint, region_name=LOCAL_AWS["AWS_DEFAULT_REGION"],
-                        aws_access_key_id="local", aws_secret_access_key="local")
+    return boto3.client(
+        "sqs",
+        endpoint_url=endpoint,
+        region_name=LOCAL_AWS["AWS_DEFAULT_REGION"],
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
 
 
-def peek_queue(endpoint: str, queue_name: str, wanted: Callable[[dict], bool]) -> Optional[dict]:
+def peek_queue(endpoint: str, queue_name: str, wanted: Callable[[dict], bool]) -> dict | None:
     """The first body on a queue for which ``wanted`` is true, left on the queue.
 
     Messages are received (hidden) until the wanted one turns up or the queue is drained,
@@ -343,8 +390,9 @@ def peek_queue(endpoint: str, queue_name: str, wanted: Callable[[dict], bool]) -
     held, found = [], None
     try:
         while found is None:
-            batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                                        VisibilityTimeout=30).get("Messages", [])
+            batch = sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=30
+            ).get("Messages", [])
             if not batch:
                 break
             held += [m["ReceiptHandle"] for m in batch]
@@ -357,8 +405,12 @@ def peek_queue(endpoint: str, queue_name: str, wanted: Callable[[dict], bool]) -
 def _make_visible(sqs, url: str, receipt_handles: list[str]) -> None:
     for first in range(0, len(receipt_handles), 10):
         try:
-            sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
-                {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
-                for i, h in enumerate(receipt_handles[first:first + 10])])
+            sqs.change_message_visibility_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
+                    for i, h in enumerate(receipt_handles[first : first + 10])
+                ],
+            )
         except Exception:  # noqa: BLE001  a consumer may have deleted some meanwhile
             pass

@@ -1,4 +1,5 @@
 """The parts of the local stack, started and stopped together."""
+
 from __future__ import annotations
 
 import functools
@@ -27,7 +28,10 @@ class RequestHandler(local.ChaliceRequestHandler):
         """The API logs each request itself (chinqit.http), with its key prefix and latency."""
 
     def _send_error_response(self, error):
-        if isinstance(error, local.ForbiddenError) and b"Missing Authentication Token" in error.body:
+        if (
+            isinstance(error, local.ForbiddenError)
+            and b"Missing Authentication Token" in error.body
+        ):
             self._send_http_response(404, {"Content-Type": "application/json"}, NOT_FOUND)
         else:
             super()._send_error_response(error)
@@ -50,7 +54,9 @@ class Stack:
 
     def start_aws(self) -> str:
         """Start the embedded AWS in a child process; return its endpoint URL."""
-        child = subprocess.Popen([sys.executable, "-m", "devstack.aws"], stdout=subprocess.PIPE, text=True)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "devstack.aws"], stdout=subprocess.PIPE, text=True
+        )
         self.aws = child
         assert child.stdout is not None  # stdout=PIPE
         line = child.stdout.readline().strip()
@@ -60,9 +66,11 @@ class Stack:
 
     def start_bridge(self, environment: dict) -> None:
         """Run the device bridge in a child process (its logs go to this terminal)."""
-        self.bridge = subprocess.Popen([sys.executable, "-m", "device_bridge"],
-                                       env={**os.environ, **environment},
-                                       preexec_fn=_terminate_with_parent)
+        self.bridge = subprocess.Popen(
+            [sys.executable, "-m", "device_bridge"],
+            env={**os.environ, **environment},
+            preexec_fn=_terminate_with_parent,
+        )
 
     def serve_api(self, project_dir, host: str, port: int) -> None:
         from chalice.cli import create_local_server
@@ -70,7 +78,10 @@ class Stack:
 
         server = create_local_server(CLIFactory(str(project_dir)), host, port, "dev")
         server.server.RequestHandlerClass = functools.partial(
-            RequestHandler, app_object=server.app_object, config=server._wrapped_handler.keywords["config"])
+            RequestHandler,
+            app_object=server.app_object,
+            config=server._wrapped_handler.keywords["config"],
+        )
         self.api_server = server
         threading.Thread(target=server.server.serve_forever, daemon=True, name="api").start()
         self._start_sqs_triggers(server.app_object)

@@ -2,6 +2,7 @@
 
 Used by the end-to-end tests and the benchmarks, which start the stack as a subprocess.
 """
+
 from __future__ import annotations
 
 import os
@@ -9,7 +10,6 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 POLL = 0.05
 
@@ -21,13 +21,13 @@ class Proc:
     cmdline: str
 
 
-def _stat(pid: int) -> Optional[tuple[str, int, int]]:
+def _stat(pid: int) -> tuple[str, int, int] | None:
     """(state, ppid, start time) of a process, or None if it does not exist."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
-    fields = raw[raw.rindex(")") + 2:].split()
+    fields = raw[raw.rindex(")") + 2 :].split()
     return fields[0], int(fields[1]), int(fields[19])
 
 
@@ -45,7 +45,13 @@ def descendants(root: int) -> list[Proc]:
         for pid, (_state, ppid, start) in parents.items():
             if ppid == parent:
                 try:
-                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+                    cmd = (
+                        Path(f"/proc/{pid}/cmdline")
+                        .read_bytes()
+                        .replace(b"\0", b" ")
+                        .decode()
+                        .strip()
+                    )
                 except OSError:
                     cmd = "?"
                 found.append(Proc(pid, start, cmd))

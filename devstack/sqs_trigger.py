@@ -4,6 +4,7 @@
 ``on_sqs_message`` handler with the event Lambda would build, deleting the batch only
 when the handler returns (as Lambda does).
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,23 +33,48 @@ class SqsTrigger(threading.Thread):
 
     def _poll_forever(self) -> None:
         url = queue.queue_url(self.queue_name)
-        arn = queue.sqs().get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        arn = queue.sqs().get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
         while not self.stopping.is_set():
-            batch = queue.sqs().receive_message(QueueUrl=url, MaxNumberOfMessages=self.batch_size,
-                                                WaitTimeSeconds=2, AttributeNames=["All"]).get("Messages", [])
+            batch = (
+                queue.sqs()
+                .receive_message(
+                    QueueUrl=url,
+                    MaxNumberOfMessages=self.batch_size,
+                    WaitTimeSeconds=2,
+                    AttributeNames=["All"],
+                )
+                .get("Messages", [])
+            )
             if batch:
                 self._invoke(url, arn, batch)
 
     def _invoke(self, url: str, arn: str, batch: list) -> None:
-        event = {"Records": [{
-            "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-            "attributes": m.get("Attributes", {}), "messageAttributes": {}, "md5OfBody": m["MD5OfBody"],
-            "eventSource": "aws:sqs", "eventSourceARN": arn, "awsRegion": "us-east-1",
-        } for m in batch]}
+        event = {
+            "Records": [
+                {
+                    "messageId": m["MessageId"],
+                    "receiptHandle": m["ReceiptHandle"],
+                    "body": m["Body"],
+                    "attributes": m.get("Attributes", {}),
+                    "messageAttributes": {},
+                    "md5OfBody": m["MD5OfBody"],
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": arn,
+                    "awsRegion": "us-east-1",
+                }
+                for m in batch
+            ]
+        }
         try:
             self.handler(event, None)
         except Exception:
             log.exception("%s handler failed; the batch will be redelivered", self.queue_name)
             return
-        queue.sqs().delete_message_batch(QueueUrl=url, Entries=[
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
+        queue.sqs().delete_message_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)
+            ],
+        )

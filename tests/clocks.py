@@ -1,4 +1,5 @@
 """A clock for tests: time stands still until the test moves it."""
+
 from __future__ import annotations
 
 import time

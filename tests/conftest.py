@@ -1,4 +1,5 @@
 """Shared test setup: fake AWS credentials, in-process AWS, the API through Chalice's client."""
+
 import os
 
 from devstack.container import go_offline
@@ -24,7 +25,9 @@ def reset_clients():
 
 @pytest.fixture
 def aws(monkeypatch):
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # mock_aws ignores clients aimed elsewhere
+    monkeypatch.delenv(
+        "AWS_ENDPOINT_URL", raising=False
+    )  # mock_aws ignores clients aimed elsewhere
     with mock_aws():
         reset_clients()
         provision.all_resources()
@@ -89,7 +92,9 @@ class Api:
         sent.update(headers or {})
         payload = raw if raw is not None else (json.dumps(body) if body is not None else None)
         response = getattr(self.client.http, method.lower())(path, headers=sent, body=payload)
-        is_json = response.headers.get("Content-Type", "application/json").startswith("application/json")
+        is_json = response.headers.get("Content-Type", "application/json").startswith(
+            "application/json"
+        )
         response.json = json.loads(response.body) if response.body and is_json else None
         ANSWERS.append(Answer(method, path, response.status_code, response.headers, response.json))
         return response
@@ -121,8 +126,9 @@ def queued_bodies(queue_name):
     url = queue.queue_url(queue_name)
     bodies = []
     while True:
-        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                                    VisibilityTimeout=30).get("Messages", [])
+        batch = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=30
+        ).get("Messages", [])
         if not batch:
             return bodies
         bodies += [json.loads(m["Body"]) for m in batch]

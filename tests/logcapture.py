@@ -9,19 +9,22 @@ in production (e.g. chalicelib.logs keeps botocore at INFO because SQS bodies ca
 texts): those are set to that level instead, as they would be when deployed. ``text(record)`` is what a handler could write: the formatted line, the raw
 message and arguments, and any traceback.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import MappingProxyType
-from typing import Iterator, Mapping
 
 WIRE_LOGGERS = ("botocore", "urllib3", "requests")
 _FORMATTER = logging.Formatter("%(name)s %(levelname)s %(message)s")
 
 
 @contextmanager
-def capture_all(held: Mapping[str, int] = MappingProxyType({})) -> Iterator[list[logging.LogRecord]]:
+def capture_all(
+    held: Mapping[str, int] = MappingProxyType({}),
+) -> Iterator[list[logging.LogRecord]]:
     records: list[logging.LogRecord] = []
     make_record = logging.getLogRecordFactory()
 
@@ -30,9 +33,15 @@ def capture_all(held: Mapping[str, int] = MappingProxyType({})) -> Iterator[list
         records.append(record)
         return record
 
-    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in (*WIRE_LOGGERS, *held)),
-               *(logger for logger in logging.Logger.manager.loggerDict.values()
-                 if isinstance(logger, logging.Logger))]
+    loggers = [
+        logging.getLogger(),
+        *(logging.getLogger(name) for name in (*WIRE_LOGGERS, *held)),
+        *(
+            logger
+            for logger in logging.Logger.manager.loggerDict.values()
+            if isinstance(logger, logging.Logger)
+        ),
+    ]
     levels = [(logger, logger.level) for logger in loggers]
     disabled = logging.root.manager.disable
     logging.disable(logging.NOTSET)

@@ -1,10 +1,10 @@
 """Checks answers against the OpenAPI document: the status is documented for the path and
 method, and the JSON body validates (Draft 2020-12, the document's components)."""
+
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional
 
 from jsonschema import Draft202012Validator
 
@@ -29,7 +29,7 @@ def _template_pattern(template: str) -> re.Pattern:
     return re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)) + "$")
 
 
-def _path_item(path: str) -> tuple[Optional[str], dict]:
+def _path_item(path: str) -> tuple[str | None, dict]:
     paths = apidoc.document()["paths"]
     path = path.split("?", 1)[0]
     if path in paths:  # a literal path wins over a template (/messages/send, /messages/{id})
@@ -49,7 +49,7 @@ def _resolve(obj: dict) -> dict:
     return obj
 
 
-def _documented_response(answer: Answer) -> Optional[dict]:
+def _documented_response(answer: Answer) -> dict | None:
     """The response object the document gives for this answer; None when there is none."""
     components = apidoc.document()["components"]["responses"]
     template, item = _path_item(answer.path)
@@ -67,12 +67,16 @@ def violations(answer: Answer) -> list[str]:
     response = _documented_response(answer)
     if response is None:
         return [f"{answer}: status {answer.status} is not documented"]
-    problems = [f"{answer}: header {name} is missing" for name, header in
-                response.get("headers", {}).items()
-                if _resolve(header).get("required") and name not in answer.headers]
+    problems = [
+        f"{answer}: header {name} is missing"
+        for name, header in response.get("headers", {}).items()
+        if _resolve(header).get("required") and name not in answer.headers
+    ]
     schema = response.get("content", {}).get("application/json", {}).get("schema")
     if schema is None or answer.body is None:
         return problems
     validator = Draft202012Validator({**schema, "components": apidoc.document()["components"]})
-    return problems + [f"{answer}: {error.json_path}: {error.message}"
-                       for error in validator.iter_errors(answer.body)]
+    return problems + [
+        f"{answer}: {error.json_path}: {error.message}"
+        for error in validator.iter_errors(answer.body)
+    ]

@@ -4,13 +4,14 @@ The lifecycle publishes one event per change it wrote; subscribers (webhooks, me
 are registered once per container by the app. A subscriber that fails is logged and never
 fails the change: the change is already stored.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Callable
 
 log = logging.getLogger("chinqit.events")
 
@@ -47,6 +48,9 @@ def publish(event: MessageEvent) -> None:
         try:
             subscriber(event)
         except Exception:
-            log.exception("subscriber %s failed on %s event of message %s",
-                          getattr(subscriber, "__qualname__", subscriber), event.change,
-                          getattr(event.message, "message_id", "?"))
+            log.exception(
+                "subscriber %s failed on %s event of message %s",
+                getattr(subscriber, "__qualname__", subscriber),
+                event.change,
+                getattr(event.message, "message_id", "?"),
+            )

@@ -11,12 +11,13 @@ every later change is one conditional UpdateItem whose condition is the table: r
 racing from several bridges, or SQS redeliveries, can never move a message backwards.
 Each write that succeeds publishes exactly one event (chalicelib.messages.events).
 """
+
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Optional
 
 from pynamodb.exceptions import DeleteError, PutError, UpdateError
 
@@ -27,7 +28,7 @@ from ..wire.status import Status
 from .events import Change, MessageEvent, publish
 
 # status -> the statuses it may follow; None means a message may be created in it
-TRANSITIONS: dict[Status, frozenset[Optional[Status]]] = {
+TRANSITIONS: dict[Status, frozenset[Status | None]] = {
     Status.QUEUED: frozenset({None, Status.FAILED, Status.EXPIRED}),
     Status.SENDING: frozenset({None, Status.QUEUED}),  # created so by a provider channel
     Status.SENT: frozenset({Status.QUEUED, Status.SENDING}),
@@ -40,7 +41,7 @@ TRANSITIONS: dict[Status, frozenset[Optional[Status]]] = {
 REACHED_AT = {Status.SENT: Message.sent_at, Status.DELIVERED: Message.delivered_at}
 
 
-def allowed(source: Optional[Status], target: Status) -> bool:
+def allowed(source: Status | None, target: Status) -> bool:
     """May a message in ``source`` (None: not stored yet) move to ``target``?"""
     return source in TRANSITIONS[target]
 
@@ -66,6 +67,7 @@ def require_message_id(message_id: str) -> None:
 
 
 # --- creation -------------------------------------------------------------------------------
+
 
 def _check_initial(message: Message) -> None:
     if not allowed(None, Status(message.status)):
@@ -110,10 +112,18 @@ def announce_created(message: Message) -> None:
 
 # --- status changes -------------------------------------------------------------------------
 
-def transition(message_id: str, target: Status, *, reason: Optional[str] = None,
-               at: Optional[datetime] = None, only_from: Optional[Iterable[Status]] = None,
-               account_id: Optional[str] = None, device_id: Optional[str] = None,
-               provider_message_id: Optional[str] = None) -> Outcome:
+
+def transition(
+    message_id: str,
+    target: Status,
+    *,
+    reason: str | None = None,
+    at: datetime | None = None,
+    only_from: Iterable[Status] | None = None,
+    account_id: str | None = None,
+    device_id: str | None = None,
+    provider_message_id: str | None = None,
+) -> Outcome:
     """Move an outbound message to ``target`` if the table allows it from where it stands.
 
     ``reason`` replaces the status reason (none: removed); ``at`` is when it happened;
@@ -121,8 +131,11 @@ def transition(message_id: str, target: Status, *, reason: Optional[str] = None,
     message to be that account's. A refused change returns the stored message unchanged.
     """
     require_message_id(message_id)
-    sources = [s for s in TRANSITIONS[target]
-               if s is not None and (only_from is None or s in set(only_from))]
+    sources = [
+        s
+        for s in TRANSITIONS[target]
+        if s is not None and (only_from is None or s in set(only_from))
+    ]
     if not sources:
         raise TransitionNotAllowed(f"{target} cannot follow {list(only_from or [])}")
     at = at or clock.now()
@@ -131,8 +144,10 @@ def transition(message_id: str, target: Status, *, reason: Optional[str] = None,
         condition &= Message.account_id == account_id
     message = Message(message_id)
     try:
-        message.update(actions=_actions(target, reason, at, device_id, provider_message_id),
-                       condition=condition)
+        message.update(
+            actions=_actions(target, reason, at, device_id, provider_message_id),
+            condition=condition,
+        )
     except UpdateError as exc:
         if exc.cause_response_code != "ConditionalCheckFailedException":
             raise
@@ -142,9 +157,11 @@ def transition(message_id: str, target: Status, *, reason: Optional[str] = None,
 
 
 def _actions(target: Status, reason, at, device_id, provider_message_id) -> list:
-    actions = [Message.status.set(target), Message.updated_at.set(clock.now()),
-               Message.status_reason.set(reason) if reason is not None
-               else Message.status_reason.remove()]
+    actions = [
+        Message.status.set(target),
+        Message.updated_at.set(clock.now()),
+        Message.status_reason.set(reason) if reason is not None else Message.status_reason.remove(),
+    ]
     if target in REACHED_AT:
         actions.append(REACHED_AT[target].set(at))
     if device_id is not None:
@@ -165,6 +182,7 @@ def _stored_outbound(message_id: str) -> Message:
 
 
 # --- deletion -------------------------------------------------------------------------------
+
 
 def delete(account_id: str, message_id: str) -> None:
     """Remove an account's message from the server log (a phone keeps its own copy)."""

@@ -4,6 +4,7 @@ Filters other than the time range are applied by DynamoDB after it reads a page,
 page can hold fewer than ``limit`` messages while ``nextCursor`` is still set: keep
 following the cursor until it is null.
 """
+
 from __future__ import annotations
 
 import base64
@@ -11,7 +12,7 @@ import binascii
 import hashlib
 import hmac
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from .. import clock
 from ..errors import ValidationError
@@ -23,8 +24,8 @@ from .views import to_json
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
-EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
-LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 def _cursor_key() -> bytes:
@@ -33,7 +34,9 @@ def _cursor_key() -> bytes:
 
 def encode_cursor(account_id: str, query: str, last_key: dict) -> str:
     """``query`` names the filters: a cursor only continues the listing it came from."""
-    payload = json.dumps({"a": account_id, "q": query, "k": last_key}, separators=(",", ":")).encode()
+    payload = json.dumps(
+        {"a": account_id, "q": query, "k": last_key}, separators=(",", ":")
+    ).encode()
     signature = hmac.new(_cursor_key(), payload, hashlib.sha256).digest()[:16]
     return base64.urlsafe_b64encode(signature + payload).decode().rstrip("=")
 
@@ -65,6 +68,7 @@ def _limit(value):
 def _time(name, end_of_day: bool = False):
     """An ISO-8601 date-time (UTC unless it says otherwise); a bare date means its start,
     or with ``end_of_day`` its end, so ``from=D&to=D`` is the whole day D."""
+
     def parse(value):
         if value is None:
             return None
@@ -72,9 +76,10 @@ def _time(name, end_of_day: bool = False):
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
             if end_of_day and len(value) == 10:
                 parsed += timedelta(days=1, microseconds=-1)
-            return parsed.replace(tzinfo=parsed.tzinfo or timezone.utc).astimezone(timezone.utc)
+            return parsed.replace(tzinfo=parsed.tzinfo or UTC).astimezone(UTC)
         except (ValueError, OverflowError):
             raise ValidationError.field(name, "must be an ISO-8601 date or date-time") from None
+
     return parse
 
 
@@ -85,6 +90,7 @@ def _boolean(name):
         if value.lower() not in ("true", "false"):
             raise ValidationError.field(name, "must be true or false")
         return value.lower() == "true"
+
     return parse
 
 
@@ -124,9 +130,13 @@ def list_page(account_id: str, query: dict) -> dict:
     if unread is not None:
         conditions.append((Message.read == False) if unread else (Message.read == True))  # noqa: E712
     results = Message.by_account.query(
-        account_id, Message.created_at.between(since or EARLIEST, until or LATEST),
-        filter_condition=_all(conditions), scan_index_forward=False, page_size=limit,
-        last_evaluated_key=start_key or None)
+        account_id,
+        Message.created_at.between(since or EARLIEST, until or LATEST),
+        filter_condition=_all(conditions),
+        scan_index_forward=False,
+        page_size=limit,
+        last_evaluated_key=start_key or None,
+    )
     page = next(results.page_iter)  # exactly one Query per page
     last_key = results.page_iter.last_evaluated_key
     return {

@@ -1,10 +1,10 @@
 """Outbound SMS: validate a send, store it, queue it for the device bridges; resend."""
+
 from __future__ import annotations
 
 import logging
 import uuid
 from datetime import datetime, timedelta
-from typing import Optional
 
 from .. import clock, phone, queue
 from ..config import settings
@@ -27,28 +27,45 @@ def check_length(text: str, field: str = "message") -> None:
     analysis = analyze(text)
     if analysis.segments > limit:
         raise ValidationError.field(
-            field, f"is too long: {analysis.segments} SMS segments ({analysis.encoding}), "
-                   f"at most {limit}")
+            field,
+            f"is too long: {analysis.segments} SMS segments ({analysis.encoding}), at most {limit}",
+        )
 
 
-def new_outbound(account_id: str, phone_number: str, text: str, *, kind: str = "sms",
-                 channel: str = "sms", status: Status = Status.QUEUED,
-                 stored_text: Optional[str] = None,
-                 send_before: Optional[datetime] = None) -> Message:
+def new_outbound(
+    account_id: str,
+    phone_number: str,
+    text: str,
+    *,
+    kind: str = "sms",
+    channel: str = "sms",
+    status: Status = Status.QUEUED,
+    stored_text: str | None = None,
+    send_before: datetime | None = None,
+) -> Message:
     """Build (not save) an outbound message; ``stored_text`` masks secrets."""
     now = clock.now()
     analysis = analyze(text)
     return Message(
-        str(uuid.uuid4()), account_id=account_id, direction="outbound", kind=kind,
-        channel=channel, phone_number=phone_number, outbound_phone=phone_number,
+        str(uuid.uuid4()),
+        account_id=account_id,
+        direction="outbound",
+        kind=kind,
+        channel=channel,
+        phone_number=phone_number,
+        outbound_phone=phone_number,
         text=stored_text or text,
-        encoding=analysis.encoding, segments=analysis.segments, status=status,
-        created_at=now, updated_at=now, send_before=send_before,
+        encoding=analysis.encoding,
+        segments=analysis.segments,
+        status=status,
+        created_at=now,
+        updated_at=now,
+        send_before=send_before,
         purge_at=now + timedelta(days=settings().message_retention_days),
     )
 
 
-def _text(fields: Fields) -> Optional[str]:
+def _text(fields: Fields) -> str | None:
     text = fields.check("message", required_text("message"))
     if text is not None:
         fields.check("message", check_length)
@@ -67,8 +84,9 @@ def send_sms(account_id: str, body: dict) -> Message:
     return message
 
 
-def send_many(account_id: str, text, numbers,
-              field: str = "phoneNumbers") -> tuple[list[Message], list[dict]]:
+def send_many(
+    account_id: str, text, numbers, field: str = "phoneNumbers"
+) -> tuple[list[Message], list[dict]]:
     """Queue one text to many numbers; invalid numbers are reported, not fatal.
 
     Returns the queued messages and the field errors of the numbers left out.
@@ -114,8 +132,9 @@ def dispatch(message: Message, text: str) -> None:
 
 
 def _not_queued(message: Message) -> None:
-    outcome = lifecycle.transition(message.message_id, Status.FAILED, reason=NOT_QUEUED,
-                                   only_from=(Status.QUEUED,))
+    outcome = lifecycle.transition(
+        message.message_id, Status.FAILED, reason=NOT_QUEUED, only_from=(Status.QUEUED,)
+    )
     message.status, message.status_reason = outcome.message.status, outcome.message.status_reason
 
 
@@ -127,9 +146,12 @@ def resend(account_id: str, message_id: str) -> Message:
     if message.kind == "otp":
         raise BadRequest("OTP messages cannot be resent: the code is not kept; send a new OTP")
     if message.status not in RESENDABLE:
-        raise BadRequest(f"Only failed or expired messages can be resent; this one is {message.status}")
-    outcome = lifecycle.transition(message_id, Status.QUEUED, only_from=RESENDABLE,
-                                   account_id=account_id)
+        raise BadRequest(
+            f"Only failed or expired messages can be resent; this one is {message.status}"
+        )
+    outcome = lifecycle.transition(
+        message_id, Status.QUEUED, only_from=RESENDABLE, account_id=account_id
+    )
     if not outcome.changed:
         raise BadRequest("The message changed while resending it; read it again")
     dispatch(outcome.message, outcome.message.text)

@@ -1,4 +1,5 @@
 """One message of an account: read it back, mark it read."""
+
 from __future__ import annotations
 
 from .. import clock
@@ -22,9 +23,12 @@ def get_for_account(account_id: str, message_id: str) -> Message:
     if message is None or message.account_id != account_id or is_expired(message.purge_at):
         raise NotFound("Message not found")
     if message.status == Status.QUEUED and is_expired(message.send_before):
-        message = lifecycle.transition(message_id, Status.EXPIRED,
-                                       reason="not sent before the code expired",
-                                       only_from=(Status.QUEUED,)).message
+        message = lifecycle.transition(
+            message_id,
+            Status.EXPIRED,
+            reason="not sent before the code expired",
+            only_from=(Status.QUEUED,),
+        ).message
     return message
 
 

@@ -1,13 +1,13 @@
 """A message as the API shows it."""
+
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
 
 from ..models import Message
 
 
-def iso(value: Optional[datetime]) -> Optional[str]:
+def iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 

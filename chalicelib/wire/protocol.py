@@ -18,12 +18,14 @@ dead-letter queue, rather than guess at it.
 
 Standard library only, no AWS imports: the bridge's distribution ships this module too.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Optional
+from datetime import UTC, datetime
+from typing import Any
 
 from .status import DEVICE_REPORTS
 
@@ -52,10 +54,11 @@ class PayloadError(WireError):
 
 def iso_utc(moment: datetime) -> str:
     """An aware date-time as ISO-8601 in UTC with milliseconds, e.g. 2025-01-20T10:14:50.000Z."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # ---------------------------------------------------------------------- the queue body
+
 
 @dataclass(frozen=True)
 class OutboundSms:
@@ -65,20 +68,22 @@ class OutboundSms:
     to: str
     text: str = field(repr=False)
     kind: str = "sms"
-    send_before: Optional[datetime] = None
+    send_before: datetime | None = None
 
     def to_json(self) -> str:
-        return json.dumps({
-            "v": PROTOCOL_VERSION,
-            "messageId": self.message_id,
-            "to": self.to,
-            "text": self.text,
-            "kind": self.kind,
-            "sendBefore": self.send_before.isoformat() if self.send_before else None,
-        })
+        return json.dumps(
+            {
+                "v": PROTOCOL_VERSION,
+                "messageId": self.message_id,
+                "to": self.to,
+                "text": self.text,
+                "kind": self.kind,
+                "sendBefore": self.send_before.isoformat() if self.send_before else None,
+            }
+        )
 
     @classmethod
-    def from_json(cls, body: str) -> "OutboundSms":
+    def from_json(cls, body: str) -> OutboundSms:
         """Read a body of any version from OLDEST_VERSION on; raises WireError."""
         try:
             fields = json.loads(body)
@@ -93,19 +98,20 @@ class OutboundSms:
         kind = fields.get("kind", "sms")
         if not isinstance(kind, str):
             raise WireError("kind must be a string")
-        return cls(message_id, to, text, kind,
-                   _send_before(fields.get("sendBefore")))
+        return cls(message_id, to, text, kind, _send_before(fields.get("sendBefore")))
 
 
 def _check_version(version: Any) -> None:
     if not isinstance(version, int) or isinstance(version, bool):
         raise WireError(f"protocol version {version!r} is not a number")
     if not OLDEST_VERSION <= version <= PROTOCOL_VERSION:
-        raise UnsupportedVersion(f"protocol version {version} is not supported (this side "
-                                 f"reads {OLDEST_VERSION} to {PROTOCOL_VERSION})")
+        raise UnsupportedVersion(
+            f"protocol version {version} is not supported (this side "
+            f"reads {OLDEST_VERSION} to {PROTOCOL_VERSION})"
+        )
 
 
-def _send_before(value: Any) -> Optional[datetime]:
+def _send_before(value: Any) -> datetime | None:
     """The deadline; a version 1 body may carry it without a time zone, which means UTC."""
     if value is None:
         return None
@@ -113,38 +119,59 @@ def _send_before(value: Any) -> Optional[datetime]:
         moment = datetime.fromisoformat(value)
     except (TypeError, ValueError):
         raise WireError("sendBefore must be an ISO-8601 date-time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # ---------------------------------------------------------------------- device payloads: bridge side
 
-def status_report(status: str, *, reason: Optional[str] = None, segments: Optional[int] = None,
-                  at: Optional[datetime] = None) -> dict:
+
+def status_report(
+    status: str,
+    *,
+    reason: str | None = None,
+    segments: int | None = None,
+    at: datetime | None = None,
+) -> dict:
     """POST /device/messages/{id}/status. ``segments`` is informational: the API ignores it."""
-    body = {"status": status, "reason": reason, "segments": segments,
-            "at": iso_utc(at) if at else None}
+    body = {
+        "status": status,
+        "reason": reason,
+        "segments": segments,
+        "at": iso_utc(at) if at else None,
+    }
     return {name: value for name, value in body.items() if value is not None}
 
 
 def inbound_sms(sender: str, text: str, device_ref: str, received_at: datetime) -> dict:
     """POST /device/inbound: an SMS the phone received; ``device_ref`` makes reposts harmless."""
-    return {"from": sender, "text": text, "receivedAt": iso_utc(received_at), "deviceRef": device_ref}
+    return {
+        "from": sender,
+        "text": text,
+        "receivedAt": iso_utc(received_at),
+        "deviceRef": device_ref,
+    }
 
 
-def heartbeat(driver: str, signal_percent: Optional[int], battery_percent: Optional[int],
-              version: str) -> dict:
+def heartbeat(
+    driver: str, signal_percent: int | None, battery_percent: int | None, version: str
+) -> dict:
     """POST /device/heartbeat."""
-    return {"driver": driver, "signalPercent": signal_percent,
-            "batteryPercent": battery_percent, "version": version}
+    return {
+        "driver": driver,
+        "signalPercent": signal_percent,
+        "batteryPercent": battery_percent,
+        "version": version,
+    }
 
 
 # ---------------------------------------------------------------------- device payloads: API side
 
+
 @dataclass(frozen=True)
 class StatusReport:
     status: str
-    reason: Optional[str]
-    at: Optional[datetime]  # None: the API uses the time it received the report
+    reason: str | None
+    at: datetime | None  # None: the API uses the time it received the report
 
 
 @dataclass(frozen=True)
@@ -152,15 +179,15 @@ class InboundReport:
     sender: str  # as the phone shows it; the API normalises it
     text: str
     device_ref: str
-    received_at: Optional[datetime]
+    received_at: datetime | None
 
 
 @dataclass(frozen=True)
 class Heartbeat:
-    driver: Optional[str]
-    signal_percent: Optional[int]
-    battery_percent: Optional[int]
-    version: Optional[str]
+    driver: str | None
+    signal_percent: int | None
+    battery_percent: int | None
+    version: str | None
 
 
 def parse_status_report(body: Any) -> StatusReport:
@@ -191,10 +218,12 @@ def parse_inbound_sms(body: Any) -> InboundReport:
 def parse_heartbeat(body: Any) -> Heartbeat:
     """Raises PayloadError listing every bad field; every field is optional."""
     fields = _Fields(body)
-    heartbeat_ = Heartbeat(driver=fields.check("driver", _optional_text(40)),
-                           signal_percent=fields.check("signalPercent", _percent),
-                           battery_percent=fields.check("batteryPercent", _percent),
-                           version=fields.check("version", _optional_text(40)))
+    heartbeat_ = Heartbeat(
+        driver=fields.check("driver", _optional_text(40)),
+        signal_percent=fields.check("signalPercent", _percent),
+        battery_percent=fields.check("batteryPercent", _percent),
+        version=fields.check("version", _optional_text(40)),
+    )
     fields.done()
     return heartbeat_
 
@@ -224,12 +253,12 @@ class _Fields:
             raise PayloadError(self.errors)
 
 
-def _timestamp(value: Any) -> Optional[datetime]:
+def _timestamp(value: Any) -> datetime | None:
     if value is None:
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        utc = parsed.astimezone(timezone.utc) if parsed.tzinfo else None
+        utc = parsed.astimezone(UTC) if parsed.tzinfo else None
     except (AttributeError, ValueError, OverflowError):
         raise _Problem("must be an ISO-8601 date-time") from None
     if utc is None:
@@ -237,7 +266,7 @@ def _timestamp(value: Any) -> Optional[datetime]:
     return utc
 
 
-def _percent(value: Any) -> Optional[int]:
+def _percent(value: Any) -> int | None:
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 100:
@@ -245,13 +274,14 @@ def _percent(value: Any) -> Optional[int]:
     return value
 
 
-def _optional_text(longest: int) -> Callable[[Any], Optional[str]]:
-    def parse(value: Any) -> Optional[str]:
+def _optional_text(longest: int) -> Callable[[Any], str | None]:
+    def parse(value: Any) -> str | None:
         if value is None:
             return None
         if not isinstance(value, str) or len(value) > longest:
             raise _Problem(f"must be a string of at most {longest} characters")
         return value
+
     return parse
 
 
@@ -266,14 +296,16 @@ def _required_text(longest: int) -> Callable[[Any], str]:
         if len(value) > longest:
             raise _Problem(f"must be at most {longest} characters")
         return value
+
     return parse
 
 
-def _choice(options: tuple[str, ...]) -> Callable[[Any], Optional[str]]:
-    def parse(value: Any) -> Optional[str]:
+def _choice(options: tuple[str, ...]) -> Callable[[Any], str | None]:
+    def parse(value: Any) -> str | None:
         if value is None:
             return None
         if not isinstance(value, str) or value.lower() not in options:
             raise _Problem(f"must be one of {', '.join(options)}")
         return value.lower()
+
     return parse

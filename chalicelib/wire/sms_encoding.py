@@ -3,6 +3,7 @@
 Pure standard library and cheap to import: the API uses it to count segments, the device
 bridge to build PDUs.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,8 +20,16 @@ _BASIC_TABLE = (
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 _EXTENSION_TABLE = {
-    0x0A: "\f", 0x14: "^", 0x28: "{", 0x29: "}", 0x2F: "\\",
-    0x3C: "[", 0x3D: "~", 0x3E: "]", 0x40: "|", 0x65: "€",
+    0x0A: "\f",
+    0x14: "^",
+    0x28: "{",
+    0x29: "}",
+    0x2F: "\\",
+    0x3C: "[",
+    0x3D: "~",
+    0x3E: "]",
+    0x40: "|",
+    0x65: "€",
 }
 _BASIC_SEPTETS = {char: septet for septet, char in enumerate(_BASIC_TABLE) if septet != ESCAPE}
 _EXTENSION_SEPTETS = {char: septet for septet, char in _EXTENSION_TABLE.items()}

@@ -1,4 +1,5 @@
 """Message statuses: the words the API, the device bridges and webhooks all use."""
+
 from __future__ import annotations
 
 from enum import StrEnum

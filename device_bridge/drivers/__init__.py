@@ -4,6 +4,7 @@ Each driver module defines an ``Options`` dataclass (its options, documented the
 ``create(**options)``. Options given as text (environment, command line) are converted
 here to the types ``Options`` declares.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,10 +31,14 @@ def load(name: str, **options) -> Driver:
     known = {f.name for f in dataclasses.fields(module.Options)}
     unknown = set(options) - known
     if unknown:
-        raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))} for driver {name}; "
-                         f"it takes {', '.join(sorted(known))}")
+        raise ValueError(
+            f"unknown option(s) {', '.join(sorted(unknown))} for driver {name}; "
+            f"it takes {', '.join(sorted(known))}"
+        )
     types = typing.get_type_hints(module.Options)
-    return module.create(**{key: _convert(types[key], value, key) for key, value in options.items()})
+    return module.create(
+        **{key: _convert(types[key], value, key) for key, value in options.items()}
+    )
 
 
 def _convert(kind, value, key: str):

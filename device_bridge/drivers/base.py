@@ -4,12 +4,13 @@ A driver owns one phone or modem. The bridge calls ``send`` for each outbound SM
 ``poll`` a few times a second to collect what the phone received (inbound SMS and
 delivery reports). Drivers never talk to SQS or the API; the bridge does.
 """
+
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import ClassVar, Optional, Union
+from typing import ClassVar
 
 
 @dataclass(frozen=True)
@@ -55,18 +56,18 @@ class DeliveryReport:
 class DeviceInfo:
     """What the driver knows about the phone; None where it cannot tell."""
 
-    signal_percent: Optional[int] = None
-    battery_percent: Optional[int] = None
+    signal_percent: int | None = None
+    battery_percent: int | None = None
     extra: dict = field(default_factory=dict)
 
 
-Event = Union[InboundSms, DeliveryReport]
+Event = InboundSms | DeliveryReport
 
 
 class SendError(Exception):
     """The phone or network refused an SMS."""
 
-    def __init__(self, reason: str, code: Optional[str] = None, retryable: bool = True):
+    def __init__(self, reason: str, code: str | None = None, retryable: bool = True):
         super().__init__(reason if code is None else f"{reason} (code {code})")
         self.reason = reason
         self.code = code
@@ -82,7 +83,7 @@ class Driver(abc.ABC):
 
     name: ClassVar[str]
 
-    def open(self) -> None:
+    def open(self) -> None:  # noqa: B027 (optional hook: drivers without setup keep it)
         """Connect to the phone or modem; called once before any other call."""
 
     @abc.abstractmethod
@@ -100,5 +101,5 @@ class Driver(abc.ABC):
         """Signal and battery, where the driver can read them."""
         return DeviceInfo()
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook)
         """Release the phone or modem."""

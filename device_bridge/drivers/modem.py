@@ -4,6 +4,7 @@ The modem works in PDU mode. New SMS are stored by the modem and announced with 
 the driver reads, decodes and deletes them. Status reports come straight as +CDS. Parts
 of a long SMS stay on the SIM until the whole message is there, so a restart loses none.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -13,14 +14,21 @@ import random
 import re
 import time
 from dataclasses import dataclass
-from typing import Optional
 
 import serial
 
 from .. import pdu
 from ..serial_link import LinkError, LinkTimeout, SerialLink
-from .base import (DeliveryReport, DeviceInfo, Driver, DriverError, InboundSms, OutboundSms,
-                   SendError, SendResult)
+from .base import (
+    DeliveryReport,
+    DeviceInfo,
+    Driver,
+    DriverError,
+    InboundSms,
+    OutboundSms,
+    SendError,
+    SendResult,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +82,7 @@ class Options:
     # Serial speed; USB modems ignore it, UART modules such as the SIM800 need theirs.
     baudrate: int = 115200
     # SIM PIN, entered at start when the SIM asks for one; leave unset for a SIM without.
-    pin: Optional[str] = None
+    pin: str | None = None
     # Ask the network for a status report per segment, returned by poll() as DeliveryReport.
     delivery_reports: bool = True
     # Seconds an ordinary AT command may take to be answered.
@@ -86,7 +94,7 @@ class Options:
     incomplete_timeout: float = 3600.0
 
 
-def create(**options) -> "ModemDriver":
+def create(**options) -> ModemDriver:
     return ModemDriver(Options(**options))
 
 
@@ -102,7 +110,7 @@ class _ModemError(Exception):
 class _Slot:
     """Where the modem keeps one received SMS."""
 
-    storage: Optional[str]
+    storage: str | None
     index: int
 
 
@@ -124,7 +132,7 @@ class ModemDriver(Driver):
         self._link = SerialLink(options.port, options.baudrate, self._unsolicited.put)
         self._events: list = []
         self._partial_messages: dict[tuple, _PartialMessage] = {}
-        self._read_storage: Optional[str] = None  # <mem1> of AT+CPMS, None until known
+        self._read_storage: str | None = None  # <mem1> of AT+CPMS, None until known
         self._concat_reference = random.randrange(256)
         self._battery_supported = True
 
@@ -140,22 +148,27 @@ class ModemDriver(Driver):
             self._read_stored_messages()
         except (LinkError, _ModemError) as error:
             self._link.close()
-            raise DriverError(f"modem on {self.options.port} could not be set up: {error}") \
-                from error
+            raise DriverError(
+                f"modem on {self.options.port} could not be set up: {error}"
+            ) from error
         except DriverError:
             self._link.close()
             raise
 
     def send(self, sms: OutboundSms) -> SendResult:
         try:
-            pdus = pdu.encode_submit(sms.to, sms.text,
-                                     status_report=self.options.delivery_reports,
-                                     concat_reference=self._next_concat_reference())
+            pdus = pdu.encode_submit(
+                sms.to,
+                sms.text,
+                status_report=self.options.delivery_reports,
+                concat_reference=self._next_concat_reference(),
+            )
         except pdu.PduError as error:
             raise SendError(str(error), retryable=False) from error
         references = tuple(self._submit(submit_pdu) for submit_pdu in pdus)
-        return SendResult(segments=len(pdus),
-                          references=references if self.options.delivery_reports else ())
+        return SendResult(
+            segments=len(pdus), references=references if self.options.delivery_reports else ()
+        )
 
     def poll(self) -> list:
         while not self._unsolicited.empty():
@@ -164,8 +177,9 @@ class ModemDriver(Driver):
                 self._handle_unsolicited(lines)
             except LinkError as error:
                 self._unsolicited.put(lines)  # handled again by the next poll
-                raise DriverError(f"modem on {self.options.port} is not answering: {error}") \
-                    from error
+                raise DriverError(
+                    f"modem on {self.options.port} is not answering: {error}"
+                ) from error
         self._pass_on_expired_partials()
         events, self._events = self._events, []
         return events
@@ -173,12 +187,13 @@ class ModemDriver(Driver):
     def info(self) -> DeviceInfo:
         try:
             rssi = self._signal_rssi()
-            return DeviceInfo(signal_percent=_rssi_percent(rssi),
-                              battery_percent=self._battery_percent(),
-                              extra={"rssi": rssi})
+            return DeviceInfo(
+                signal_percent=_rssi_percent(rssi),
+                battery_percent=self._battery_percent(),
+                extra={"rssi": rssi},
+            )
         except LinkError as error:
-            raise DriverError(f"modem on {self.options.port} is not answering: {error}") \
-                from error
+            raise DriverError(f"modem on {self.options.port} is not answering: {error}") from error
 
     def close(self) -> None:
         self._link.close()
@@ -214,13 +229,16 @@ class ModemDriver(Driver):
         if not self.options.pin:
             raise DriverError("the SIM asks for a PIN; set the modem's pin option")
         try:
-            result = self._link.command(f'AT+CPIN="{self.options.pin}"',
-                                        self.options.command_timeout)[-1]
+            result = self._link.command(
+                f'AT+CPIN="{self.options.pin}"', self.options.command_timeout
+            )[-1]
         except LinkTimeout:
             raise DriverError("the modem did not answer the PIN") from None
         if result != "OK":
-            raise DriverError(f"the SIM refused the PIN ({result}); check the pin option "
-                              "before more wrong tries lock the SIM")
+            raise DriverError(
+                f"the SIM refused the PIN ({result}); check the pin option "
+                "before more wrong tries lock the SIM"
+            )
         self._wait_for_sim()
 
     def _wait_for_sim(self) -> None:
@@ -267,7 +285,8 @@ class ModemDriver(Driver):
         """Send one segment; return the message reference the network gave it."""
         try:
             lines = self._link.command_with_prompt(
-                f"AT+CMGS={submit_pdu.tpdu_length}", submit_pdu.hex, self.options.send_timeout)
+                f"AT+CMGS={submit_pdu.tpdu_length}", submit_pdu.hex, self.options.send_timeout
+            )
         except LinkTimeout as error:
             raise SendError(f"the modem did not confirm the send: {error}") from error
         except LinkError as error:
@@ -328,7 +347,8 @@ class ModemDriver(Driver):
             log.info("message %s not delivered yet: %s", report.reference, report.describe())
             return
         self._events.append(
-            DeliveryReport(str(report.reference), report.delivered, report.describe()))
+            DeliveryReport(str(report.reference), report.delivered, report.describe())
+        )
 
     def _add_part(self, slot: _Slot, part: pdu.Deliver, concat: pdu.Concat) -> None:
         key = (part.sender, concat.reference, concat.total)
@@ -345,8 +365,12 @@ class ModemDriver(Driver):
         now = time.monotonic()
         for key, partial in list(self._partial_messages.items()):
             if now - partial.first_seen > self.options.incomplete_timeout:
-                log.warning("long SMS from %s still misses parts; passing on %d of %d",
-                            key[0], len(partial.parts), key[2])
+                log.warning(
+                    "long SMS from %s still misses parts; passing on %d of %d",
+                    key[0],
+                    len(partial.parts),
+                    key[2],
+                )
                 self._pass_on(key)
 
     def _pass_on(self, key: tuple) -> None:
@@ -362,21 +386,21 @@ class ModemDriver(Driver):
         except _ModemError as error:
             log.warning("cannot delete SMS %s: %s", slot, error)
 
-    def _select_storage(self, storage: Optional[str]) -> None:
+    def _select_storage(self, storage: str | None) -> None:
         if storage and storage != self._read_storage:
             self._command(f'AT+CPMS="{storage}"')
             self._read_storage = storage
 
     # ------------------------------------------------------------------ device info
 
-    def _signal_rssi(self) -> Optional[int]:
+    def _signal_rssi(self) -> int | None:
         try:
             return int(_field_line(self._command("AT+CSQ"), "+CSQ:").split(",")[0])
         except (_ModemError, ValueError) as error:
             log.warning("cannot read the signal: %s", error)
             return None
 
-    def _battery_percent(self) -> Optional[int]:
+    def _battery_percent(self) -> int | None:
         if not self._battery_supported:
             return None
         try:
@@ -398,22 +422,29 @@ def _field_line(lines: list, prefix: str) -> str:
     """What follows ``prefix`` on the first line starting with it, or ""."""
     for line in lines:
         if line.startswith(prefix):
-            return line[len(prefix):].strip()
+            return line[len(prefix) :].strip()
     return ""
 
 
 def _pdus_in(lines: list, prefix: str) -> list:
     """(header fields, PDU line) of every "<prefix> fields" line followed by a PDU line."""
-    return [(lines[i][len(prefix):].strip().split(","), lines[i + 1])
-            for i in range(len(lines) - 1) if lines[i].startswith(prefix)]
+    return [
+        (lines[i][len(prefix) :].strip().split(","), lines[i + 1])
+        for i in range(len(lines) - 1)
+        if lines[i].startswith(prefix)
+    ]
 
 
 def _inbound(parts: list) -> InboundSms:
     first = parts[0]
     text = pdu.join_parts([part.text for part in parts])
     fingerprint = f"{first.sender}\n{first.timestamp.isoformat()}\n{text}".encode()
-    return InboundSms(sender=first.sender, text=text, received_at=first.timestamp,
-                      device_ref=hashlib.sha256(fingerprint).hexdigest()[:32])
+    return InboundSms(
+        sender=first.sender,
+        text=text,
+        received_at=first.timestamp,
+        device_ref=hashlib.sha256(fingerprint).hexdigest()[:32],
+    )
 
 
 def _send_error(result: str) -> SendError:
@@ -422,11 +453,14 @@ def _send_error(result: str) -> SendError:
         return SendError(f"the modem refused the SMS ({result})", code=code)
     number = int(code) if code.isdigit() else None
     reason = _SEND_ERROR_REASONS.get(number) if number is not None else None
-    return SendError(reason or "the network refused the SMS", code=code,
-                     retryable=number not in _PERMANENT_SEND_ERRORS)
+    return SendError(
+        reason or "the network refused the SMS",
+        code=code,
+        retryable=number not in _PERMANENT_SEND_ERRORS,
+    )
 
 
-def _rssi_percent(rssi: Optional[int]) -> Optional[int]:
+def _rssi_percent(rssi: int | None) -> int | None:
     """+CSQ <rssi> 0..31 (-113..-51 dBm) as a percentage; 99 means unknown."""
     if rssi is None or not 0 <= rssi <= 31:
         return None

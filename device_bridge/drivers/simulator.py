@@ -18,6 +18,7 @@ again from the start and reposts every SMS with the same ``device_ref``, which t
 deduplicates. A state file would save those reposts but would silently skip new SMS
 whenever the inbox is truncated or replaced by hand, which happens in development.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,14 +27,19 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Optional
 
 from chalicelib.wire.sms_encoding import analyze
 
 from .base import (
-    DeliveryReport, Driver, DriverError, InboundSms, OutboundSms, SendError, SendResult,
+    DeliveryReport,
+    Driver,
+    DriverError,
+    InboundSms,
+    OutboundSms,
+    SendError,
+    SendResult,
 )
 
 log = logging.getLogger(__name__)
@@ -78,9 +84,9 @@ class SimulatorDriver(Driver):
     def __init__(self, options: Options):
         self.options = options
         self._inbox_offset = 0  # bytes of the inbox already turned into events
-        self._inbox_identity: Optional[tuple[int, int]] = None  # (device, inode) of the inbox
+        self._inbox_identity: tuple[int, int] | None = None  # (device, inode) of the inbox
         self._pending_reports: list[DeliveryReport] = []
-        self._refusal_code: Optional[str] = None
+        self._refusal_code: str | None = None
 
     def open(self) -> None:
         for path in (self.options.outbox, self.options.inbox):
@@ -113,7 +119,7 @@ class SimulatorDriver(Driver):
             "messageId": sms.message_id,
             "to": sms.to,
             "text": sms.text,
-            "sentAt": datetime.now(timezone.utc).isoformat(),
+            "sentAt": datetime.now(UTC).isoformat(),
             "segments": segments,
         }
         line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
@@ -154,12 +160,14 @@ class SimulatorDriver(Driver):
         identity = (status.st_dev, status.st_ino)
         if status.st_size < self._inbox_offset or identity != self._inbox_identity:
             if self._inbox_offset:
-                log.warning("inbox %s was replaced or truncated; reading it from the start",
-                            self.options.inbox)
+                log.warning(
+                    "inbox %s was replaced or truncated; reading it from the start",
+                    self.options.inbox,
+                )
             self._inbox_offset = 0
         self._inbox_identity = identity
 
-    def _parse_inbox_line(self, offset: int, line: bytes) -> Optional[InboundSms]:
+    def _parse_inbox_line(self, offset: int, line: bytes) -> InboundSms | None:
         if not line.strip():
             return None
         try:
@@ -171,8 +179,9 @@ class SimulatorDriver(Driver):
                 device_ref=_device_ref(offset, line),
             )
         except (ValueError, TypeError, AttributeError) as error:
-            log.warning("skipping inbox line at byte %d of %s: %s",
-                        offset, self.options.inbox, error)
+            log.warning(
+                "skipping inbox line at byte %d of %s: %s", offset, self.options.inbox, error
+            )
             return None
 
 
@@ -185,9 +194,9 @@ def _text_field(record: dict, key: str, allow_empty: bool) -> str:
 
 def _received_at(value) -> datetime:
     if value is None:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     received_at = datetime.fromisoformat(value)
-    return received_at if received_at.tzinfo else received_at.replace(tzinfo=timezone.utc)
+    return received_at if received_at.tzinfo else received_at.replace(tzinfo=UTC)
 
 
 def _device_ref(offset: int, line: bytes) -> str:

@@ -20,6 +20,7 @@ and is not delivered. The state file moves forward at the next poll (or at close
 the bridge has had the events, so a crash replays the last batch rather than losing it;
 the API deduplicates by ``device_ref``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,7 +33,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Optional
 
 from chalicelib.wire.sms_encoding import analyze
 
@@ -65,7 +65,7 @@ def _default_state_file() -> Path:
 @dataclass
 class Options:
     # SIM slot to send from (0 = first SIM); None lets Android use its default SMS SIM
-    sim_slot: Optional[int] = None
+    sim_slot: int | None = None
     # seconds between two reads of the phone's inbox (each read runs termux-sms-list)
     poll_interval: float = 5.0
     # SMS per termux-sms-list call; after a long downtime older pages are read too
@@ -97,7 +97,7 @@ class InboxCursor:
             return int(entry["_id"]) > self.last_id
         return _device_ref(entry) not in self.refs_without_id
 
-    def after(self, listing: list) -> "InboxCursor":
+    def after(self, listing: list) -> InboxCursor:
         ids = [int(entry["_id"]) for entry in listing if "_id" in entry]
         return InboxCursor(
             last_id=max([self.last_id, *ids]),
@@ -110,7 +110,7 @@ class InboxCursor:
         return {"lastId": self.last_id, "refsWithoutId": sorted(self.refs_without_id)}
 
     @classmethod
-    def from_json(cls, data: dict) -> "InboxCursor":
+    def from_json(cls, data: dict) -> InboxCursor:
         return cls(int(data["lastId"]), frozenset(data.get("refsWithoutId", ())))
 
 
@@ -194,7 +194,7 @@ class TermuxDriver(Driver):
             raise DriverError(f"{LIST_COMMAND} printed {listing!r}, not a list of SMS")
         return listing
 
-    def _load_cursor(self) -> Optional[InboxCursor]:
+    def _load_cursor(self) -> InboxCursor | None:
         try:
             saved = json.loads(self.options.state_file.read_text(encoding="utf-8"))
             return InboxCursor.from_json(saved)
@@ -216,7 +216,7 @@ class TermuxDriver(Driver):
 
     # --- device info -------------------------------------------------------------------
 
-    def _signal_percent(self) -> Optional[int]:
+    def _signal_percent(self) -> int | None:
         if shutil.which(CELL_INFO_COMMAND) is None:
             return None
         cells = self._optional_json([CELL_INFO_COMMAND])
@@ -252,7 +252,11 @@ class TermuxDriver(Driver):
     def _run(self, command: list, stdin: str = "") -> subprocess.CompletedProcess:
         try:
             return subprocess.run(
-                command, input=stdin, capture_output=True, text=True, encoding="utf-8",
+                command,
+                input=stdin,
+                capture_output=True,
+                text=True,
+                encoding="utf-8",
                 timeout=self.options.command_timeout,
             )
         except FileNotFoundError:

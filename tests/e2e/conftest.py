@@ -3,6 +3,7 @@
 The session's stack is stopped with Ctrl-C (SIGINT) at the end: teardown fails if it does
 not exit within 15 s, exits non-zero, or leaves behind any process it had started.
 """
+
 import secrets
 
 import pytest
@@ -18,10 +19,12 @@ def stack(tmp_path_factory) -> LocalStack:
         yield running
     finally:
         stopped = running.stop()
-    assert stopped.returncode == 0, \
+    assert stopped.returncode == 0, (
         f"the stack exited with {stopped.returncode} on Ctrl-C\n--- log ---\n{running.log_tail()}"
-    assert any("devstack.aws" in p.cmdline for p in stopped.tracked), \
+    )
+    assert any("devstack.aws" in p.cmdline for p in stopped.tracked), (
         f"the embedded AWS child was not seen: {stopped.tracked}"
+    )
     assert not stopped.leftovers, f"Ctrl-C left processes behind: {stopped.leftovers}"
 
 

@@ -3,6 +3,7 @@
 Everything here works on the wire: HTTP to the API, boto3 to the embedded AWS, files for
 the simulated phone, /proc for the processes the stack started. Nothing imports the app.
 """
+
 from __future__ import annotations
 
 import queue as queue_module
@@ -12,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Optional
 
 from devstack.harness import HOST, POLL, PRIORITY_QUEUE, PROJECT, LocalStack, clean_env, peek_queue
 
@@ -27,9 +27,15 @@ def port_is_closed(port: int) -> bool:
 
 def start_embedded_aws(seconds: float = 30) -> tuple[subprocess.Popen, str]:
     """Run ``python -m devstack.aws`` ourselves; return it and its endpoint URL."""
-    process = subprocess.Popen([sys.executable, "-m", "devstack.aws"], cwd=PROJECT,
-                               env=clean_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devstack.aws"],
+        cwd=PROJECT,
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     lines: queue_module.Queue = queue_module.Queue()
     threading.Thread(target=lambda: lines.put(process.stdout.readline()), daemon=True).start()
     try:
@@ -43,8 +49,13 @@ def start_embedded_aws(seconds: float = 30) -> tuple[subprocess.Popen, str]:
     return process, line.removeprefix("listening on ")
 
 
-def wait_for_sms(stack: LocalStack, queue_name: str, message_id: str, seconds: float = 20,
-                 endpoint: Optional[str] = None) -> dict:
+def wait_for_sms(
+    stack: LocalStack,
+    queue_name: str,
+    message_id: str,
+    seconds: float = 20,
+    endpoint: str | None = None,
+) -> dict:
     """An outbound SMS as it left the API ({"messageId", "to", "text", ...}): from its SQS
     queue or, once the device bridge has taken it from there, from the simulated phone's
     outbox. Waits while neither has it (e.g. a bridge holds it in flight)."""
@@ -53,13 +64,16 @@ def wait_for_sms(stack: LocalStack, queue_name: str, message_id: str, seconds: f
         for line in stack.outbox_lines():
             if line.get("messageId") == message_id:
                 return line
-        body = peek_queue(endpoint or stack.aws_endpoint, queue_name,
-                          lambda b: b.get("messageId") == message_id)
+        body = peek_queue(
+            endpoint or stack.aws_endpoint, queue_name, lambda b: b.get("messageId") == message_id
+        )
         if body is not None:
             return body
         if time.monotonic() > deadline:
-            raise AssertionError(f"SMS {message_id} is neither on {queue_name} nor in "
-                                 f"{stack.outbox} after {seconds}s")
+            raise AssertionError(
+                f"SMS {message_id} is neither on {queue_name} nor in "
+                f"{stack.outbox} after {seconds}s"
+            )
         time.sleep(POLL * 2)
 
 

@@ -3,6 +3,7 @@
 The in-process tests (tests/unit) cover each rule in depth; these prove the same answers
 reach a real HTTP client through the local server, the embedded AWS and the queues.
 """
+
 import json
 import re
 import uuid
@@ -63,29 +64,36 @@ def test_accepted_formats_are_normalised_and_read_back(stack, raw):
 
 
 def test_queued_message_reaches_the_outbound_queue_normalised(stack):
-    message_id = stack.post("/messages/send", {"message": SEED_TEXT, "phoneNumber": "38089336"}
-                            ).json()["messageId"]
+    message_id = stack.post(
+        "/messages/send", {"message": SEED_TEXT, "phoneNumber": "38089336"}
+    ).json()["messageId"]
     body = wait_for_sms(stack, OUTBOUND_QUEUE, message_id)
     assert body["to"] == SEED_PHONE and body["text"] == SEED_TEXT
 
 
 def test_arabic_text_survives_the_wire_as_ucs2(stack):
     text = "مرحبا بكم في شنقيط"
-    message_id = stack.post("/messages/send", {"message": text, "phoneNumber": SEED_PHONE}
-                            ).json()["messageId"]
+    message_id = stack.post("/messages/send", {"message": text, "phoneNumber": SEED_PHONE}).json()[
+        "messageId"
+    ]
     got = stack.get(f"/messages/{message_id}").json()
     assert got["message"] == text
     assert (got["encoding"], got["segments"]) == ("UCS-2", 1)
 
 
-@pytest.mark.parametrize("raw, problem", [
-    ("12345678", "must start with 2, 3 or 4"),
-    ("+222 27 63 56 42", "spaces are not allowed"),
-    ("+1234567890", "not a valid Mauritanian number"),
-])
+@pytest.mark.parametrize(
+    "raw, problem",
+    [
+        ("12345678", "must start with 2, 3 or 4"),
+        ("+222 27 63 56 42", "spaces are not allowed"),
+        ("+1234567890", "not a valid Mauritanian number"),
+    ],
+)
 def test_rejected_formats_are_400_with_a_field_error(stack, raw, problem):
-    for path, body in (("/messages/send", {"message": SEED_TEXT, "phoneNumber": raw}),
-                       ("/otp/send", {"phoneNumber": raw})):
+    for path, body in (
+        ("/messages/send", {"message": SEED_TEXT, "phoneNumber": raw}),
+        ("/otp/send", {"phoneNumber": raw}),
+    ):
         response = stack.post(path, body)
         assert response.status_code == 400, (path, response.text)
         got = response.json()
@@ -96,8 +104,15 @@ def test_rejected_formats_are_400_with_a_field_error(stack, raw, problem):
 
 
 def test_otp_send_answers_exactly_as_the_seed(stack):
-    response = stack.post("/otp/send", {"phoneNumber": fresh_local_number(), "hash": "ABC123XYZ45",
-                                        "language": "en", "channel": "sms"})
+    response = stack.post(
+        "/otp/send",
+        {
+            "phoneNumber": fresh_local_number(),
+            "hash": "ABC123XYZ45",
+            "language": "en",
+            "channel": "sms",
+        },
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body == {"success": True, "messageId": body["messageId"], "expiresIn": 600}
@@ -120,7 +135,11 @@ def test_otp_round_trip_over_the_wire(stack):
 
     verified = stack.post("/otp/verify", {"phoneNumber": "222" + local, "otp": code})
     assert verified.status_code == 200, verified.text
-    assert verified.json() == {"success": True, "message": "OTP verified successfully", "verified": True}
+    assert verified.json() == {
+        "success": True,
+        "message": "OTP verified successfully",
+        "verified": True,
+    }
 
     again = stack.post("/otp/verify", {"phoneNumber": "+222" + local, "otp": code})
     assert again.status_code == 400
@@ -136,21 +155,27 @@ def test_wrong_code_counts_down_retries(stack):
     message_id = stack.post("/otp/send", {"phoneNumber": local}).json()["messageId"]
     code, text = wait_for_otp_code(stack, message_id)
     assert text.startswith("Votre code de vérification Chinqit est ")  # fr by default
-    wrong = f"{(int(code) + 1) % 10 ** 6:06d}"
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
     response = stack.post("/otp/verify", {"phoneNumber": local, "otp": wrong})
     assert response.status_code == 400
     got = response.json()
-    assert {k: got.get(k) for k in ("success", "message", "retriesLeft")} == \
-        {"success": False, "message": "Invalid OTP", "retriesLeft": 2}  # the seed's fields
+    assert {k: got.get(k) for k in ("success", "message", "retriesLeft")} == {
+        "success": False,
+        "message": "Invalid OTP",
+        "retriesLeft": 2,
+    }  # the seed's fields
     assert stack.post("/otp/verify", {"phoneNumber": local, "otp": code}).status_code == 200
 
 
-@pytest.mark.parametrize("method, path, body", [
-    ("POST", "/messages/send", {"message": "x", "phoneNumber": SEED_PHONE}),
-    ("GET", "/messages/00000000-0000-4000-8000-000000000000", None),
-    ("POST", "/otp/send", {"phoneNumber": SEED_PHONE}),
-    ("POST", "/otp/verify", {"phoneNumber": SEED_PHONE, "otp": "123456"}),
-])
+@pytest.mark.parametrize(
+    "method, path, body",
+    [
+        ("POST", "/messages/send", {"message": "x", "phoneNumber": SEED_PHONE}),
+        ("GET", "/messages/00000000-0000-4000-8000-000000000000", None),
+        ("POST", "/otp/send", {"phoneNumber": SEED_PHONE}),
+        ("POST", "/otp/verify", {"phoneNumber": SEED_PHONE, "otp": "123456"}),
+    ],
+)
 def test_missing_and_invalid_keys_get_the_seed_bodies(stack, method, path, body):
     def call(key):
         if method == "GET":
@@ -162,15 +187,24 @@ def test_missing_and_invalid_keys_get_the_seed_bodies(stack, method, path, body)
     assert missing.json() == {"success": False, "message": "API key is required"}
     for key in ("", "nope", "cq_live_" + "x" * 43):
         invalid = call(key)
-        expected = (401, {"success": False, "message": "API key is required"}) if key == "" else \
-            (403, {"success": False, "message": "Invalid API key"})
+        expected = (
+            (401, {"success": False, "message": "API key is required"})
+            if key == ""
+            else (403, {"success": False, "message": "Invalid API key"})
+        )
         assert (invalid.status_code, invalid.json()) == expected, key
 
 
-@pytest.mark.parametrize("method, path, key", [
-    ("GET", "/nowhere", None), ("GET", "/", None), ("POST", "/no-such-route", "default"),
-    ("GET", "/no/such/route", "default"), ("DELETE", "/otp/send/no-such-part", "default"),
-])
+@pytest.mark.parametrize(
+    "method, path, key",
+    [
+        ("GET", "/nowhere", None),
+        ("GET", "/", None),
+        ("POST", "/no-such-route", "default"),
+        ("GET", "/no/such/route", "default"),
+        ("DELETE", "/otp/send/no-such-part", "default"),
+    ],
+)
 def test_unknown_routes_are_404_in_the_error_format(stack, method, path, key):
     response = requests.request(method, stack.url + path, headers=stack.headers(key), timeout=10)
     assert response.status_code == 404
@@ -179,8 +213,9 @@ def test_unknown_routes_are_404_in_the_error_format(stack, method, path, key):
 
 @pytest.mark.parametrize("raw", ["{not json", "[1, 2]", ""])
 def test_malformed_json_is_400(stack, raw):
-    response = stack.post("/messages/send", data=raw.encode(),
-                          headers={"Content-Type": "application/json"})
+    response = stack.post(
+        "/messages/send", data=raw.encode(), headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400
     got = response.json()
     assert got["success"] is False
@@ -190,9 +225,11 @@ def test_malformed_json_is_400(stack, raw):
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
 def test_wrong_content_type_is_400(stack, content_type):
     headers = {"Content-Type": content_type} if content_type else {}
-    response = stack.post("/messages/send",
-                          data=json.dumps({"message": "x", "phoneNumber": SEED_PHONE}).encode(),
-                          headers=headers)
+    response = stack.post(
+        "/messages/send",
+        data=json.dumps({"message": "x", "phoneNumber": SEED_PHONE}).encode(),
+        headers=headers,
+    )
     assert response.status_code == 400
     got = response.json()
     assert got["success"] is False

@@ -3,6 +3,7 @@
 One burst of requests released together by a barrier, on loopback, against the local
 stack: however they interleave, exactly three get through.
 """
+
 import threading
 import time
 

@@ -1,4 +1,5 @@
 """The local stack contract: SMSGW_PORT, SMSGW_DEV_API_KEY, AWS_ENDPOINT_URL, clean Ctrl-C."""
+
 import signal
 import uuid
 
@@ -46,15 +47,20 @@ def test_given_aws_endpoint_is_used_and_left_running(tmp_path):
         try:
             assert running.aws_endpoint == endpoint
             started = descendants(running.pid)
-            assert not any("devstack.aws" in p.cmdline for p in started), \
+            assert not any("devstack.aws" in p.cmdline for p in started), (
                 f"the stack started its own AWS anyway: {started}"
+            )
 
-            sent = running.post("/messages/send", {"message": "via an existing AWS",
-                                                   "phoneNumber": "38089336"})
+            sent = running.post(
+                "/messages/send", {"message": "via an existing AWS", "phoneNumber": "38089336"}
+            )
             assert sent.status_code == 200, sent.text
             message_id = sent.json()["messageId"]
             # On the given AWS's queue (or already sent from it by the device bridge).
-            assert wait_for_sms(running, OUTBOUND_QUEUE, message_id, endpoint=endpoint)["to"] == "+22238089336"
+            assert (
+                wait_for_sms(running, OUTBOUND_QUEUE, message_id, endpoint=endpoint)["to"]
+                == "+22238089336"
+            )
         finally:
             stopped = running.stop(signal.SIGINT)
         assert stopped.returncode == 0

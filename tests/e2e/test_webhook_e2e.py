@@ -5,6 +5,7 @@ Needs the local stack with its device bridge on the simulator (`stack`, tests/e2
 The stack turns SMSGW_WEBHOOK_ALLOW_LOCAL on (so http://127.0.0.1 is a valid target) and
 retries after 1, 2, 5, 10, 30 s (SMSGW_WEBHOOK_RETRY_DELAYS, devstack/__main__.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -50,17 +51,22 @@ def wait_requests(stack, receiver: Receiver, count: int, text: str) -> list[dict
     if len(requests) >= count:
         return requests
     if stored_inbound(stack, text) is None:
-        pytest.skip(f"the inbox line never reached the API within {ARRIVAL_SECONDS}s: the local "
-                    "stack is not running the device bridge on its simulator (yet)")
-    raise AssertionError(f"the SMS was stored but the receiver got {len(requests)} of {count} "
-                         f"webhook POSTs\n--- stack log ---\n{stack.log_text()[-4000:]}")
+        pytest.skip(
+            f"the inbox line never reached the API within {ARRIVAL_SECONDS}s: the local "
+            "stack is not running the device bridge on its simulator (yet)"
+        )
+    raise AssertionError(
+        f"the SMS was stored but the receiver got {len(requests)} of {count} "
+        f"webhook POSTs\n--- stack log ---\n{stack.log_text()[-4000:]}"
+    )
 
 
 def put_webhook(stack, url: str, **extra):
     import requests
 
-    response = requests.put(stack.url + "/webhook", json={"url": url, **extra},
-                            headers=stack.headers(), timeout=30)
+    response = requests.put(
+        stack.url + "/webhook", json={"url": url, **extra}, headers=stack.headers(), timeout=30
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -93,13 +99,22 @@ def test_inbound_sms_reaches_the_receiver_signed_and_failures_are_retried(runnin
             first, second = wait_requests(stack, flaky, 2, text)[:2]
             assert first["headers"]["webhook-id"] == second["headers"]["webhook-id"]
             for attempt in (first, second):
-                assert verify(secret, attempt["headers"], attempt["body"], tolerance=300)["message"] == text
-            assert int(second["headers"]["webhook-timestamp"]) >= int(first["headers"]["webhook-timestamp"])
+                assert (
+                    verify(secret, attempt["headers"], attempt["body"], tolerance=300)["message"]
+                    == text
+                )
+            assert int(second["headers"]["webhook-timestamp"]) >= int(
+                first["headers"]["webhook-timestamp"]
+            )
 
             deadline = time.monotonic() + 10
             while True:  # the worker records the outcome right after the POST
                 health = stack.get("/webhook").json()["health"]
-                if health["consecutiveFailures"] == 0 and health["lastSuccessAt"] or time.monotonic() > deadline:
+                if (
+                    health["consecutiveFailures"] == 0
+                    and health["lastSuccessAt"]
+                    or time.monotonic() > deadline
+                ):
                     break
                 time.sleep(0.1)
             assert health["consecutiveFailures"] == 0 and health["lastSuccessAt"]

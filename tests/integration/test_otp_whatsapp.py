@@ -1,4 +1,5 @@
 """POST /otp/send with channel whatsapp, through the handlers to a local fake Cloud API."""
+
 import pytest
 
 from chalicelib.config import settings
@@ -7,7 +8,9 @@ PHONE = "+22238089336"
 
 
 def test_whatsapp_otp_reaches_the_provider_and_verifies(api, provider):
-    response = api.post("/otp/send", {"phoneNumber": "38089336", "channel": "whatsapp", "language": "ar"})
+    response = api.post(
+        "/otp/send", {"phoneNumber": "38089336", "channel": "whatsapp", "language": "ar"}
+    )
     assert response.status_code == 200
     assert response.json["expiresIn"] == 600
     [request] = provider.requests
@@ -47,11 +50,17 @@ def test_whatsapp_otps_tell_the_webhook_like_sms_do(api, provider, mode, event):
     from chalicelib.models import Webhook
     from tests.conftest import queued_bodies
 
-    Webhook("acme", url="https://hooks.example.com/in", events=["sms.sent", "sms.failed"],
-            secret_salt="salt").save()
+    Webhook(
+        "acme",
+        url="https://hooks.example.com/in",
+        events=["sms.sent", "sms.failed"],
+        secret_salt="salt",
+    ).save()
     if mode != "ok":
         provider.mode = mode
-    message_id = api.post("/otp/send", {"phoneNumber": PHONE, "channel": "whatsapp"}).json.get("messageId")
+    message_id = api.post("/otp/send", {"phoneNumber": PHONE, "channel": "whatsapp"}).json.get(
+        "messageId"
+    )
     [queued] = queued_bodies(settings().webhook_queue)
     assert queued["type"] == event and queued["payload"]["phoneNumber"] == PHONE
     if message_id:

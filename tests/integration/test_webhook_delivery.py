@@ -4,6 +4,7 @@ AWS is moto in-process; the worker runs through app.webhook_worker with a Lambda
 event. Time is a fake clock: retries are checked by what the worker puts back on SQS (delay,
 attempt, notBefore) and then fed to it again "later", without sleeping.
 """
+
 from __future__ import annotations
 
 import json
@@ -88,7 +89,9 @@ def take_queued(name=None) -> list[str]:
     sqs, url = queue.sqs(), queue.queue_url(name or settings().webhook_queue)
     bodies = []
     while True:
-        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+            "Messages", []
+        )
         if not batch:
             return bodies
         for message in batch:
@@ -100,11 +103,22 @@ def run_worker(*bodies) -> None:
     """Invoke the worker Lambda as the SQS event source would."""
     from app import webhook_worker
 
-    event = {"Records": [{
-        "messageId": str(uuid.uuid4()), "receiptHandle": "handle-" + str(i), "body": body,
-        "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}, "md5OfBody": "",
-        "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:chinqit-dev-webhooks",
-        "awsRegion": "us-east-1"} for i, body in enumerate(bodies)]}
+    event = {
+        "Records": [
+            {
+                "messageId": str(uuid.uuid4()),
+                "receiptHandle": "handle-" + str(i),
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:chinqit-dev-webhooks",
+                "awsRegion": "us-east-1",
+            }
+            for i, body in enumerate(bodies)
+        ]
+    }
     webhook_worker(event, None)
 
 
@@ -113,13 +127,19 @@ def retries(sent) -> list[dict]:
 
 
 def inbound(api, device_key, ref="sim:1", text="Bonjour"):
-    body = {"from": "+22238089336", "text": text, "receivedAt": "2025-01-20T10:14:50Z", "deviceRef": ref}
+    body = {
+        "from": "+22238089336",
+        "text": text,
+        "receivedAt": "2025-01-20T10:14:50Z",
+        "deviceRef": ref,
+    }
     response = api.post("/device/inbound", body, key=None, headers={"X-Device-Key": device_key})
     assert response.status_code == 200
     return response.json["messageId"]
 
 
 # --- delivery --------------------------------------------------------------------------------
+
 
 def test_inbound_sms_is_posted_signed_with_the_seed_fields(api, device_key, receiver, clock):
     secret = set_webhook(api, receiver.url())
@@ -138,9 +158,15 @@ def test_inbound_sms_is_posted_signed_with_the_seed_fields(api, device_key, rece
     assert headers["webhook-signature"].startswith("v1,")
     payload = verify(secret, headers, request["body"])
     assert payload == {
-        "event": "sms.received", "messageId": message_id, "date": payload["date"],
-        "hour": payload["hour"], "time_received": "2025-01-20 10:14:50",
-        "message": "Bonjour, ça va ?", "number": "+22238089336", "guid": message_id}
+        "event": "sms.received",
+        "messageId": message_id,
+        "date": payload["date"],
+        "hour": payload["hour"],
+        "time_received": "2025-01-20 10:14:50",
+        "message": "Bonjour, ça va ?",
+        "number": "+22238089336",
+        "guid": message_id,
+    }
     with pytest.raises(ValueError):  # a tampered body fails the check
         verify(secret, headers, request["body"].replace(b"Bonjour", b"Bonsoir"))
 
@@ -151,17 +177,30 @@ def test_inbound_sms_is_posted_signed_with_the_seed_fields(api, device_key, rece
 
 def test_status_and_test_events(api, device_key, receiver):
     secret = set_webhook(api, receiver.url(), events=["sms.delivered"])
-    message_id = api.post("/messages/send", {"message": "Salam", "phoneNumber": "38089336"}).json["messageId"]
-    api.post(f"/device/messages/{message_id}/status", {"status": "delivered"}, key=None,
-             headers={"X-Device-Key": device_key})
+    message_id = api.post("/messages/send", {"message": "Salam", "phoneNumber": "38089336"}).json[
+        "messageId"
+    ]
+    api.post(
+        f"/device/messages/{message_id}/status",
+        {"status": "delivered"},
+        key=None,
+        headers={"X-Device-Key": device_key},
+    )
     event_id = api.post("/webhook/test").json["eventId"]
     run_worker(*take_queued())
 
-    payloads = {r["headers"]["webhook-id"]: verify(secret, r["headers"], r["body"]) for r in receiver.requests}
+    payloads = {
+        r["headers"]["webhook-id"]: verify(secret, r["headers"], r["body"])
+        for r in receiver.requests
+    }
     assert payloads[event_id]["event"] == "webhook.test"
     [status] = [p for p in payloads.values() if p["event"] == "sms.delivered"]
-    assert (status["messageId"], status["status"], status["phoneNumber"], status["statusReason"]) == \
-        (message_id, "delivered", "+22238089336", None)
+    assert (
+        status["messageId"],
+        status["status"],
+        status["phoneNumber"],
+        status["statusReason"],
+    ) == (message_id, "delivered", "+22238089336", None)
     assert status["timestamp"].endswith("Z")
 
 
@@ -173,7 +212,10 @@ def test_redirects_are_not_followed(api, sent):
         assert len(receiver.requests) == 1  # nothing asked for /elsewhere
     [retry] = retries(sent)
     assert retry["delay"] == 60 and retry["event"]["attempt"] == 2
-    assert "302" in retry["event"]["lastError"] and "redirect not followed" in retry["event"]["lastError"]
+    assert (
+        "302" in retry["event"]["lastError"]
+        and "redirect not followed" in retry["event"]["lastError"]
+    )
     health = api.get("/webhook").json["health"]
     assert health["consecutiveFailures"] == 1 and "redirect" in health["lastFailureReason"]
 
@@ -182,15 +224,15 @@ def test_failures_are_retried_with_growing_delays_until_the_receiver_recovers(ap
     with Receiver([500, 503, ("sleep", 1.5, 200), 204]) as receiver:
         secret = set_webhook(api, receiver.url())
         event_id = api.post("/webhook/test").json["eventId"]
-        run_worker(*take_queued())                     # attempt 1: 500
+        run_worker(*take_queued())  # attempt 1: 500
         for delay, attempt in ((60, 2), (300, 3), (1800, 4)):
             retry = retries(sent)[-1]
             assert (retry["delay"], retry["event"]["attempt"]) == (min(delay, 900), attempt)
             assert retry["event"]["eventId"] == event_id
-            if delay > 900:                             # past SQS's cap: hop via notBefore
+            if delay > 900:  # past SQS's cap: hop via notBefore
                 assert retry["event"]["notBefore"] == int(clock.now) + delay
             clock.advance(delay)
-            run_worker(json.dumps(retry["event"]))      # attempts 2: 503, 3: timeout, 4: 204
+            run_worker(json.dumps(retry["event"]))  # attempts 2: 503, 3: timeout, 4: 204
         requests = receiver.wait_for(4)
     assert [r["headers"]["webhook-id"] for r in requests] == [event_id] * 4
     stamps = [int(r["headers"]["webhook-timestamp"]) for r in requests]
@@ -201,7 +243,9 @@ def test_failures_are_retried_with_growing_delays_until_the_receiver_recovers(ap
     assert reasons == ["HTTP 500", "HTTP 503", "timed out after 0.5s"]
     assert WebhookDelivery.get(event_id).state == "delivered"
     health = api.get("/webhook").json["health"]
-    assert health["consecutiveFailures"] == 0 and health["lastFailureReason"] == "timed out after 0.5s"
+    assert (
+        health["consecutiveFailures"] == 0 and health["lastFailureReason"] == "timed out after 0.5s"
+    )
 
 
 def test_long_delays_hop_through_sqs_without_posting(api, sent, clock, monkeypatch):
@@ -214,7 +258,7 @@ def test_long_delays_hop_through_sqs_without_posting(api, sent, clock, monkeypat
         [retry] = retries(sent)
         assert retry["delay"] == 900 and retry["event"]["notBefore"] == START + 2000
         clock.advance(900)
-        run_worker(json.dumps(retry["event"]))          # too early: one more hop, no POST
+        run_worker(json.dumps(retry["event"]))  # too early: one more hop, no POST
         hop = retries(sent)[-1]
         assert hop["delay"] == 900 and hop["event"] == retry["event"]
         clock.advance(900)
@@ -231,8 +275,8 @@ def test_idempotent_on_the_event_id(api, sent, receiver):
     api.post("/webhook/test")
     [body] = take_queued()
     run_worker(body)
-    run_worker(body)                # SQS redelivers the same message
-    run_worker(body, body)          # ...or twice in one batch
+    run_worker(body)  # SQS redelivers the same message
+    run_worker(body, body)  # ...or twice in one batch
     assert len(receiver.requests) == 1
     assert retries(sent) == []
 
@@ -242,9 +286,9 @@ def test_duplicates_never_fork_the_retry_chain(api, sent, clock):
         set_webhook(api, receiver.url())
         api.post("/webhook/test")
         [body] = take_queued()
-        run_worker(body, body)      # two copies of attempt 1: one POST, one retry
+        run_worker(body, body)  # two copies of attempt 1: one POST, one retry
         assert len(receiver.requests) == 1 and len(retries(sent)) == 1
-        run_worker(body)            # a late copy of attempt 1
+        run_worker(body)  # a late copy of attempt 1
         assert len(receiver.requests) == 1 and len(retries(sent)) == 1
         retry = json.dumps(retries(sent)[0]["event"])
         clock.advance(60)
@@ -267,7 +311,7 @@ def test_gives_up_after_the_schedule_into_the_dead_letter_queue(api, sent, clock
                 body = json.dumps(retries(sent)[-1]["event"])
                 clock.advance(delay)
         assert len(receiver.requests) == 3
-        run_worker(body)            # a copy after giving up: nothing more
+        run_worker(body)  # a copy after giving up: nothing more
         assert len(receiver.requests) == 3
     [dead] = [json.loads(b) for b in take_queued(settings().webhook_queue + "-dlq")]
     assert (dead["eventId"], dead["attempt"], dead["reason"]) == (event_id, 3, "HTTP 500")
@@ -314,7 +358,7 @@ def test_the_checked_address_is_the_one_connected_to(api, receiver, monkeypatch)
     lookups.clear()
     run_worker(*take_queued())
     [request] = receiver.requests
-    assert lookups.count("hooks.localtest") == 1          # the name: once, for the check
+    assert lookups.count("hooks.localtest") == 1  # the name: once, for the check
     assert set(lookups) <= {"hooks.localtest", "127.0.0.1"}  # the socket gets the checked address
     assert request["headers"]["host"] == f"hooks.localtest:{receiver.port}"
 
@@ -354,22 +398,47 @@ def test_one_bad_record_does_not_disturb_the_others(api, receiver, sent, monkeyp
 
 # --- HTTPS: the name is verified on the certificate even though we connect to an address ----
 
+
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory):
     if not shutil.which("openssl"):
         pytest.skip("openssl is needed to make a test certificate")
     folder = tmp_path_factory.mktemp("tls")
     pem = folder / "hooks.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=hooks.localtest", "-addext", "subjectAltName=DNS:hooks.localtest",
-                    "-keyout", str(pem), "-out", str(pem)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=hooks.localtest",
+            "-addext",
+            "subjectAltName=DNS:hooks.localtest",
+            "-keyout",
+            str(pem),
+            "-out",
+            str(pem),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return str(pem)
 
 
 @pytest.fixture
 def tls_dns(monkeypatch, certificate):
-    monkeypatch.setattr(netguard.socket, "getaddrinfo", lambda host, port, *a, **k: [
-        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))])
+    monkeypatch.setattr(
+        netguard.socket,
+        "getaddrinfo",
+        lambda host, port, *a, **k: [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))
+        ],
+    )
     monkeypatch.setattr(webhooks, "_ca_bundle", lambda: certificate)
 
 

@@ -1,4 +1,5 @@
 """chalicelib.whatsapp against a real local HTTP server that answers like the Cloud API."""
+
 from __future__ import annotations
 
 import json
@@ -11,7 +12,6 @@ import pytest
 from chalicelib import whatsapp
 from chalicelib.config import settings
 from chalicelib.errors import BadRequest, ProviderError, ValidationError
-
 from tests.logcapture import capture_all, text
 
 from .whatsapp_fake import CODE, PHONE_ID, TOKEN
@@ -45,7 +45,12 @@ def test_success_sends_authentication_template(provider):
     assert template["language"] == {"code": "fr"}
     assert template["components"] == [
         {"type": "body", "parameters": [{"type": "text", "text": CODE}]},
-        {"type": "button", "sub_type": "url", "index": "0", "parameters": [{"type": "text", "text": CODE}]},
+        {
+            "type": "button",
+            "sub_type": "url",
+            "index": "0",
+            "parameters": [{"type": "text", "text": CODE}],
+        },
     ]
 
 
@@ -149,12 +154,15 @@ def test_not_configured(monkeypatch):
         settings.cache_clear()
 
 
-@pytest.mark.parametrize("phone, code, language, field", [
-    ("+0123", CODE, "fr", "phone"),
-    ("22238089336abc", CODE, "fr", "phone"),
-    ("+22238089336", "", "fr", "code"),
-    ("+22238089336", CODE, "de", "language"),
-])
+@pytest.mark.parametrize(
+    "phone, code, language, field",
+    [
+        ("+0123", CODE, "fr", "phone"),
+        ("22238089336abc", CODE, "fr", "phone"),
+        ("+22238089336", "", "fr", "code"),
+        ("+22238089336", CODE, "de", "language"),
+    ],
+)
 def test_invalid_input_is_rejected_before_any_request(provider, phone, code, language, field):
     with pytest.raises(ValidationError) as info:
         whatsapp.send_otp(phone, code, language)
@@ -164,14 +172,23 @@ def test_invalid_input_is_rejected_before_any_request(provider, phone, code, lan
 
 def test_import_does_not_import_requests():
     result = subprocess.run(
-        [sys.executable, "-c", "import sys; import chalicelib.whatsapp; print('requests' in sys.modules)"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-c",
+            "import sys; import chalicelib.whatsapp; print('requests' in sys.modules)",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
 
 
-@pytest.mark.parametrize("mode", ["success", "failure", "echo", "unauthorized", "500", "slow", "redirect", "no_id"])
+@pytest.mark.parametrize(
+    "mode", ["success", "failure", "echo", "unauthorized", "500", "slow", "redirect", "no_id"]
+)
 def test_logs_never_contain_code_or_token(provider, mode):
     provider.mode = mode
     with capture_all() as records:

@@ -4,6 +4,7 @@
 an int status, ("redirect", status, location), or ("sleep", seconds, status).
 ``verify`` is an independent Standard Webhooks signature check.
 """
+
 from __future__ import annotations
 
 import base64
@@ -22,10 +23,12 @@ def verify(secret: str, headers: dict, body: bytes, tolerance: float | None = No
     if tolerance is not None and abs(time.time() - int(timestamp)) > tolerance:
         raise ValueError("timestamp outside the tolerance")
     key = base64.b64decode(secret.split("_", 1)[1])
-    expected = base64.b64encode(hmac.new(key, f"{event_id}.{timestamp}.".encode() + body,
-                                         hashlib.sha256).digest()).decode()
-    signatures = [s.split(",", 1)[1] for s in headers["webhook-signature"].split(" ")
-                  if s.startswith("v1,")]
+    expected = base64.b64encode(
+        hmac.new(key, f"{event_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    ).decode()
+    signatures = [
+        s.split(",", 1)[1] for s in headers["webhook-signature"].split(" ") if s.startswith("v1,")
+    ]
     if not any(hmac.compare_digest(expected, s) for s in signatures):
         raise ValueError("bad signature")
     return json.loads(body)
@@ -48,10 +51,19 @@ class Receiver:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 with receiver.lock:
-                    receiver.requests.append({"method": self.command, "path": self.path,
-                                              "headers": {k.lower(): v for k, v in self.headers.items()},
-                                              "body": body})
-                    answer = receiver.answers.pop(0) if len(receiver.answers) > 1 else receiver.answers[0]
+                    receiver.requests.append(
+                        {
+                            "method": self.command,
+                            "path": self.path,
+                            "headers": {k.lower(): v for k, v in self.headers.items()},
+                            "body": body,
+                        }
+                    )
+                    answer = (
+                        receiver.answers.pop(0)
+                        if len(receiver.answers) > 1
+                        else receiver.answers[0]
+                    )
                 extra = {}
                 if isinstance(answer, tuple) and answer[0] == "sleep":
                     time.sleep(answer[1])
@@ -87,7 +99,7 @@ class Receiver:
     def url(self, path: str = "/hook", host: str = "127.0.0.1") -> str:
         return f"{self.scheme}://{host}:{self.port}{path}"
 
-    def __enter__(self) -> "Receiver":
+    def __enter__(self) -> Receiver:
         self.thread.start()
         return self
 

@@ -1,4 +1,5 @@
 """A local HTTP server that answers like the WhatsApp Cloud API, and its fixture."""
+
 from __future__ import annotations
 
 import json
@@ -54,11 +55,13 @@ class FakeProvider:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
-                state.requests.append({
-                    "path": self.path,
-                    "headers": dict(self.headers),
-                    "body": json.loads(raw) if raw else None,
-                })
+                state.requests.append(
+                    {
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "body": json.loads(raw) if raw else None,
+                    }
+                )
                 try:
                     state.answer(self)
                 except (BrokenPipeError, ConnectionResetError):
@@ -69,8 +72,9 @@ class FakeProvider:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v21.0"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def answer(self, h):
         mode = self.mode
@@ -81,8 +85,17 @@ class FakeProvider:
         elif mode == "echo":  # error text echoing the code and the token
             h._send(400, {"error": {"message": f"Bad param {CODE} for token {TOKEN}", "code": 100}})
         elif mode == "unauthorized":
-            h._send(401, {"error": {"message": "Error validating access token", "type": "OAuthException",
-                                    "code": 190, "fbtrace_id": "X"}})
+            h._send(
+                401,
+                {
+                    "error": {
+                        "message": "Error validating access token",
+                        "type": "OAuthException",
+                        "code": 190,
+                        "fbtrace_id": "X",
+                    }
+                },
+            )
         elif mode == "500":
             h._send(500, b"<html>Internal Server Error</html>", content_type="text/html")
         elif mode == "slow":
@@ -110,7 +123,14 @@ class FakeProvider:
 
 @pytest.fixture
 def provider(monkeypatch):
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+    for name in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     with FakeProvider() as fake:

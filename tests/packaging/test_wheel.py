@@ -1,4 +1,5 @@
 """The wheel, installed in a fresh venv, is the bridge and nothing of the Lambdas' stack."""
+
 import os
 import subprocess
 import sys
@@ -16,8 +17,14 @@ LAMBDA_ONLY = ("chalice", "pynamodb", "phonenumbers")
 
 
 def run(*command, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run([str(part) for part in command], capture_output=True, text=True,
-                          timeout=180, check=check, env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    return subprocess.run(
+        [str(part) for part in command],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=check,
+        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +44,14 @@ def test_the_bridge_runs_from_the_wheel(installed):
 
 
 def test_the_lambdas_dependencies_are_not_installed(installed):
-    probe = "import importlib.util as u; print([m for m in %r if u.find_spec(m)])" % (LAMBDA_ONLY,)
+    probe = f"import importlib.util as u; print([m for m in {LAMBDA_ONLY!r} if u.find_spec(m)])"
     assert run(installed / "python", "-c", probe).stdout.strip() == "[]"
 
 
 def test_every_driver_but_the_modem_imports_without_extras(installed):
-    probe = "import device_bridge.drivers.simulator, device_bridge.drivers.termux, device_bridge.pdu"
+    probe = (
+        "import device_bridge.drivers.simulator, device_bridge.drivers.termux, device_bridge.pdu"
+    )
     run(installed / "python", "-c", probe)
 
 

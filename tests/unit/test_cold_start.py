@@ -1,4 +1,5 @@
 """What a cold Lambda container pays for: one DynamoDB client, whatever the tables."""
+
 from chalicelib import models
 
 

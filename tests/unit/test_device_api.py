@@ -1,4 +1,5 @@
 """The /device endpoints a bridge calls, and the dead-letter handler."""
+
 import json
 
 import pytest
@@ -9,8 +10,6 @@ from chalicelib.models import Device, Message
 PHONE = "+22238089336"
 
 
-
-
 def queued_message(api):
     return api.post("/messages/send", {"message": "Salam", "phoneNumber": PHONE}).json["messageId"]
 
@@ -18,7 +17,9 @@ def queued_message(api):
 def test_status_moves_forward_to_delivered(api, device_key):
     message_id = queued_message(api)
     for status in ("sending", "sent", "delivered"):
-        response = api.device_post(f"/device/messages/{message_id}/status", {"status": status}, device_key)
+        response = api.device_post(
+            f"/device/messages/{message_id}/status", {"status": status}, device_key
+        )
         assert response.status_code == 200 and response.json["status"] == status
     shown = api.get(f"/messages/{message_id}").json
     assert shown["status"] == "delivered" and shown["deviceId"] == "phone-1"
@@ -32,20 +33,35 @@ def test_stale_and_repeated_reports_change_nothing(api, device_key):
     for late in ("sending", "sent", "expired"):
         assert api.device_post(path, {"status": late}, device_key).json["status"] == "sent"
     api.device_post(path, {"status": "delivered"}, device_key)
-    assert api.device_post(path, {"status": "failed", "reason": "late"}, device_key).json["status"] == "delivered"
+    assert (
+        api.device_post(path, {"status": "failed", "reason": "late"}, device_key).json["status"]
+        == "delivered"
+    )
 
 
 def test_failure_keeps_its_reason(api, device_key):
     message_id = queued_message(api)
-    api.device_post(f"/device/messages/{message_id}/status",
-                {"status": "failed", "reason": "+CMS ERROR: 38 network out of order"}, device_key)
+    api.device_post(
+        f"/device/messages/{message_id}/status",
+        {"status": "failed", "reason": "+CMS ERROR: 38 network out of order"},
+        device_key,
+    )
     shown = api.get(f"/messages/{message_id}").json
-    assert shown["status"] == "failed" and shown["statusReason"] == "+CMS ERROR: 38 network out of order"
+    assert (
+        shown["status"] == "failed"
+        and shown["statusReason"] == "+CMS ERROR: 38 network out of order"
+    )
 
 
-@pytest.mark.parametrize("body, field", [({}, "status"), ({"status": "lost"}, "status"),
-                                         ({"status": "sent", "at": "yesterday"}, "at"),
-                                         ({"status": "sent", "at": "2025-01-20T10:00:00"}, "at")])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({}, "status"),
+        ({"status": "lost"}, "status"),
+        ({"status": "sent", "at": "yesterday"}, "at"),
+        ({"status": "sent", "at": "2025-01-20T10:00:00"}, "at"),
+    ],
+)
 def test_status_validation(api, device_key, body, field):
     message_id = queued_message(api)
     response = api.device_post(f"/device/messages/{message_id}/status", body, device_key)
@@ -67,19 +83,27 @@ def test_keys_do_not_cross_sides(api, device_key):
 
 
 def test_inbound_is_stored_once_with_normalised_sender(api, device_key):
-    body = {"from": "38089336", "text": "Oui, merci", "receivedAt": "2025-01-20T10:14:50Z",
-            "deviceRef": "sim:1"}
+    body = {
+        "from": "38089336",
+        "text": "Oui, merci",
+        "receivedAt": "2025-01-20T10:14:50Z",
+        "deviceRef": "sim:1",
+    }
     first = api.device_post("/device/inbound", body, device_key)
     again = api.device_post("/device/inbound", body, device_key)
     assert first.status_code == 200 and first.json["duplicate"] is False
     assert again.json == {"success": True, "messageId": first.json["messageId"], "duplicate": True}
     stored = Message.get(first.json["messageId"])
     assert (stored.direction, stored.phone_number, stored.account_id) == ("inbound", PHONE, "acme")
-    assert stored.device_id == "phone-1" and stored.created_at.isoformat().startswith("2025-01-20T10:14:50")
+    assert stored.device_id == "phone-1" and stored.created_at.isoformat().startswith(
+        "2025-01-20T10:14:50"
+    )
 
 
-@pytest.mark.parametrize("sender, stored", [("+33612345678", "+33612345678"),
-                                            ("Mauritel", "Mauritel"), ("22238089336", PHONE)])
+@pytest.mark.parametrize(
+    "sender, stored",
+    [("+33612345678", "+33612345678"), ("Mauritel", "Mauritel"), ("22238089336", PHONE)],
+)
 def test_senders_from_anywhere(api, device_key, sender, stored):
     body = {"from": sender, "text": "x", "receivedAt": "2025-01-20T10:14:50Z", "deviceRef": sender}
     message_id = api.device_post("/device/inbound", body, device_key).json["messageId"]
@@ -93,8 +117,11 @@ def test_inbound_validation(api, device_key):
 
 
 def test_heartbeat_records_last_seen_and_info(api, device_key):
-    response = api.device_post("/device/heartbeat",
-                           {"driver": "modem", "signalPercent": 70, "batteryPercent": None}, device_key)
+    response = api.device_post(
+        "/device/heartbeat",
+        {"driver": "modem", "signalPercent": 70, "batteryPercent": None},
+        device_key,
+    )
     assert response.status_code == 200
     device = Device.get("phone-1")
     assert device.last_seen_at is not None and device.driver == "modem"

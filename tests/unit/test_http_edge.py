@@ -1,4 +1,5 @@
 """Authentication, body parsing, routing and 500s: every answer in the contract's format."""
+
 import json
 
 import pytest

@@ -1,24 +1,28 @@
 """GET /messages (the log), inbound ownership, read marks, resend and delete."""
+
 import base64
 from datetime import timedelta
 
 import pytest
 
 from chalicelib import models
-from chalicelib.messages import listing as message_log
 from chalicelib.clock import now as utcnow
+from chalicelib.messages import listing as message_log
 from chalicelib.models import Message
 
 PHONE = "+22238089336"
 
 
 def send(api, text="x", phone=PHONE, key="default"):
-    return api.post("/messages/send", {"message": text, "phoneNumber": phone}, key=key).json["messageId"]
+    return api.post("/messages/send", {"message": text, "phoneNumber": phone}, key=key).json[
+        "messageId"
+    ]
 
 
 def receive(api, device_key, sender, text, ref):
-    return api.device_post("/device/inbound", {"from": sender, "text": text, "deviceRef": ref},
-                           device_key).json["messageId"]
+    return api.device_post(
+        "/device/inbound", {"from": sender, "text": text, "deviceRef": ref}, device_key
+    ).json["messageId"]
 
 
 def ids(response):
@@ -70,11 +74,21 @@ def test_read_marks(api, device_key):
     assert api.post(f"/messages/{outbound}/read").status_code == 400
 
 
-@pytest.mark.parametrize("query, field", [
-    ("limit=0", "limit"), ("limit=101", "limit"), ("limit=ten", "limit"),
-    ("direction=sideways", "direction"), ("status=lost", "status"), ("from=yesterday", "from"),
-    ("from=2025-02-01&to=2025-01-01", "from"), ("unread=maybe", "unread"),
-    ("direction=outbound&unread=true", "unread"), ("cursor=garbage", "cursor")])
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=ten", "limit"),
+        ("direction=sideways", "direction"),
+        ("status=lost", "status"),
+        ("from=yesterday", "from"),
+        ("from=2025-02-01&to=2025-01-01", "from"),
+        ("unread=maybe", "unread"),
+        ("direction=outbound&unread=true", "unread"),
+        ("cursor=garbage", "cursor"),
+    ],
+)
 def test_listing_validation(api, query, field):
     response = api.get(f"/messages?{query}")
     assert response.status_code == 400
@@ -126,14 +140,20 @@ def test_resend_only_failed_or_expired(api, other_key):
     message_id = send(api, "Bonjour")
     response = api.post(f"/messages/{message_id}/resend")
     assert response.status_code == 400 and "queued" in response.json["message"]
-    Message.get(message_id).update(actions=[Message.status.set("failed"), Message.status_reason.set("x")])
+    Message.get(message_id).update(
+        actions=[Message.status.set("failed"), Message.status_reason.set("x")]
+    )
     assert api.post(f"/messages/{message_id}/resend", key=other_key).status_code == 404
     resent = api.post(f"/messages/{message_id}/resend")
     assert resent.status_code == 200
     assert resent.json["status"] == "queued" and resent.json["statusReason"] is None
-    from tests.conftest import queued_bodies
     from chalicelib.config import settings
-    assert [b["messageId"] for b in queued_bodies(settings().outbound_queue)] == [message_id, message_id]
+    from tests.conftest import queued_bodies
+
+    assert [b["messageId"] for b in queued_bodies(settings().outbound_queue)] == [
+        message_id,
+        message_id,
+    ]
 
 
 def test_otp_is_not_resendable(api):

@@ -1,14 +1,16 @@
 """POST /messages/send and GET /messages/{id} through the Chalice handlers."""
+
 import uuid
 
 from chalicelib.config import settings
-
 from tests.conftest import queued_bodies
 
 
 def test_send_queues_the_message_and_answers_as_the_seed(api):
-    response = api.post("/messages/send", {"message": "Bonjour, ceci est un message de test",
-                                           "phoneNumber": "38089336"})
+    response = api.post(
+        "/messages/send",
+        {"message": "Bonjour, ceci est un message de test", "phoneNumber": "38089336"},
+    )
     assert response.status_code == 200
     assert set(response.json) == {"success", "messageId", "queued"}
     assert response.json["success"] is True and response.json["queued"] is True
@@ -46,7 +48,9 @@ def test_arabic_and_long_texts_report_ucs2_and_segment_count(api):
 def test_unknown_and_foreign_messages_are_404(api, other_key):
     sent = api.post("/messages/send", {"message": "x", "phoneNumber": "38089336"}).json
     for key, message_id in ((api.key, str(uuid.uuid4())), (other_key, sent["messageId"])):
-        response = api.get(f"/messages/{message_id}", key=other_key if key == other_key else api.key)
+        response = api.get(
+            f"/messages/{message_id}", key=other_key if key == other_key else api.key
+        )
         assert response.status_code == 404
         assert response.json == {"success": False, "message": "Message not found", "errors": []}
 
@@ -67,7 +71,9 @@ def test_missing_fields_are_required(api):
 
 
 def test_too_long_message_is_refused(api):
-    response = api.post("/messages/send", {"message": "b" * (153 * 10 + 1), "phoneNumber": "38089336"})
+    response = api.post(
+        "/messages/send", {"message": "b" * (153 * 10 + 1), "phoneNumber": "38089336"}
+    )
     assert response.status_code == 400
     assert response.json["errors"][0]["field"] == "message"
     assert "11 SMS segments" in response.json["errors"][0]["message"]

@@ -1,4 +1,5 @@
 """Lifecycle events become CloudWatch EMF lines on a Lambda's stdout, and nothing elsewhere."""
+
 import json
 
 from chalicelib import metrics
@@ -17,8 +18,12 @@ def test_one_metric_line_per_event_in_lambda(monkeypatch, capsys):
     [line] = capsys.readouterr().out.splitlines()
     emitted = json.loads(line)
     assert emitted["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Chinqit/SMS"
-    assert (emitted["Change"], emitted["Status"], emitted["Channel"], emitted["Messages"]) == \
-        ("status", "sent", "whatsapp", 1)
+    assert (emitted["Change"], emitted["Status"], emitted["Channel"], emitted["Messages"]) == (
+        "status",
+        "sent",
+        "whatsapp",
+        1,
+    )
 
 
 def test_nothing_outside_lambda(monkeypatch, capsys):

@@ -1,5 +1,6 @@
 """The OpenAPI document matches the app: same routes and methods, a valid document, served
 without a key, rendered at /docs with a vendored Swagger UI under a strict CSP."""
+
 import json
 import subprocess
 import sys
@@ -14,8 +15,10 @@ METHODS = {"get", "post", "put", "patch", "delete"}
 
 
 def documented_routes():
-    return {path: sorted(m.upper() for m in item if m in METHODS)
-            for path, item in apidoc.document()["paths"].items()}
+    return {
+        path: sorted(m.upper() for m in item if m in METHODS)
+        for path, item in apidoc.document()["paths"].items()
+    }
 
 
 def test_the_document_lists_exactly_the_routes_of_the_app():
@@ -32,7 +35,9 @@ def test_the_document_is_valid_openapi_3_1():
 def test_chalice_registers_only_the_real_methods():
     from app import app
 
-    registered = {path: sorted(methods) for path, methods in app.routes.items() if path != "/{proxy+}"}
+    registered = {
+        path: sorted(methods) for path, methods in app.routes.items() if path != "/{proxy+}"
+    }
     assert registered == documented_routes()
 
 
@@ -59,9 +64,14 @@ def test_docs_page_uses_only_vendored_files_under_a_strict_policy(api):
     assert "http" not in response.body.decode()  # no CDN
 
 
-@pytest.mark.parametrize("asset, content_type", [
-    ("swagger-ui-bundle.js", "application/javascript"), ("swagger-ui.css", "text/css"),
-    ("init.js", "application/javascript")])
+@pytest.mark.parametrize(
+    "asset, content_type",
+    [
+        ("swagger-ui-bundle.js", "application/javascript"),
+        ("swagger-ui.css", "text/css"),
+        ("init.js", "application/javascript"),
+    ],
+)
 def test_docs_assets_are_served_with_their_type_and_caching(api, asset, content_type):
     response = api.get("/docs/" + asset, key=None)
     assert response.status_code == 200
@@ -73,19 +83,28 @@ def test_an_unknown_docs_file_is_404(api):
     assert api.get("/docs/..%2Fopenapi.json", key=None).status_code == 404
 
 
-@pytest.mark.parametrize("method, path, allowed", [
-    ("PATCH", "/webhook", "DELETE, GET, PUT"), ("DELETE", "/health", "GET"),
-    ("PUT", "/messages/abc", "DELETE, GET")])
+@pytest.mark.parametrize(
+    "method, path, allowed",
+    [
+        ("PATCH", "/webhook", "DELETE, GET, PUT"),
+        ("DELETE", "/health", "GET"),
+        ("PUT", "/messages/abc", "DELETE, GET"),
+    ],
+)
 def test_a_method_the_path_lacks_is_405_in_the_contract_format(api, method, path, allowed):
     response = api.call(method, path, {})
     assert response.status_code == 405
     assert response.headers["Allow"] == allowed
-    assert response.json == {"success": False, "errors": [],
-                             "message": f"Method {method} is not allowed here; use {allowed}"}
+    assert response.json == {
+        "success": False,
+        "errors": [],
+        "message": f"Method {method} is not allowed here; use {allowed}",
+    }
 
 
 def test_importing_the_app_reads_none_of_the_document_files():
-    code = ("import app; from chalicelib import apidoc; "
-            "print(apidoc._read.cache_info().currsize)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    code = "import app; from chalicelib import apidoc; print(apidoc._read.cache_info().currsize)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert json.loads(result.stdout.strip().splitlines()[-1]) == 0

@@ -1,4 +1,5 @@
 """POST /otp/send and /otp/verify: every OTP rule of seed 000."""
+
 import logging
 import re
 from datetime import timedelta
@@ -6,10 +7,9 @@ from datetime import timedelta
 import pytest
 
 from chalicelib import logs, otp
-from chalicelib.config import settings
 from chalicelib.clock import now as utcnow
+from chalicelib.config import settings
 from chalicelib.models import Message, Otp
-
 from tests.conftest import queued_bodies
 from tests.logcapture import capture_all, text
 
@@ -25,7 +25,11 @@ def sent_code():
 def test_send_answers_as_the_seed_and_queues_a_priority_sms(api):
     response = api.post("/otp/send", {"phoneNumber": "38089336"})
     assert response.status_code == 200
-    assert response.json == {"success": True, "messageId": response.json["messageId"], "expiresIn": 600}
+    assert response.json == {
+        "success": True,
+        "messageId": response.json["messageId"],
+        "expiresIn": 600,
+    }
     code, body = sent_code()
     assert body["to"] == PHONE and body["kind"] == "otp"
     assert body["messageId"] == response.json["messageId"]
@@ -34,9 +38,14 @@ def test_send_answers_as_the_seed_and_queues_a_priority_sms(api):
     assert queued_bodies(settings().outbound_queue) == []
 
 
-@pytest.mark.parametrize("language, opening", [
-    ("fr", "Votre code de vérification"), ("en", "Your Chinqit verification code is"),
-    ("ar", "رمز التحقق الخاص بك")])
+@pytest.mark.parametrize(
+    "language, opening",
+    [
+        ("fr", "Votre code de vérification"),
+        ("en", "Your Chinqit verification code is"),
+        ("ar", "رمز التحقق الخاص بك"),
+    ],
+)
 def test_each_language_has_its_own_text(api, language, opening):
     assert api.post("/otp/send", {"phoneNumber": PHONE, "language": language}).status_code == 200
     code, body = sent_code()
@@ -61,6 +70,7 @@ def test_stored_message_masks_the_code(api):
 
 def otp_key_id(api):
     from chalicelib.auth import hash_key
+
     return hash_key(api.key)[:24]
 
 
@@ -76,13 +86,15 @@ def test_right_code_verifies_once(api):
 
 
 def wrong(code):
-    return f"{(int(code) + 1) % 10 ** 6:06d}"
+    return f"{(int(code) + 1) % 10**6:06d}"
 
 
 def test_three_wrong_codes_kill_it_even_if_the_right_one_follows(api):
     api.post("/otp/send", {"phoneNumber": PHONE})
     code, _ = sent_code()
-    answers = [api.post("/otp/verify", {"phoneNumber": PHONE, "otp": wrong(code)}) for _ in range(3)]
+    answers = [
+        api.post("/otp/verify", {"phoneNumber": PHONE, "otp": wrong(code)}) for _ in range(3)
+    ]
     assert [a.status_code for a in answers] == [400, 400, 400]
     assert [a.json["retriesLeft"] for a in answers] == [2, 1, 0]
     assert all(a.json["message"] == "Invalid OTP" for a in answers)
@@ -169,14 +181,17 @@ def test_hour_and_day_limits(api, manual_clock):
     assert refused.status_code == 429 and "per day" in refused.json["message"]
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"phoneNumber": "12345678"}, "phoneNumber"),
-    ({"phoneNumber": PHONE, "language": "de"}, "language"),
-    ({"phoneNumber": PHONE, "channel": "pigeon"}, "channel"),
-    ({"phoneNumber": PHONE, "hash": "short"}, "hash"),
-    ({"phoneNumber": PHONE, "hash": "ABC123XYZ45", "channel": "whatsapp"}, "hash"),
-    ({"phoneNumber": PHONE, "hash": "ABC123XYZ4!"}, "hash"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"phoneNumber": "12345678"}, "phoneNumber"),
+        ({"phoneNumber": PHONE, "language": "de"}, "language"),
+        ({"phoneNumber": PHONE, "channel": "pigeon"}, "channel"),
+        ({"phoneNumber": PHONE, "hash": "short"}, "hash"),
+        ({"phoneNumber": PHONE, "hash": "ABC123XYZ45", "channel": "whatsapp"}, "hash"),
+        ({"phoneNumber": PHONE, "hash": "ABC123XYZ4!"}, "hash"),
+    ],
+)
 def test_send_validation(api, body, field):
     response = api.post("/otp/send", body)
     assert response.status_code == 400
@@ -221,7 +236,13 @@ def test_transaction_conflicts_are_retried_not_500(api, monkeypatch):
     from pynamodb.transactions import TransactWrite
 
     class Conflict(TransactWriteError):
-        cancellation_reasons = [None, None, CancellationReason(code="TransactionConflict"), None, None]
+        cancellation_reasons = [
+            None,
+            None,
+            CancellationReason(code="TransactionConflict"),
+            None,
+            None,
+        ]
 
     original = TransactWrite._commit
     conflicts = [Conflict("Transaction cancelled")] * 2

@@ -1,10 +1,20 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from chalicelib.wire.sms_encoding import GSM7, UCS2, gsm7_encode
-from device_bridge.pdu import (EIGHT_BIT, Concat, Deliver, PduError, StatusReport, decode,
-                               encode_submit, join_parts, pack_septets, unpack_septets)
+from device_bridge.pdu import (
+    EIGHT_BIT,
+    Concat,
+    Deliver,
+    PduError,
+    StatusReport,
+    decode,
+    encode_submit,
+    join_parts,
+    pack_septets,
+    unpack_septets,
+)
 
 SMSC = "07912232060000F0"  # +22236000000
 TO = "+22238089336"
@@ -13,13 +23,28 @@ SCTS = "52100221436500"  # 2025-01-20 12:34:56 +00:00
 HELLOHELLO_PACKED = "E8329BFD4697D9EC37"  # the classic example of GSM-7 packing
 
 
-def _deliver(first_octet: str, data_coding: str, user_data_length: int, user_data: str,
-             sender: str = TO_ADDRESS, timestamp: str = SCTS) -> str:
-    return (SMSC + first_octet + sender + "00" + data_coding + timestamp
-            + f"{user_data_length:02X}" + user_data)
+def _deliver(
+    first_octet: str,
+    data_coding: str,
+    user_data_length: int,
+    user_data: str,
+    sender: str = TO_ADDRESS,
+    timestamp: str = SCTS,
+) -> str:
+    return (
+        SMSC
+        + first_octet
+        + sender
+        + "00"
+        + data_coding
+        + timestamp
+        + f"{user_data_length:02X}"
+        + user_data
+    )
 
 
 # ------------------------------------------------------------------------- septets
+
 
 def test_pack_septets_known_vector():
     assert pack_septets(gsm7_encode("hellohello")).hex().upper() == HELLOHELLO_PACKED
@@ -41,6 +66,7 @@ def test_unpack_refuses_too_short_data():
 
 
 # ------------------------------------------------------------------------- SMS-SUBMIT
+
 
 def test_submit_known_vector():
     # The widely published "hellohello" SMS-SUBMIT (0011000B916407281553F80000AA0A...) with
@@ -87,8 +113,9 @@ def test_long_gsm7_submit_has_concatenation_header_and_fill_bit():
 def test_long_ucs2_submit_parts():
     parts = encode_submit(TO, "ب" * 100, status_report=True, concat_reference=7)
     assert len(parts) == 2
-    assert parts[0].hex.startswith("0061000B91" + TO_ADDRESS[4:] + "0008" + "8C" + "0500030702"
-                                   + "01" + "0628" * 67)
+    assert parts[0].hex.startswith(
+        "0061000B91" + TO_ADDRESS[4:] + "0008" + "8C" + "0500030702" + "01" + "0628" * 67
+    )
     assert parts[1].hex.endswith("0008" + f"{6 + 66:02X}" + "0500030702" + "02" + "0628" * 33)
 
 
@@ -112,6 +139,7 @@ def test_submit_refuses_a_reference_wider_than_an_octet():
 
 # ------------------------------------------------------------------------- SMS-DELIVER
 
+
 def test_deliver_known_vector():
     # The widely published SMS-DELIVER example: "hellohello" from 27838890001 (national
     # subscriber number), time stamp 99-03-29 15:16:59 +02:00.
@@ -119,13 +147,16 @@ def test_deliver_known_vector():
     assert message == Deliver(
         sender="27838890001",
         timestamp=datetime(1999, 3, 29, 15, 16, 59, tzinfo=timezone(timedelta(hours=2))),
-        text="hellohello", encoding=GSM7, concat=None)
+        text="hellohello",
+        encoding=GSM7,
+        concat=None,
+    )
 
 
 def test_deliver_international_sender_and_utc_time_stamp():
     message = decode(_deliver("04", "00", 10, HELLOHELLO_PACKED))
     assert message.sender == TO
-    assert message.timestamp == datetime(2025, 1, 20, 12, 34, 56, tzinfo=timezone.utc)
+    assert message.timestamp == datetime(2025, 1, 20, 12, 34, 56, tzinfo=UTC)
 
 
 def test_deliver_negative_time_zone():
@@ -181,7 +212,7 @@ def test_deliver_8bit_and_message_class_codings():
 
 
 def test_deliver_without_smsc_when_the_length_says_so():
-    tpdu = _deliver("04", "00", 10, HELLOHELLO_PACKED)[len(SMSC):]
+    tpdu = _deliver("04", "00", 10, HELLOHELLO_PACKED)[len(SMSC) :]
     assert decode(tpdu, len(tpdu) // 2).text == "hellohello"
     assert decode(SMSC + tpdu, len(tpdu) // 2).text == "hellohello"
 
@@ -192,19 +223,23 @@ def test_join_parts_mends_a_split_surrogate_pair():
     assert join_parts([first.text, second.text]) == "😀"
 
 
-@pytest.mark.parametrize("pdu", [
-    "zz",
-    SMSC + "040B91",  # ends in the address
-    "0001000B916407281553F800000A" + HELLOHELLO_PACKED,  # an SMS-SUBMIT
-    _deliver("04", "00", 10, HELLOHELLO_PACKED, timestamp="52310221436500"),  # 13th month
-    _deliver("04", "00", 12, HELLOHELLO_PACKED),  # more septets than the data holds
-])
+@pytest.mark.parametrize(
+    "pdu",
+    [
+        "zz",
+        SMSC + "040B91",  # ends in the address
+        "0001000B916407281553F800000A" + HELLOHELLO_PACKED,  # an SMS-SUBMIT
+        _deliver("04", "00", 10, HELLOHELLO_PACKED, timestamp="52310221436500"),  # 13th month
+        _deliver("04", "00", 12, HELLOHELLO_PACKED),  # more septets than the data holds
+    ],
+)
 def test_decode_refuses_broken_pdus(pdu):
     with pytest.raises(PduError):
         decode(pdu)
 
 
 # ------------------------------------------------------------------------- status reports
+
 
 def _status_report(status: str, reference: str = "2A") -> str:
     return "06" + reference + TO_ADDRESS + SCTS + SCTS + status
@@ -215,7 +250,7 @@ def test_status_report_delivered():
     assert isinstance(report, StatusReport)
     assert (report.reference, report.recipient, report.status) == (42, TO, 0)
     assert report.delivered and report.final
-    assert report.discharge_time == datetime(2025, 1, 20, 12, 34, 56, tzinfo=timezone.utc)
+    assert report.discharge_time == datetime(2025, 1, 20, 12, 34, 56, tzinfo=UTC)
     assert report.describe() == "status 0x00: received by the recipient"
 
 
@@ -224,9 +259,15 @@ def test_status_report_without_smsc():
     assert decode(tpdu, len(tpdu) // 2).reference == 255
 
 
-@pytest.mark.parametrize("status, delivered, final", [
-    ("01", True, True), ("21", False, False), ("46", False, True), ("62", False, True),
-])
+@pytest.mark.parametrize(
+    "status, delivered, final",
+    [
+        ("01", True, True),
+        ("21", False, False),
+        ("46", False, True),
+        ("62", False, True),
+    ],
+)
 def test_status_report_outcomes(status, delivered, final):
     report = decode(SMSC + _status_report(status))
     assert (report.delivered, report.final) == (delivered, final)

@@ -1,4 +1,5 @@
 """Phone number rules, with every example of seed 000."""
+
 import pytest
 
 from chalicelib.errors import ValidationError
@@ -15,22 +16,25 @@ def test_local_numbers_starting_with_2_3_or_4_are_accepted(raw):
     assert normalize(raw).startswith("+222")
 
 
-@pytest.mark.parametrize("raw, reason", [
-    ("12345678", "must start with 2, 3 or 4"),
-    ("+222 27 63 56 42", "spaces are not allowed"),
-    ("+1234567890", "not a valid Mauritanian number"),
-    ("+222-27-63-56-42", "dashes are not allowed"),
-    ("3808933", "wrong length"),
-    ("380893361", "wrong length"),
-    ("+38089336", "country code must be +222"),
-    ("+222380893361", "wrong length"),
-    ("22212345678", "must start with 2, 3 or 4"),
-    ("3808933a", "only digits"),
-    ("", "is required"),
-    (None, "is required"),
-    (38089336, "must be a string"),
-    ("٣٨٠٨٩٣٣٦", "only digits"),
-])
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        ("12345678", "must start with 2, 3 or 4"),
+        ("+222 27 63 56 42", "spaces are not allowed"),
+        ("+1234567890", "not a valid Mauritanian number"),
+        ("+222-27-63-56-42", "dashes are not allowed"),
+        ("3808933", "wrong length"),
+        ("380893361", "wrong length"),
+        ("+38089336", "country code must be +222"),
+        ("+222380893361", "wrong length"),
+        ("22212345678", "must start with 2, 3 or 4"),
+        ("3808933a", "only digits"),
+        ("", "is required"),
+        (None, "is required"),
+        (38089336, "must be a string"),
+        ("٣٨٠٨٩٣٣٦", "only digits"),
+    ],
+)
 def test_invalid_numbers_name_the_problem(raw, reason):
     with pytest.raises(ValidationError) as caught:
         normalize(raw)

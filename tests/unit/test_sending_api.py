@@ -1,4 +1,5 @@
 """Bulk sending, SMSMobileAPI-compatible /sendsms, and OAuth2 client credentials."""
+
 import base64
 from datetime import timedelta
 from urllib.parse import urlencode
@@ -6,8 +7,8 @@ from urllib.parse import urlencode
 import pytest
 
 from chalicelib import oauth
-from chalicelib.config import settings
 from chalicelib.clock import now as utcnow
+from chalicelib.config import settings
 from chalicelib.models import Credential
 from tests.conftest import queued_bodies
 
@@ -16,8 +17,13 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 def test_bulk_queues_valid_numbers_and_reports_the_rest(api):
-    response = api.post("/messages/bulk", {"message": "Promo", "phoneNumbers": [
-        "38089336", "12345678", "+22248089336", "22238089336"]})
+    response = api.post(
+        "/messages/bulk",
+        {
+            "message": "Promo",
+            "phoneNumbers": ["38089336", "12345678", "+22248089336", "22238089336"],
+        },
+    )
     assert response.status_code == 200
     assert response.json["queued"] == 2
     assert [m["phoneNumber"] for m in response.json["messages"]] == [PHONE, "+22248089336"]
@@ -25,19 +31,25 @@ def test_bulk_queues_valid_numbers_and_reports_the_rest(api):
     assert {b["to"] for b in queued_bodies(settings().outbound_queue)} == {PHONE, "+22248089336"}
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"message": "x", "phoneNumbers": []}, "phoneNumbers"),
-    ({"message": "x", "phoneNumbers": "38089336"}, "phoneNumbers"),
-    ({"message": "x", "phoneNumbers": ["38089336"] * 101}, "phoneNumbers"),
-    ({"phoneNumbers": ["38089336"]}, "message"),
-    ({"message": "x", "phoneNumbers": ["1"]}, "phoneNumbers[0]")])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"message": "x", "phoneNumbers": []}, "phoneNumbers"),
+        ({"message": "x", "phoneNumbers": "38089336"}, "phoneNumbers"),
+        ({"message": "x", "phoneNumbers": ["38089336"] * 101}, "phoneNumbers"),
+        ({"phoneNumbers": ["38089336"]}, "message"),
+        ({"message": "x", "phoneNumbers": ["1"]}, "phoneNumbers[0]"),
+    ],
+)
 def test_bulk_validation(api, body, field):
     response = api.post("/messages/bulk", body)
     assert response.status_code == 400 and response.json["errors"][0]["field"] == field
 
 
 def test_sendsms_get_with_apikey_parameter(api):
-    query = urlencode({"apikey": api.key, "recipients": "+22238089336,48089336", "message": "Hello World"})
+    query = urlencode(
+        {"apikey": api.key, "recipients": "+22238089336,48089336", "message": "Hello World"}
+    )
     response = api.call("GET", f"/sendsms?{query}", key=None)
     assert response.status_code == 200
     assert [m["recipient"] for m in response.json["messages"]] == [PHONE, "+22248089336"]
@@ -52,8 +64,13 @@ def test_sendsms_post_form(api):
 
 def test_sendsms_auth_errors(api):
     assert api.call("GET", "/sendsms?recipients=38089336&message=x", key=None).status_code == 401
-    assert api.call("GET", "/sendsms?apikey=nope&recipients=38089336&message=x", key=None).status_code == 403
-    response = api.call("GET", f"/sendsms?apikey={api.key}&recipients=+1234567890&message=x", key=None)
+    assert (
+        api.call("GET", "/sendsms?apikey=nope&recipients=38089336&message=x", key=None).status_code
+        == 403
+    )
+    response = api.call(
+        "GET", f"/sendsms?apikey={api.key}&recipients=+1234567890&message=x", key=None
+    )
     assert response.status_code == 400 and response.json["errors"][0]["field"] == "recipients[0]"
 
 
@@ -63,25 +80,34 @@ def client_credentials(aws):
 
 
 def token_request(api, form, headers=None):
-    return api.call("POST", "/oauth2/token", key=None, raw=urlencode(form), headers={**FORM, **(headers or {})})
+    return api.call(
+        "POST", "/oauth2/token", key=None, raw=urlencode(form), headers={**FORM, **(headers or {})}
+    )
 
 
 def test_token_in_body_works_like_an_api_key(api, client_credentials):
     client_id, secret = client_credentials
-    response = token_request(api, {"grant_type": "client_credentials", "client_id": client_id,
-                                   "client_secret": secret})
+    response = token_request(
+        api, {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    )
     assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
     assert response.json["token_type"] == "Bearer" and response.json["expires_in"] == 3600
     bearer = {"Authorization": f"Bearer {response.json['access_token']}"}
-    sent = api.post("/messages/send", {"message": "x", "phoneNumber": PHONE}, key=None, headers=bearer)
+    sent = api.post(
+        "/messages/send", {"message": "x", "phoneNumber": PHONE}, key=None, headers=bearer
+    )
     assert sent.status_code == 200
-    assert api.get(f"/messages/{sent.json['messageId']}").status_code == 200, "same account as the key"
+    assert api.get(f"/messages/{sent.json['messageId']}").status_code == 200, (
+        "same account as the key"
+    )
 
 
 def test_token_with_http_basic(api, client_credentials):
     client_id, secret = client_credentials
     basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-    response = token_request(api, {"grant_type": "client_credentials"}, {"Authorization": f"Basic {basic}"})
+    response = token_request(
+        api, {"grant_type": "client_credentials"}, {"Authorization": f"Basic {basic}"}
+    )
     assert response.status_code == 200 and response.json["access_token"].startswith("cq_tok_")
 
 
@@ -89,19 +115,36 @@ def test_otps_survive_token_renewal(api, client_credentials):
     client_id, secret = client_credentials
     form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
     first, second = (token_request(api, form).json["access_token"] for _ in range(2))
-    api.post("/otp/send", {"phoneNumber": PHONE}, key=None, headers={"Authorization": f"Bearer {first}"})
-    code = __import__("re").search(r"\d{6}", queued_bodies(settings().priority_queue)[0]["text"]).group()
-    verified = api.post("/otp/verify", {"phoneNumber": PHONE, "otp": code}, key=None,
-                        headers={"Authorization": f"Bearer {second}"})
+    api.post(
+        "/otp/send", {"phoneNumber": PHONE}, key=None, headers={"Authorization": f"Bearer {first}"}
+    )
+    code = (
+        __import__("re")
+        .search(r"\d{6}", queued_bodies(settings().priority_queue)[0]["text"])
+        .group()
+    )
+    verified = api.post(
+        "/otp/verify",
+        {"phoneNumber": PHONE, "otp": code},
+        key=None,
+        headers={"Authorization": f"Bearer {second}"},
+    )
     assert verified.status_code == 200
 
 
-@pytest.mark.parametrize("form, status, error", [
-    ({"grant_type": "password"}, 400, "unsupported_grant_type"),
-    ({}, 400, "invalid_request"),
-    ({"grant_type": "client_credentials"}, 401, "invalid_client"),
-    ({"grant_type": "client_credentials", "client_id": "cq_client_x", "client_secret": "y"}, 401, "invalid_client"),
-])
+@pytest.mark.parametrize(
+    "form, status, error",
+    [
+        ({"grant_type": "password"}, 400, "unsupported_grant_type"),
+        ({}, 400, "invalid_request"),
+        ({"grant_type": "client_credentials"}, 401, "invalid_client"),
+        (
+            {"grant_type": "client_credentials", "client_id": "cq_client_x", "client_secret": "y"},
+            401,
+            "invalid_client",
+        ),
+    ],
+)
 def test_token_errors_follow_rfc_6749(api, client_credentials, form, status, error):
     response = token_request(api, form)
     assert response.status_code == status
@@ -110,8 +153,9 @@ def test_token_errors_follow_rfc_6749(api, client_credentials, form, status, err
 
 def test_wrong_secret_is_invalid_client(api, client_credentials):
     client_id, _ = client_credentials
-    response = token_request(api, {"grant_type": "client_credentials", "client_id": client_id,
-                                   "client_secret": "wrong"})
+    response = token_request(
+        api, {"grant_type": "client_credentials", "client_id": client_id, "client_secret": "wrong"}
+    )
     assert response.status_code == 401 and response.headers["WWW-Authenticate"].startswith("Basic")
 
 
@@ -120,7 +164,10 @@ def test_expired_and_revoked_tokens_are_403(api, client_credentials):
     form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
     expired, revoked = (token_request(api, form).json["access_token"] for _ in range(2))
     from chalicelib.auth import hash_key
-    Credential.get(hash_key(expired)).update(actions=[Credential.expires_at.set(utcnow() - timedelta(seconds=1))])
+
+    Credential.get(hash_key(expired)).update(
+        actions=[Credential.expires_at.set(utcnow() - timedelta(seconds=1))]
+    )
     oauth.revoke_client(client_id)
     for token in (expired, revoked):
         response = api.get("/messages", key=None, headers={"Authorization": f"Bearer {token}"})

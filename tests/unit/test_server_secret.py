@@ -1,9 +1,10 @@
 """Where the server secret comes from, per stage."""
+
 import pytest
 
+from chalicelib.server_secret import DEV_SECRET, SecretNotConfigured, server_secret
 from chinqit_admin import provision
 from devstack import container
-from chalicelib.server_secret import DEV_SECRET, SecretNotConfigured, server_secret
 
 
 @pytest.fixture
@@ -14,6 +15,7 @@ def stage(monkeypatch, aws):
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         container.reset()
+
     yield configure
     monkeypatch.undo()
     container.reset()

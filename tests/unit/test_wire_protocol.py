@@ -1,7 +1,8 @@
 """The wire protocol's contract: what one side writes the other reads, old bodies included."""
+
 import ast
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from chalicelib.wire import protocol
 from chalicelib.wire.protocol import OutboundSms, PayloadError, UnsupportedVersion, WireError
 
-AT = datetime(2025, 1, 20, 10, 14, 50, tzinfo=timezone.utc)
+AT = datetime(2025, 1, 20, 10, 14, 50, tzinfo=UTC)
 SMS = OutboundSms("m-1", "+22238089336", "Votre code: 123456", "otp", AT + timedelta(minutes=10))
 
 
@@ -25,14 +26,22 @@ def test_outbound_sms_without_deadline_round_trips():
 
 
 def test_a_version_1_body_is_read():
-    body = json.dumps({"messageId": "m-1", "to": "+22238089336", "text": "Votre code: 123456",
-                       "kind": "otp", "sendBefore": "2025-01-20T10:24:50+00:00"})
+    body = json.dumps(
+        {
+            "messageId": "m-1",
+            "to": "+22238089336",
+            "text": "Votre code: 123456",
+            "kind": "otp",
+            "sendBefore": "2025-01-20T10:24:50+00:00",
+        }
+    )
     assert OutboundSms.from_json(body) == SMS
 
 
 def test_a_version_1_deadline_without_time_zone_means_utc():
-    body = json.dumps({"messageId": "m-1", "to": "+22238089336", "text": "x",
-                       "sendBefore": "2025-01-20T10:24:50"})
+    body = json.dumps(
+        {"messageId": "m-1", "to": "+22238089336", "text": "x", "sendBefore": "2025-01-20T10:24:50"}
+    )
     assert OutboundSms.from_json(body).send_before == AT + timedelta(minutes=10)
 
 
@@ -47,13 +56,18 @@ def test_an_unknown_version_is_refused(version):
         OutboundSms.from_json(body)
 
 
-@pytest.mark.parametrize("body", [
-    "not json", "[]", json.dumps({"to": "+22238089336", "text": "x"}),
-    json.dumps({"messageId": 1, "to": "+22238089336", "text": "x"}),
-    json.dumps({"messageId": "m", "to": "+22238089336", "text": "x", "kind": 3}),
-    json.dumps({"messageId": "m", "to": "+22238089336", "text": "x", "sendBefore": "soon"}),
-    json.dumps({"v": "2", "messageId": "m", "to": "+22238089336", "text": "x"}),
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "not json",
+        "[]",
+        json.dumps({"to": "+22238089336", "text": "x"}),
+        json.dumps({"messageId": 1, "to": "+22238089336", "text": "x"}),
+        json.dumps({"messageId": "m", "to": "+22238089336", "text": "x", "kind": 3}),
+        json.dumps({"messageId": "m", "to": "+22238089336", "text": "x", "sendBefore": "soon"}),
+        json.dumps({"v": "2", "messageId": "m", "to": "+22238089336", "text": "x"}),
+    ],
+)
 def test_a_body_that_is_not_an_outbound_sms_is_refused(body):
     with pytest.raises(WireError):
         OutboundSms.from_json(body)
@@ -61,21 +75,35 @@ def test_a_body_that_is_not_an_outbound_sms_is_refused(body):
 
 def test_status_report_round_trips():
     body = protocol.status_report("failed", reason="CMS ERROR 500", segments=2, at=AT)
-    assert body == {"status": "failed", "reason": "CMS ERROR 500", "segments": 2,
-                    "at": "2025-01-20T10:14:50.000Z"}
-    assert protocol.parse_status_report(body) == protocol.StatusReport("failed", "CMS ERROR 500", AT)
+    assert body == {
+        "status": "failed",
+        "reason": "CMS ERROR 500",
+        "segments": 2,
+        "at": "2025-01-20T10:14:50.000Z",
+    }
+    assert protocol.parse_status_report(body) == protocol.StatusReport(
+        "failed", "CMS ERROR 500", AT
+    )
 
 
 def test_status_report_leaves_out_what_it_does_not_know():
     assert protocol.status_report("sending") == {"status": "sending"}
-    assert protocol.parse_status_report({"status": "SENT"}) == protocol.StatusReport("sent", None, None)
+    assert protocol.parse_status_report({"status": "SENT"}) == protocol.StatusReport(
+        "sent", None, None
+    )
 
 
 def test_inbound_sms_round_trips():
     body = protocol.inbound_sms("+22238089336", "Bonjour", "sim:7", AT)
-    assert body == {"from": "+22238089336", "text": "Bonjour", "receivedAt": "2025-01-20T10:14:50.000Z",
-                    "deviceRef": "sim:7"}
-    assert protocol.parse_inbound_sms(body) == protocol.InboundReport("+22238089336", "Bonjour", "sim:7", AT)
+    assert body == {
+        "from": "+22238089336",
+        "text": "Bonjour",
+        "receivedAt": "2025-01-20T10:14:50.000Z",
+        "deviceRef": "sim:7",
+    }
+    assert protocol.parse_inbound_sms(body) == protocol.InboundReport(
+        "+22238089336", "Bonjour", "sim:7", AT
+    )
 
 
 def test_heartbeat_round_trips():
@@ -92,8 +120,9 @@ def errors_of(parse, body) -> list[dict]:
 
 
 def test_status_report_errors_are_all_listed():
-    assert errors_of(protocol.parse_status_report,
-                     {"status": "lost", "reason": "x" * 501, "at": "yesterday"}) == [
+    assert errors_of(
+        protocol.parse_status_report, {"status": "lost", "reason": "x" * 501, "at": "yesterday"}
+    ) == [
         {"field": "status", "message": "must be one of sending, sent, delivered, failed, expired"},
         {"field": "reason", "message": "must be a string of at most 500 characters"},
         {"field": "at", "message": "must be an ISO-8601 date-time"},
@@ -101,14 +130,19 @@ def test_status_report_errors_are_all_listed():
 
 
 def test_status_is_required_only_when_nothing_else_is_wrong():
-    assert errors_of(protocol.parse_status_report, {}) == [{"field": "status", "message": "is required"}]
+    assert errors_of(protocol.parse_status_report, {}) == [
+        {"field": "status", "message": "is required"}
+    ]
     assert errors_of(protocol.parse_status_report, {"at": "2025-01-20T10:14:50"}) == [
-        {"field": "at", "message": "must include a time zone, e.g. Z"}]
+        {"field": "at", "message": "must include a time zone, e.g. Z"}
+    ]
 
 
 def test_inbound_sms_errors_are_all_listed():
-    assert errors_of(protocol.parse_inbound_sms,
-                     {"from": " ", "text": 5, "receivedAt": 7, "deviceRef": "r" * 201}) == [
+    assert errors_of(
+        protocol.parse_inbound_sms,
+        {"from": " ", "text": 5, "receivedAt": 7, "deviceRef": "r" * 201},
+    ) == [
         {"field": "from", "message": "must not be empty"},
         {"field": "text", "message": "must be a string of at most 10000 characters"},
         {"field": "receivedAt", "message": "must be an ISO-8601 date-time"},
@@ -125,8 +159,10 @@ def test_inbound_sms_needs_sender_text_and_reference():
 
 
 def test_heartbeat_errors_are_all_listed():
-    assert errors_of(protocol.parse_heartbeat,
-                     {"driver": "d" * 41, "signalPercent": 101, "batteryPercent": True, "version": 1}) == [
+    assert errors_of(
+        protocol.parse_heartbeat,
+        {"driver": "d" * 41, "signalPercent": 101, "batteryPercent": True, "version": 1},
+    ) == [
         {"field": "driver", "message": "must be a string of at most 40 characters"},
         {"field": "signalPercent", "message": "must be a whole number from 0 to 100"},
         {"field": "batteryPercent", "message": "must be a whole number from 0 to 100"},
@@ -136,7 +172,8 @@ def test_heartbeat_errors_are_all_listed():
 
 def test_a_payload_that_is_not_an_object_is_refused():
     assert errors_of(protocol.parse_heartbeat, ["modem"]) == [
-        {"field": "body", "message": "must be a JSON object"}]
+        {"field": "body", "message": "must be a JSON object"}
+    ]
 
 
 def imported_modules(path: Path) -> set[str]:

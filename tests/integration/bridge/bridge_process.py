@@ -5,6 +5,7 @@ BRIDGE_TEST_EXIT_BEFORE_DELETE=1 makes the process die like ``kill -9`` (os._exi
 cleanup) at its first SQS delete: the SMS is sent and its outcome journaled, the SQS
 message not yet deleted.
 """
+
 import os
 
 from device_bridge import drivers, transport

@@ -1,5 +1,6 @@
 """The bridge against real services on loopback: a moto server for SQS (one per session,
 fresh queues per test) and the fake device API."""
+
 from __future__ import annotations
 
 import contextlib
@@ -7,8 +8,8 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable, Optional
 
 import boto3
 import pytest
@@ -36,31 +37,49 @@ class Queues:
         self.sqs = sqs
         prefix = f"bridge-{uuid.uuid4().hex[:10]}"
         self.names = {"bulk": f"{prefix}-outbound", "priority": f"{prefix}-outbound-priority"}
-        self.urls = {kind: sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "60"})
-                     ["QueueUrl"] for kind, name in self.names.items()}
+        self.urls = {
+            kind: sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "60"})[
+                "QueueUrl"
+            ]
+            for kind, name in self.names.items()
+        }
 
-    def put(self, kind: str = "bulk", text: str = "Bonjour", to: str = "+22238089336",
-            send_before: Optional[datetime] = None, message_id: Optional[str] = None) -> str:
+    def put(
+        self,
+        kind: str = "bulk",
+        text: str = "Bonjour",
+        to: str = "+22238089336",
+        send_before: datetime | None = None,
+        message_id: str | None = None,
+    ) -> str:
         message_id = message_id or str(uuid.uuid4())
-        body = {"messageId": message_id, "to": to, "text": text,
-                "kind": "otp" if kind == "priority" else "sms",
-                "sendBefore": send_before.isoformat() if send_before else None}
+        body = {
+            "messageId": message_id,
+            "to": to,
+            "text": text,
+            "kind": "otp" if kind == "priority" else "sms",
+            "sendBefore": send_before.isoformat() if send_before else None,
+        }
         self.sqs.send_message(QueueUrl=self.urls[kind], MessageBody=json.dumps(body))
         return message_id
 
     def counts(self, kind: str = "bulk") -> tuple[int, int]:
         """(visible, in flight) messages on the queue."""
         attributes = self.sqs.get_queue_attributes(
-            QueueUrl=self.urls[kind], AttributeNames=["All"])["Attributes"]
-        return (int(attributes["ApproximateNumberOfMessages"]),
-                int(attributes["ApproximateNumberOfMessagesNotVisible"]))
+            QueueUrl=self.urls[kind], AttributeNames=["All"]
+        )["Attributes"]
+        return (
+            int(attributes["ApproximateNumberOfMessages"]),
+            int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+        )
 
     def take_visible(self, kind: str = "bulk") -> list[dict]:
         """Receive (and hide) every visible message: what another bridge would get now."""
         bodies = []
         while True:
-            batch = self.sqs.receive_message(QueueUrl=self.urls[kind], MaxNumberOfMessages=10,
-                                             WaitTimeSeconds=0).get("Messages", [])
+            batch = self.sqs.receive_message(
+                QueueUrl=self.urls[kind], MaxNumberOfMessages=10, WaitTimeSeconds=0
+            ).get("Messages", [])
             if not batch:
                 return bodies
             bodies += [json.loads(message["Body"]) for message in batch]
@@ -84,11 +103,19 @@ def make_config(queues, api, tmp_path) -> Callable[..., BridgeConfig]:
     """Test settings: no long polling (moto would hold the poller), no rate limit."""
 
     def make(**options) -> BridgeConfig:
-        settings = dict(api_url=api.url, device_key=DEVICE_KEY, driver="fake",
-                        outbound_queue=queues.names["bulk"], priority_queue=queues.names["priority"],
-                        journal=str(tmp_path / "journal.sqlite3"), wait_time_seconds=0,
-                        poll_interval=0.02, sends_per_minute=60000, send_burst=100,
-                        retry_delay=0.0)
+        settings = dict(
+            api_url=api.url,
+            device_key=DEVICE_KEY,
+            driver="fake",
+            outbound_queue=queues.names["bulk"],
+            priority_queue=queues.names["priority"],
+            journal=str(tmp_path / "journal.sqlite3"),
+            wait_time_seconds=0,
+            poll_interval=0.02,
+            sends_per_minute=60000,
+            send_burst=100,
+            retry_delay=0.0,
+        )
         settings.update(options)
         return BridgeConfig(**settings)
 
@@ -97,7 +124,7 @@ def make_config(queues, api, tmp_path) -> Callable[..., BridgeConfig]:
 
 @pytest.fixture
 def make_agent(make_config):
-    def make(driver: Optional[FakeDriver] = None, clock=time.monotonic, **options) -> Agent:
+    def make(driver: FakeDriver | None = None, clock=time.monotonic, **options) -> Agent:
         return Agent.build(make_config(**options), driver or FakeDriver(), clock=clock)
 
     return make

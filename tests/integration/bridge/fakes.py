@@ -1,5 +1,6 @@
 """Test doubles for the bridge: a phone in memory, a clock tests move, and the device API
 on a real local HTTP server."""
+
 from __future__ import annotations
 
 import json
@@ -7,10 +8,10 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable, Optional
 
 from device_bridge.drivers.base import DeviceInfo, Driver, OutboundSms, SendResult
 
@@ -26,13 +27,18 @@ class FakeDriver(Driver):
 
     name = "fake"
 
-    def __init__(self, sent_log: Optional[str] = None, send_delay: float = 0.0,
-                 crash_after_send: bool = False, segments: int = 1):
+    def __init__(
+        self,
+        sent_log: str | None = None,
+        send_delay: float = 0.0,
+        crash_after_send: bool = False,
+        segments: int = 1,
+    ):
         self.sent: list[OutboundSms] = []  # SMS that reached the network, in order
         self.attempts: list[str] = []  # messageId of every send call, refused or not
         self.refusals: deque = deque()  # exceptions the next send calls raise, in order
         self.events: deque = deque()  # InboundSms / DeliveryReport the next poll returns
-        self.during_send: Optional[Callable[[OutboundSms], None]] = None
+        self.during_send: Callable[[OutboundSms], None] | None = None
         self.opened = self.closed = False
         self.sent_log = Path(sent_log) if sent_log else None
         self.send_delay = send_delay
@@ -54,8 +60,9 @@ class FakeDriver(Driver):
         self._log("sent", sms)
         if self.crash_after_send:
             os._exit(CRASH_EXIT)  # like kill -9: before the bridge can journal anything
-        return SendResult(self.segments, tuple(f"{sms.message_id}/{part}"
-                                               for part in range(self.segments)))
+        return SendResult(
+            self.segments, tuple(f"{sms.message_id}/{part}" for part in range(self.segments))
+        )
 
     def poll(self) -> list:
         events = list(self.events)
@@ -80,7 +87,7 @@ class FakeDriver(Driver):
 class Options:
     """Options of ``--driver fake`` (typed by drivers.load from --driver-option text)."""
 
-    sent_log: Optional[str] = None  # JSON-lines file recording every send
+    sent_log: str | None = None  # JSON-lines file recording every send
     send_delay: float = 0.0  # seconds each send takes
     crash_after_send: bool = False  # die like kill -9 right after the SMS left
     segments: int = 1
@@ -136,9 +143,9 @@ class FakeApi:
         self.claims: dict[str, str] = {}  # messageId -> device key that posted "sending" first
         self.inbound: dict[str, dict] = {}  # deviceRef -> body, stored once
         self.unknown: set[str] = set()
-        self.fail_with: Optional[int] = None
+        self.fail_with: int | None = None
         self._lock = threading.Lock()
-        self._server: Optional[ThreadingHTTPServer] = None
+        self._server: ThreadingHTTPServer | None = None
         self.port = 0
         self.start()
 
@@ -161,8 +168,11 @@ class FakeApi:
         return [body["status"] for path, body in self.status_calls(message_id)]
 
     def status_calls(self, message_id: str) -> list[tuple[str, dict]]:
-        return [(path, body) for path, body in self.calls
-                if path == f"/device/messages/{message_id}/status"]
+        return [
+            (path, body)
+            for path, body in self.calls
+            if path == f"/device/messages/{message_id}/status"
+        ]
 
     def heartbeats(self) -> list[dict]:
         return [body for path, body in self.calls if path == "/device/heartbeat"]
@@ -182,8 +192,11 @@ class FakeApi:
         if path == "/device/inbound":
             duplicate = body["deviceRef"] in self.inbound
             self.inbound.setdefault(body["deviceRef"], body)
-            return 200, {"success": True, "messageId": "in-" + body["deviceRef"],
-                         "duplicate": duplicate}
+            return 200, {
+                "success": True,
+                "messageId": "in-" + body["deviceRef"],
+                "duplicate": duplicate,
+            }
         parts = path.split("/")
         if len(parts) == 5 and parts[1:3] == ["device", "messages"] and parts[4] == "status":
             message_id = parts[3]
@@ -194,7 +207,9 @@ class FakeApi:
                 stored = self.statuses[message_id] = body["status"]
             answer = {"success": True, "messageId": message_id, "status": stored}
             if body["status"] == "sending":
-                answer["claimed"] = stored == "sending" and self.claims.setdefault(message_id, key) == key
+                answer["claimed"] = (
+                    stored == "sending" and self.claims.setdefault(message_id, key) == key
+                )
             return 200, answer
         return 404, {"success": False, "message": "Not found"}
 

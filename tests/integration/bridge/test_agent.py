@@ -1,11 +1,12 @@
 """The agent against SQS (moto server), the fake device API and the in-memory phone."""
+
 from __future__ import annotations
 
 import json
 import logging
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -19,8 +20,9 @@ from tests.logcapture import capture_all, text
 
 
 def received(device_ref: str, text: str = "Oui") -> InboundSms:
-    return InboundSms("+22238089336", text, datetime(2025, 1, 20, 10, 14, 50, tzinfo=timezone.utc),
-                      device_ref)
+    return InboundSms(
+        "+22238089336", text, datetime(2025, 1, 20, 10, 14, 50, tzinfo=UTC), device_ref
+    )
 
 
 def test_sends_the_sms_and_reports_sending_then_sent(queues, api, make_agent):
@@ -29,7 +31,8 @@ def test_sends_the_sms_and_reports_sending_then_sent(queues, api, make_agent):
     with running(make_agent(driver)) as agent:
         agent.run_until(lambda: api.statuses.get(message_id) == "sent", timeout=10)
     assert [(sms.message_id, sms.to, sms.text) for sms in driver.sent] == [
-        (message_id, "+22238089336", "Bonjour Aminata")]
+        (message_id, "+22238089336", "Bonjour Aminata")
+    ]
     assert api.posted_statuses(message_id) == ["sending", "sent"]
     assert api.status_calls(message_id)[-1][1]["segments"] == 1
     assert queues.counts() == (0, 0)
@@ -43,15 +46,23 @@ def test_long_polls_in_batches_of_ten_and_buffers_at_most_max_buffered(queues, m
     agent = make_agent(wait_time_seconds=20, max_buffered=10)
     receives = []
     agent.queues["bulk"].client.meta.events.register(
-        "provide-client-params.sqs.ReceiveMessage", lambda params, **_: receives.append(dict(params)))
+        "provide-client-params.sqs.ReceiveMessage",
+        lambda params, **_: receives.append(dict(params)),
+    )
     with running(agent):  # the loop never turns: nothing is sent, the pollers fill the hand
         wait_until(lambda: agent.hand.count() == 20)
         time.sleep(0.2)  # a full hand must stop the pollers from receiving more
         assert agent.hand.count() == 20
         assert queues.counts("bulk") == queues.counts("priority") == (2, 10)
     assert sorted(receives, key=lambda params: params["QueueUrl"]) == [
-        {"QueueUrl": queues.urls[kind], "MaxNumberOfMessages": 10, "WaitTimeSeconds": 20,
-         "VisibilityTimeout": 60} for kind in sorted(queues.urls, key=queues.urls.get)]
+        {
+            "QueueUrl": queues.urls[kind],
+            "MaxNumberOfMessages": 10,
+            "WaitTimeSeconds": 20,
+            "VisibilityTimeout": 60,
+        }
+        for kind in sorted(queues.urls, key=queues.urls.get)
+    ]
     assert queues.counts("bulk") == queues.counts("priority") == (12, 0)  # released at shutdown
 
 
@@ -62,7 +73,8 @@ def test_visibility_is_extended_while_a_slow_phone_sends(queues, api, make_agent
     deliveries = []
     agent.queues["bulk"].client.meta.events.register(
         "after-call.sqs.ReceiveMessage",
-        lambda parsed, **_: deliveries.extend(parsed.get("Messages", [])))
+        lambda parsed, **_: deliveries.extend(parsed.get("Messages", [])),
+    )
 
     def slow_send(sms):
         if sms.message_id == first:
@@ -84,8 +96,10 @@ def test_message_received_again_after_its_hold_lapsed_is_held_once(queues, api, 
     agent = make_agent(driver, visibility_timeout=1)
     deliveries = []
     events = agent.queues["bulk"].client.meta.events
-    events.register("after-call.sqs.ReceiveMessage",
-                    lambda parsed, **_: deliveries.extend(parsed.get("Messages", [])))
+    events.register(
+        "after-call.sqs.ReceiveMessage",
+        lambda parsed, **_: deliveries.extend(parsed.get("Messages", [])),
+    )
 
     def sqs_unreachable(**_):
         raise ConnectionError("SQS unreachable")
@@ -108,11 +122,13 @@ def test_message_received_again_after_its_hold_lapsed_is_held_once(queues, api, 
 def test_sqs_message_is_deleted_only_once_the_outcome_is_journaled(queues, api, make_agent):
     sent = queues.put()
     refused = queues.put(to="+22238000000")
-    expired = queues.put(send_before=datetime.now(timezone.utc) - timedelta(seconds=1))
+    expired = queues.put(send_before=datetime.now(UTC) - timedelta(seconds=1))
     driver = FakeDriver()
     driver.during_send = lambda sms: (
         driver.refusals.append(SendError("unknown subscriber", "1", retryable=False))
-        if sms.message_id == refused else None)
+        if sms.message_id == refused
+        else None
+    )
     agent = make_agent(driver)
     sqs_ids = {}  # receipt handle -> SQS message id
     states_at_delete = []
@@ -127,8 +143,13 @@ def test_sqs_message_is_deleted_only_once_the_outcome_is_journaled(queues, api, 
     events.register("after-call.sqs.ReceiveMessage", remember_receipts)
     events.register("provide-client-params.sqs.DeleteMessage", record_state)
     with running(agent):
-        agent.run_until(lambda: all(api.statuses.get(m) in ("sent", "failed", "expired")
-                                    for m in (sent, refused, expired)), timeout=10)
+        agent.run_until(
+            lambda: all(
+                api.statuses.get(m) in ("sent", "failed", "expired")
+                for m in (sent, refused, expired)
+            ),
+            timeout=10,
+        )
     assert sorted(states_at_delete) == ["expired", "failed", "sent"]
     assert queues.counts() == (0, 0)
 
@@ -145,7 +166,8 @@ def test_redelivered_message_already_sent_is_deleted_not_resent(queues, api, mak
             raise ConnectionError("network dropped before the delete")
 
     agent.queues["bulk"].client.meta.events.register(
-        "provide-client-params.sqs.DeleteMessage", lose_first_delete)
+        "provide-client-params.sqs.DeleteMessage", lose_first_delete
+    )
     with running(agent):  # the message comes back after the 1 s visibility timeout
         agent.run_until(lambda: len(deletes) == 2, timeout=10)
     assert [sms.message_id for sms in driver.sent] == [message_id]
@@ -165,28 +187,35 @@ def test_message_resent_by_the_api_is_sent_again(queues, api, make_agent):
     assert [sms.message_id for sms in driver.sent] == [message_id]
 
 
-def test_send_interrupted_by_a_crash_is_reported_failed_not_resent(queues, api, make_agent, tmp_path):
+def test_send_interrupted_by_a_crash_is_reported_failed_not_resent(
+    queues, api, make_agent, tmp_path
+):
     message_id = queues.put()
-    sqs_id = queues.sqs.receive_message(
-        QueueUrl=queues.urls["bulk"], VisibilityTimeout=0)["Messages"][0]["MessageId"]
+    sqs_id = queues.sqs.receive_message(QueueUrl=queues.urls["bulk"], VisibilityTimeout=0)[
+        "Messages"
+    ][0]["MessageId"]
     journal = Journal(str(tmp_path / "journal.sqlite3"))
     journal.begin_send(sqs_id, message_id)  # the previous run died inside driver.send
     journal.close()
     driver = FakeDriver()
     with running(make_agent(driver)) as agent:
-        agent.run_until(lambda: queues.counts() == (0, 0) and api.statuses.get(message_id), timeout=10)
+        agent.run_until(
+            lambda: queues.counts() == (0, 0) and api.statuses.get(message_id), timeout=10
+        )
     assert driver.attempts == []
     assert api.posted_statuses(message_id) == ["failed"]
     assert api.status_calls(message_id)[0][1]["reason"] == INTERRUPTED
 
 
 def test_message_past_send_before_is_expired_not_sent(queues, api, make_agent):
-    late = queues.put(kind="priority", send_before=datetime.now(timezone.utc) - timedelta(seconds=1))
-    on_time = queues.put(kind="priority", send_before=datetime.now(timezone.utc) + timedelta(minutes=10))
+    late = queues.put(kind="priority", send_before=datetime.now(UTC) - timedelta(seconds=1))
+    on_time = queues.put(kind="priority", send_before=datetime.now(UTC) + timedelta(minutes=10))
     driver = FakeDriver()
     with running(make_agent(driver)) as agent:
-        agent.run_until(lambda: api.statuses.get(late) == "expired"
-                        and api.statuses.get(on_time) == "sent", timeout=10)
+        agent.run_until(
+            lambda: api.statuses.get(late) == "expired" and api.statuses.get(on_time) == "sent",
+            timeout=10,
+        )
     assert [sms.message_id for sms in driver.sent] == [on_time]
     assert api.posted_statuses(late) == ["expired"]
     assert queues.counts("priority") == (0, 0)
@@ -243,8 +272,9 @@ def test_delivery_reports_mark_the_message_delivered_or_failed(queues, api, make
     delivered, lost = queues.put(), queues.put()
     driver = FakeDriver(segments=2)
     with running(make_agent(driver)) as agent:
-        agent.run_until(lambda: api.statuses.get(delivered) == api.statuses.get(lost) == "sent",
-                        timeout=10)
+        agent.run_until(
+            lambda: api.statuses.get(delivered) == api.statuses.get(lost) == "sent", timeout=10
+        )
         driver.events.append(DeliveryReport(f"{delivered}/0", True))
         driver.events.append(DeliveryReport(f"{lost}/1", False, "absent subscriber"))
         agent.run_until(lambda: api.statuses.get(lost) == "failed", timeout=10)
@@ -264,8 +294,12 @@ def test_received_sms_is_posted_with_its_device_ref(api, make_agent):
     with running(make_agent(driver)) as agent:
         driver.events.append(received("sim-1", "Oui, merci"))
         agent.run_until(lambda: "sim-1" in api.inbound, timeout=10)
-    assert api.inbound["sim-1"] == {"from": "+22238089336", "text": "Oui, merci",
-                                    "receivedAt": "2025-01-20T10:14:50.000Z", "deviceRef": "sim-1"}
+    assert api.inbound["sim-1"] == {
+        "from": "+22238089336",
+        "text": "Oui, merci",
+        "receivedAt": "2025-01-20T10:14:50.000Z",
+        "deviceRef": "sim-1",
+    }
 
 
 def test_received_sms_waits_in_the_journal_while_the_api_fails(api, make_agent):
@@ -314,8 +348,9 @@ def test_status_of_a_message_unknown_to_the_api_is_dropped_not_retried(queues, a
     api.unknown.add(message_id)
     driver = FakeDriver()
     with running(make_agent(driver)) as agent:
-        agent.run_until(lambda: len(driver.sent) == 1 and agent.journal.pending_posts(10) == [],
-                        timeout=10)
+        agent.run_until(
+            lambda: len(driver.sent) == 1 and agent.journal.pending_posts(10) == [], timeout=10
+        )
         for _ in range(5):
             agent.step()
     assert api.posted_statuses(message_id) == ["sending", "sent"]  # each answered 404 once
@@ -374,7 +409,9 @@ def test_otp_messages_go_before_bulk_messages(queues, api, make_agent):
     assert sorted(order[:2]) == sorted(otp) and sorted(order[2:]) == sorted(bulk)
 
 
-def test_otp_arriving_while_bulk_waits_for_the_rate_limit_takes_the_next_slot(queues, api, make_agent):
+def test_otp_arriving_while_bulk_waits_for_the_rate_limit_takes_the_next_slot(
+    queues, api, make_agent
+):
     clock = FakeClock()
     driver = FakeDriver()
     agent = make_agent(driver, clock=clock, sends_per_minute=6, send_burst=1)
@@ -424,17 +461,24 @@ def test_message_another_device_is_sending_is_left_on_the_queue(queues, api, mak
     with running(make_agent(driver, visibility_timeout=1)) as agent:
         agent.run_until(lambda: len(api.posted_statuses(message_id)) >= 2, timeout=10)
     assert driver.attempts == []
-    assert api.posted_statuses(message_id)[:2] == ["sending", "sending"], "redelivered, claimed again"
+    assert api.posted_statuses(message_id)[:2] == ["sending", "sending"], (
+        "redelivered, claimed again"
+    )
     assert queues.counts() != (0, 0), "not deleted: the queue redelivers or dead-letters it"
 
 
 def test_two_bridges_on_one_queue_share_the_work_and_never_send_twice(
-        queues, api, make_config, tmp_path):
+    queues, api, make_config, tmp_path
+):
     ids = {queues.put() for _ in range(20)}
     drivers = [FakeDriver(send_delay=0.01), FakeDriver(send_delay=0.01)]
-    agents = [Agent.build(make_config(journal=str(tmp_path / f"journal-{n}.sqlite3"),
-                                      max_buffered=2), driver)
-              for n, driver in enumerate(drivers)]
+    agents = [
+        Agent.build(
+            make_config(journal=str(tmp_path / f"journal-{n}.sqlite3"), max_buffered=2), driver
+        )
+        for n, driver in enumerate(drivers)
+    ]
+
     def all_sent() -> bool:
         return sum(len(driver.sent) for driver in drivers) >= 20
 
@@ -463,8 +507,12 @@ def test_heartbeat_reports_driver_info_every_interval(api, make_agent):
         assert len(api.heartbeats()) == 1
         clock.advance(1)
         agent.run_until(lambda: len(api.heartbeats()) == 2, timeout=10)
-    assert api.heartbeats()[0] == {"driver": "fake", "signalPercent": 70, "batteryPercent": 80,
-                                   "version": api.heartbeats()[0]["version"]}
+    assert api.heartbeats()[0] == {
+        "driver": "fake",
+        "signalPercent": 70,
+        "batteryPercent": 80,
+        "version": api.heartbeats()[0]["version"],
+    }
 
 
 def test_logs_never_show_sms_texts_or_the_device_key(queues, api, make_agent):
@@ -478,8 +526,9 @@ def test_logs_never_show_sms_texts_or_the_device_key(queues, api, make_agent):
         driver.events.append(received("sim-1", "Mon code secret 777111"))
         agent.run_until(lambda: len(driver.sent) == 1, timeout=10)
         api.fail_with = None
-        agent.run_until(lambda: api.statuses.get(message_id) == "sent" and "sim-1" in api.inbound,
-                        timeout=15)
+        agent.run_until(
+            lambda: api.statuses.get(message_id) == "sent" and "sim-1" in api.inbound, timeout=15
+        )
     logged = "\n".join(text(record) for record in records)
     assert message_id in logged
     for secret in ("482916", "777111", DEVICE_KEY):
@@ -498,12 +547,16 @@ def test_a_refused_device_key_keeps_everything_for_later_and_says_so(api, make_a
 NEWER_VERSION = json.dumps({"v": 3, "messageId": "m-3", "to": "+22238089336", "text": "Bonjour"})
 
 
-@pytest.mark.parametrize("body, complaint", [
-    ('{"messageId": "m-1"}', "is not an outbound SMS"),
-    (NEWER_VERSION, "protocol version 3 is not supported"),
-])
+@pytest.mark.parametrize(
+    "body, complaint",
+    [
+        ('{"messageId": "m-1"}', "is not an outbound SMS"),
+        (NEWER_VERSION, "protocol version 3 is not supported"),
+    ],
+)
 def test_a_message_the_bridge_cannot_read_is_left_for_the_dead_letter_queue(
-        body, complaint, queues, api, make_agent, caplog):
+    body, complaint, queues, api, make_agent, caplog
+):
     queues.sqs.send_message(QueueUrl=queues.urls["bulk"], MessageBody=body)
     message_id = queues.put()
     driver = FakeDriver()

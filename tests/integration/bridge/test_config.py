@@ -1,4 +1,5 @@
 """Settings: defaults < config file < SMSGW_BRIDGE_* environment < flags."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -7,8 +8,11 @@ import pytest
 
 from device_bridge import cli, config
 
-REQUIRED_ENV = {"SMSGW_BRIDGE_API_URL": "https://sms.example.com",
-                "SMSGW_BRIDGE_DEVICE_KEY": "dk_1", "SMSGW_BRIDGE_DRIVER": "simulator"}
+REQUIRED_ENV = {
+    "SMSGW_BRIDGE_API_URL": "https://sms.example.com",
+    "SMSGW_BRIDGE_DEVICE_KEY": "dk_1",
+    "SMSGW_BRIDGE_DRIVER": "simulator",
+}
 
 
 def write(tmp_path, text: str):
@@ -19,16 +23,26 @@ def write(tmp_path, text: str):
 
 def test_defaults_are_the_documented_ones():
     settings = config.load([], REQUIRED_ENV)
-    assert (settings.sends_per_minute, settings.send_burst, settings.max_attempts,
-            settings.heartbeat_interval, settings.wait_time_seconds, settings.visibility_timeout,
-            settings.max_buffered) == (6.0, 1, 3, 60.0, 20, 60, 10)
-    assert settings.queues == {"priority": "chinqit-dev-outbound-priority",
-                               "bulk": "chinqit-dev-outbound"}
+    assert (
+        settings.sends_per_minute,
+        settings.send_burst,
+        settings.max_attempts,
+        settings.heartbeat_interval,
+        settings.wait_time_seconds,
+        settings.visibility_timeout,
+        settings.max_buffered,
+    ) == (6.0, 1, 3, 60.0, 20, 60, 10)
+    assert settings.queues == {
+        "priority": "chinqit-dev-outbound-priority",
+        "bulk": "chinqit-dev-outbound",
+    }
     assert settings.journal.endswith("chinqit-bridge/journal.sqlite3")
 
 
 def test_flags_beat_environment_which_beats_the_file(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 api_url = "https://from-file.example.com"
 device_key = "dk_file"
 sends_per_minute = 2
@@ -39,10 +53,12 @@ outbound_queue = "file-queue"
 name = "modem"
 port = "/dev/ttyUSB2"
 baudrate = 9600
-""")
+""",
+    )
     settings = config.load(
         ["--config", path, "--max-attempts", "7", "--driver-option", "port=/dev/ttyUSB3"],
-        {"SMSGW_BRIDGE_SENDS_PER_MINUTE": "4", "SMSGW_BRIDGE_MAX_ATTEMPTS": "6"})
+        {"SMSGW_BRIDGE_SENDS_PER_MINUTE": "4", "SMSGW_BRIDGE_MAX_ATTEMPTS": "6"},
+    )
     assert settings.api_url == "https://from-file.example.com"
     assert settings.driver == "modem"
     assert settings.outbound_queue == "file-queue"
@@ -58,12 +74,15 @@ def test_missing_required_options_are_named_with_their_flag_and_variable():
     assert "device_key" in str(error.value) and "driver (" not in str(error.value)
 
 
-@pytest.mark.parametrize("argv, complaint", [
-    (["--wait-time-seconds", "30"], "wait_time_seconds must be at most 20"),
-    (["--sends-per-minute", "often"], "sends_per_minute: 'often' is not a valid float"),
-    (["--log-level", "loud"], "log_level must be one of"),
-    (["--driver-option", "port"], "--driver-option expects KEY=VALUE"),
-])
+@pytest.mark.parametrize(
+    "argv, complaint",
+    [
+        (["--wait-time-seconds", "30"], "wait_time_seconds must be at most 20"),
+        (["--sends-per-minute", "often"], "sends_per_minute: 'often' is not a valid float"),
+        (["--log-level", "loud"], "log_level must be one of"),
+        (["--driver-option", "port"], "--driver-option expects KEY=VALUE"),
+    ],
+)
 def test_invalid_values_are_refused(argv, complaint):
     with pytest.raises(config.ConfigError, match=complaint):
         config.load(argv, REQUIRED_ENV)
@@ -95,6 +114,9 @@ def test_command_line_exits_2_on_a_configuration_error(monkeypatch, capsys):
 
 
 def test_every_option_field_has_documentation():
-    undocumented = [f.name for f in dataclasses.fields(config.BridgeConfig)
-                    if f.name != "driver_options" and not f.metadata.get("help")]
+    undocumented = [
+        f.name
+        for f in dataclasses.fields(config.BridgeConfig)
+        if f.name != "driver_options" and not f.metadata.get("help")
+    ]
     assert undocumented == []

@@ -1,5 +1,6 @@
 """The bridge as a process (`python -m device_bridge` with the fake phone): killed at the
 worst moments, restarted, and stopped with SIGTERM."""
+
 from __future__ import annotations
 
 import os
@@ -27,24 +28,32 @@ def start_bridge(queues, api, moto_endpoint, tmp_path, sent_log):
     processes = []
 
     def start(*driver_options: str, **environment: str) -> subprocess.Popen:
-        env = {**os.environ,
-               "AWS_ENDPOINT_URL": moto_endpoint,
-               "SMSGW_BRIDGE_API_URL": api.url,
-               "SMSGW_BRIDGE_DEVICE_KEY": DEVICE_KEY,
-               "SMSGW_BRIDGE_DRIVER": "fake",
-               "SMSGW_BRIDGE_OUTBOUND_QUEUE": queues.names["bulk"],
-               "SMSGW_BRIDGE_PRIORITY_QUEUE": queues.urls["priority"],  # a URL works too
-               "SMSGW_BRIDGE_JOURNAL": str(tmp_path / "journal.sqlite3"),
-               "SMSGW_BRIDGE_WAIT_TIME_SECONDS": "0",
-               "SMSGW_BRIDGE_POLL_INTERVAL": "0.02",
-               "SMSGW_BRIDGE_SENDS_PER_MINUTE": "60000",
-               "SMSGW_BRIDGE_SEND_BURST": "100",
-               **environment}
-        options = [f"--driver-option={option}" for option in (f"sent_log={sent_log}", *driver_options)]
+        env = {
+            **os.environ,
+            "AWS_ENDPOINT_URL": moto_endpoint,
+            "SMSGW_BRIDGE_API_URL": api.url,
+            "SMSGW_BRIDGE_DEVICE_KEY": DEVICE_KEY,
+            "SMSGW_BRIDGE_DRIVER": "fake",
+            "SMSGW_BRIDGE_OUTBOUND_QUEUE": queues.names["bulk"],
+            "SMSGW_BRIDGE_PRIORITY_QUEUE": queues.urls["priority"],  # a URL works too
+            "SMSGW_BRIDGE_JOURNAL": str(tmp_path / "journal.sqlite3"),
+            "SMSGW_BRIDGE_WAIT_TIME_SECONDS": "0",
+            "SMSGW_BRIDGE_POLL_INTERVAL": "0.02",
+            "SMSGW_BRIDGE_SENDS_PER_MINUTE": "60000",
+            "SMSGW_BRIDGE_SEND_BURST": "100",
+            **environment,
+        }
+        options = [
+            f"--driver-option={option}" for option in (f"sent_log={sent_log}", *driver_options)
+        ]
         with open(tmp_path / f"bridge-{len(processes)}.log", "w") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "tests.integration.bridge.bridge_process", *options],
-                cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT)
+                cwd=PROJECT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         processes.append(process)
         return process
 
@@ -61,7 +70,8 @@ def stop(process: subprocess.Popen) -> int:
 
 
 def test_killed_after_sending_before_the_sqs_delete_sends_nothing_twice(
-        queues, api, start_bridge, sent_log):
+    queues, api, start_bridge, sent_log
+):
     message_id = queues.put()
     crashed = start_bridge(BRIDGE_TEST_EXIT_BEFORE_DELETE="1", SMSGW_BRIDGE_VISIBILITY_TIMEOUT="1")
     assert crashed.wait(timeout=20) == CRASH_EXIT
@@ -69,30 +79,38 @@ def test_killed_after_sending_before_the_sqs_delete_sends_nothing_twice(
     assert api.statuses.get(message_id) == "sending"  # died before posting "sent"
 
     restarted = start_bridge(SMSGW_BRIDGE_VISIBILITY_TIMEOUT="1")
-    wait_until(lambda: api.statuses.get(message_id) == "sent" and queues.counts() == (0, 0),
-               timeout=20, message="the redelivered message deleted and 'sent' posted")
+    wait_until(
+        lambda: api.statuses.get(message_id) == "sent" and queues.counts() == (0, 0),
+        timeout=20,
+        message="the redelivered message deleted and 'sent' posted",
+    )
     assert stop(restarted) == 0
     assert read_sent_log(sent_log) == [message_id], "the SMS left the phone exactly once"
     assert api.posted_statuses(message_id) == ["sending", "sent"]
 
 
 def test_killed_inside_the_send_is_reported_failed_and_not_resent(
-        queues, api, start_bridge, sent_log):
+    queues, api, start_bridge, sent_log
+):
     message_id = queues.put()
     crashed = start_bridge("crash_after_send=true", SMSGW_BRIDGE_VISIBILITY_TIMEOUT="1")
     assert crashed.wait(timeout=20) == CRASH_EXIT
     assert read_sent_log(sent_log) == [message_id]
 
     restarted = start_bridge(SMSGW_BRIDGE_VISIBILITY_TIMEOUT="1")
-    wait_until(lambda: api.statuses.get(message_id) == "failed" and queues.counts() == (0, 0),
-               timeout=20, message="the interrupted send reported and its message deleted")
+    wait_until(
+        lambda: api.statuses.get(message_id) == "failed" and queues.counts() == (0, 0),
+        timeout=20,
+        message="the interrupted send reported and its message deleted",
+    )
     assert stop(restarted) == 0
     assert read_sent_log(sent_log) == [message_id], "not sent again"
     assert api.status_calls(message_id)[-1][1]["reason"] == INTERRUPTED
 
 
 def test_sigterm_finishes_the_send_in_flight_and_releases_the_rest(
-        queues, api, start_bridge, sent_log):
+    queues, api, start_bridge, sent_log
+):
     ids = {queues.put() for _ in range(3)}
     bridge = start_bridge("send_delay=1")
     wait_until(lambda: read_sent_log(sent_log, "start"), timeout=20, message="a send started")

@@ -1,4 +1,5 @@
 """The ``phone`` fixture: one harness per driver, so the contract suite runs on each."""
+
 import pytest
 
 from tests.integration.drivers.harnesses import SimulatorHarness, TermuxHarness

@@ -6,6 +6,7 @@ its own, independent of device_bridge.pdu, so the two check each other: SMS-SUBM
 decoded into what "reached the network", and SMS-DELIVER / SMS-STATUS-REPORT PDUs are built
 for what the phone receives. Only the GSM alphabet table is shared.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,9 +14,9 @@ import re
 import select
 import threading
 import tty
+from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Collection, Optional
+from datetime import UTC, datetime
 
 from chalicelib.wire.sms_encoding import UCS2, gsm7_decode, gsm7_encode, split
 
@@ -32,7 +33,7 @@ class Profile:
     new_sms_storage: str  # <mem3>: where received SMS go, as named in +CMTI
     first_index: int  # index of the first slot of a storage
     read_storage_at_start: str  # <mem1> at power-on
-    battery_percent: Optional[int]  # AT+CBC answer; None when the modem has no AT+CBC
+    battery_percent: int | None  # AT+CBC answer; None when the modem has no AT+CBC
     unsupported_reply: str  # result code for a command the modem lacks
     concat_16bit: bool  # long inbound SMS carry 16-bit concatenation references
     smsc_in_status_report: bool  # the +CDS PDU starts with the SMSC address
@@ -40,16 +41,28 @@ class Profile:
 
 
 PROFILES = {
-    "sim800": Profile(echo_at_start=True, new_sms_storage="SM", first_index=1,
-                      read_storage_at_start="SM", battery_percent=87,
-                      unsupported_reply="ERROR", concat_16bit=False,
-                      smsc_in_status_report=True),
+    "sim800": Profile(
+        echo_at_start=True,
+        new_sms_storage="SM",
+        first_index=1,
+        read_storage_at_start="SM",
+        battery_percent=87,
+        unsupported_reply="ERROR",
+        concat_16bit=False,
+        smsc_in_status_report=True,
+    ),
     # Quectel / Huawei style: URC noise, SMS in ME from index 0, no battery
-    "quectel": Profile(echo_at_start=False, new_sms_storage="ME", first_index=0,
-                       read_storage_at_start="SM", battery_percent=None,
-                       unsupported_reply="+CME ERROR: 4", concat_16bit=True,
-                       smsc_in_status_report=False,
-                       noise=("^RSSI: 20", '+QIND: "csq",20,99')),
+    "quectel": Profile(
+        echo_at_start=False,
+        new_sms_storage="ME",
+        first_index=0,
+        read_storage_at_start="SM",
+        battery_percent=None,
+        unsupported_reply="+CME ERROR: 4",
+        concat_16bit=True,
+        smsc_in_status_report=False,
+        noise=("^RSSI: 20", '+QIND: "csq",20,99'),
+    ),
 }
 
 
@@ -59,7 +72,7 @@ class Segment:
 
     to: str
     text: str
-    concat: Optional[tuple]  # (reference, total, sequence)
+    concat: tuple | None  # (reference, total, sequence)
     status_report_requested: bool
     reference: int  # TP-MR given back in +CMGS
 
@@ -72,8 +85,14 @@ class _Stored:
 
 
 class FakeModem:
-    def __init__(self, profile: str = "sim800", *, pin: Optional[str] = None, rssi: int = 20,
-                 stuck_at_prompt: bool = False):
+    def __init__(
+        self,
+        profile: str = "sim800",
+        *,
+        pin: str | None = None,
+        rssi: int = 20,
+        stuck_at_prompt: bool = False,
+    ):
         self.profile = PROFILES[profile]
         self.rssi = rssi
         self.commands: list[str] = []  # every command received, in order
@@ -86,12 +105,12 @@ class FakeModem:
         self._new_message_indications = ["0"] * 5  # AT+CNMI parameters
         self._read_storage = self.profile.read_storage_at_start
         self._storages: dict[str, dict[int, _Stored]] = {"SM": {}, "ME": {}}
-        self._refusal: Optional[str] = None
+        self._refusal: str | None = None
         self._next_message_reference = 1
         self._next_concat_reference = 0x1F0
         self._input = bytearray()
         # TPDU length announced by AT+CMGS while the PDU is being typed, else None
-        self._awaited_tpdu_length: Optional[int] = 0 if stuck_at_prompt else None
+        self._awaited_tpdu_length: int | None = 0 if stuck_at_prompt else None
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)
         self.port = os.ttyname(self._slave)
@@ -101,13 +120,19 @@ class FakeModem:
 
     # ------------------------------------------------------------------ test controls
 
-    def receive(self, sender: str, text: str, *, timestamp: Optional[datetime] = None,
-                only_parts: Optional[Collection[int]] = None) -> None:
+    def receive(
+        self,
+        sender: str,
+        text: str,
+        *,
+        timestamp: datetime | None = None,
+        only_parts: Collection[int] | None = None,
+    ) -> None:
         """The phone receives an SMS: stored in parts, each announced with +CMTI.
 
         ``only_parts`` (1-based) lets the other parts of a long SMS get lost.
         """
-        timestamp = timestamp or datetime.now(timezone.utc).replace(microsecond=0)
+        timestamp = timestamp or datetime.now(UTC).replace(microsecond=0)
         with self._lock:
             storage = self._storages[self.profile.new_sms_storage]
             pdus = self._deliver_pdus(sender, text, timestamp)
@@ -248,7 +273,8 @@ class FakeModem:
         self._write_result(
             f'+CPMS: "{read}",{self._used(read)},{_STORAGE_SIZE},'
             f'"{read}",{self._used(read)},{_STORAGE_SIZE},'
-            f'"{new}",{self._used(new)},{_STORAGE_SIZE}')
+            f'"{new}",{self._used(new)},{_STORAGE_SIZE}'
+        )
 
     def _select_storage(self, storage: str) -> None:
         if storage not in self._storages:
@@ -256,8 +282,9 @@ class FakeModem:
             return
         self._read_storage = storage
         used = self._used(storage)
-        self._write_result(f"+CPMS: {used},{_STORAGE_SIZE},{used},{_STORAGE_SIZE},"
-                           f"{used},{_STORAGE_SIZE}")
+        self._write_result(
+            f"+CPMS: {used},{_STORAGE_SIZE},{used},{_STORAGE_SIZE},{used},{_STORAGE_SIZE}"
+        )
 
     def _start_submit(self, tpdu_length: str) -> None:
         if not self._pdu_mode:
@@ -272,8 +299,7 @@ class FakeModem:
             self._write_result(final=f"+CMS ERROR: {code}")
             return
         try:
-            to, text, concat, report_requested = _read_submit(bytes.fromhex(pdu_hex),
-                                                              tpdu_length)
+            to, text, concat, report_requested = _read_submit(bytes.fromhex(pdu_hex), tpdu_length)
         except (ValueError, IndexError):
             self._write_result(final="+CMS ERROR: 304")
             return
@@ -286,7 +312,7 @@ class FakeModem:
             self._write_status_report(reference, to)
 
     def _write_status_report(self, reference: int, recipient: str) -> None:
-        now = _timestamp(datetime.now(timezone.utc))
+        now = _timestamp(datetime.now(UTC))
         tpdu = bytes([0x06, reference]) + _address(recipient) + now + now + bytes([0x00])
         smsc = _service_centre_field() if self.profile.smsc_in_status_report else b""
         self._write_lines(f"+CDS: {len(tpdu)}", (smsc + tpdu).hex().upper())
@@ -335,10 +361,16 @@ class FakeModem:
         encoding, parts = split(text)
         reference = self._next_concat_reference
         self._next_concat_reference += 1
-        return [self._deliver_pdu(sender, encoding, part,
-                                  self._concat_header(reference, len(parts), sequence),
-                                  timestamp)
-                for sequence, part in enumerate(parts, start=1)]
+        return [
+            self._deliver_pdu(
+                sender,
+                encoding,
+                part,
+                self._concat_header(reference, len(parts), sequence),
+                timestamp,
+            )
+            for sequence, part in enumerate(parts, start=1)
+        ]
 
     def _concat_header(self, reference: int, total: int, sequence: int) -> bytes:
         if total == 1:
@@ -348,8 +380,9 @@ class FakeModem:
         return bytes([5, 0x00, 3, reference & 0xFF, total, sequence])
 
     @staticmethod
-    def _deliver_pdu(sender: str, encoding: str, text: str, header: bytes,
-                     timestamp: datetime) -> tuple[str, int]:
+    def _deliver_pdu(
+        sender: str, encoding: str, text: str, header: bytes, timestamp: datetime
+    ) -> tuple[str, int]:
         if encoding == UCS2:
             data_coding, user_data = 0x08, header + text.encode("utf-16-be")
             user_data_length = len(user_data)
@@ -362,8 +395,14 @@ class FakeModem:
             user_data_length = len(bits) // 7 + len(septets)
             user_data = _octets(bits + _bits(septets, 7))
         first_octet = 0x04 | (0x40 if header else 0)  # SMS-DELIVER, no more messages, UDHI
-        tpdu = (bytes([first_octet]) + _address(sender) + bytes([0x00, data_coding])
-                + _timestamp(timestamp) + bytes([user_data_length]) + user_data)
+        tpdu = (
+            bytes([first_octet])
+            + _address(sender)
+            + bytes([0x00, data_coding])
+            + _timestamp(timestamp)
+            + bytes([user_data_length])
+            + user_data
+        )
         return (_service_centre_field() + tpdu).hex().upper(), len(tpdu)
 
     # ------------------------------------------------------------------ writing
@@ -381,14 +420,15 @@ class FakeModem:
                 _, writable, _ = select.select([], [self._master], [], 1.0)
                 if not writable:
                     return  # nobody reads the port: drop, like a modem would
-                data = data[os.write(self._master, data):]
+                data = data[os.write(self._master, data) :]
 
 
 # ---------------------------------------------------------------------- PDU pieces
 
+
 def _read_submit(pdu: bytes, announced_tpdu_length: int) -> tuple:
     """(to, text, concat, status report requested) of an SMS-SUBMIT; ValueError if bad."""
-    tpdu = pdu[1 + pdu[0]:]
+    tpdu = pdu[1 + pdu[0] :]
     if len(tpdu) != announced_tpdu_length:
         raise ValueError("AT+CMGS announced another length")
     first_octet = tpdu[0]
@@ -401,29 +441,30 @@ def _read_submit(pdu: bytes, announced_tpdu_length: int) -> tuple:
     data_coding = tpdu[address_end + 1]
     validity_length = {0: 0, 2: 1}.get((first_octet >> 3) & 0x03, 7)
     length_position = address_end + 2 + validity_length
-    user_data_length, user_data = tpdu[length_position], tpdu[length_position + 1:]
-    header = user_data[:user_data[0] + 1] if first_octet & 0x40 else b""
+    user_data_length, user_data = tpdu[length_position], tpdu[length_position + 1 :]
+    header = user_data[: user_data[0] + 1] if first_octet & 0x40 else b""
     if data_coding == 0x08:
         if len(user_data) != user_data_length:
             raise ValueError("TP-UDL does not match the user data")
-        text = user_data[len(header):].decode("utf-16-be")
+        text = user_data[len(header) :].decode("utf-16-be")
     elif data_coding == 0x00:
         if len(user_data) != (user_data_length * 7 + 7) // 8:
             raise ValueError("TP-UDL does not match the user data")
         bits = _bits(user_data, 8)
         start = -(-len(header) * 8 // 7) * 7  # first septet boundary after the header
-        text = gsm7_decode([sum(bits[p + i] << i for i in range(7))
-                            for p in range(start, user_data_length * 7, 7)])
+        text = gsm7_decode(
+            [sum(bits[p + i] << i for i in range(7)) for p in range(start, user_data_length * 7, 7)]
+        )
     else:
         raise ValueError(f"unexpected TP-DCS {data_coding:#x}")
     return to, text, _concat(header), bool(first_octet & 0x20)
 
 
-def _concat(header: bytes) -> Optional[tuple]:
+def _concat(header: bytes) -> tuple | None:
     position = 1
     while position < len(header):
         identifier, length = header[position], header[position + 1]
-        value = header[position + 2:position + 2 + length]
+        value = header[position + 2 : position + 2 + length]
         if identifier == 0x00:
             return value[0], value[1], value[2]
         if identifier == 0x08:
@@ -454,8 +495,14 @@ def _semi_octets(digits: str) -> bytes:
 
 
 def _timestamp(moment: datetime) -> bytes:
-    fields = [moment.year % 100, moment.month, moment.day, moment.hour, moment.minute,
-              moment.second]
+    fields = [
+        moment.year % 100,
+        moment.month,
+        moment.day,
+        moment.hour,
+        moment.minute,
+        moment.second,
+    ]
     quarters = int(moment.utcoffset().total_seconds()) // 900
     zone = _swap(abs(quarters)) | (0x08 if quarters < 0 else 0)
     return bytes(_swap(value) for value in fields) + bytes([zone])

@@ -4,6 +4,7 @@ Every harness has the same interface (``PhoneHarness``) so one contract suite ru
 every driver. ``FakeTermuxApi`` also runs inside the fake ``termux-*`` executables it
 installs: see ``run_fake_termux_command``.
 """
+
 from __future__ import annotations
 
 import abc
@@ -12,9 +13,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Optional
 
 from device_bridge.drivers import simulator, termux
 from device_bridge.drivers.base import Driver
@@ -90,7 +91,10 @@ class SimulatorHarness(PhoneHarness):
 # --- termux ------------------------------------------------------------------------------
 
 FAKE_TERMUX_COMMANDS = (
-    termux.SEND_COMMAND, termux.LIST_COMMAND, termux.BATTERY_COMMAND, termux.CELL_INFO_COMMAND,
+    termux.SEND_COMMAND,
+    termux.LIST_COMMAND,
+    termux.BATTERY_COMMAND,
+    termux.CELL_INFO_COMMAND,
 )
 WRAPPER_SOURCE = """#!{python}
 import sys
@@ -107,30 +111,53 @@ class FakeTermuxApi:
         self.bin_dir = directory / "termux-bin"
         self.state_file = directory / "fake-phone.json"
         self.bin_dir.mkdir()
-        self._save({"sent": [], "inbox": [], "nextId": 1, "refuseNext": None, "jsonError": None,
-                    "hang": False, "battery": 87})
+        self._save(
+            {
+                "sent": [],
+                "inbox": [],
+                "nextId": 1,
+                "refuseNext": None,
+                "jsonError": None,
+                "hang": False,
+                "battery": 87,
+            }
+        )
         for command in FAKE_TERMUX_COMMANDS:
             self._install(command)
         monkeypatch.setenv("PATH", f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
 
     def _install(self, command: str) -> None:
         executable = self.bin_dir / command
-        executable.write_text(WRAPPER_SOURCE.format(
-            python=sys.executable, repo_root=str(REPO_ROOT), command=command,
-            state_file=str(self.state_file),
-        ))
+        executable.write_text(
+            WRAPPER_SOURCE.format(
+                python=sys.executable,
+                repo_root=str(REPO_ROOT),
+                command=command,
+                state_file=str(self.state_file),
+            )
+        )
         executable.chmod(0o755)
 
     def sent(self) -> list[dict]:
         return self._load()["sent"]
 
     def add_to_inbox(
-        self, sender: str, text: str, received: Optional[str] = None, with_id: bool = True,
+        self,
+        sender: str,
+        text: str,
+        received: str | None = None,
+        with_id: bool = True,
     ) -> None:
         """A received SMS; ``with_id=False`` imitates Termux:API versions without ``_id``."""
         state = self._load()
-        entry = {"threadid": 1, "type": "inbox", "read": False, "number": sender, "body": text,
-                 "received": received or datetime.now().strftime("%Y-%m-%d %H:%M:%S")}
+        entry = {
+            "threadid": 1,
+            "type": "inbox",
+            "read": False,
+            "number": sender,
+            "body": text,
+            "received": received or datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
+        }
         if with_id:
             entry["_id"] = state["nextId"]
             state["nextId"] += 1
@@ -156,8 +183,12 @@ class TermuxHarness(PhoneHarness):
 
     def open_driver(self, **options) -> termux.TermuxDriver:
         """A new opened driver on the same phone and state file, as after a restart."""
-        options = {"state_file": self.directory / "termux-state.json", "poll_interval": 0,
-                   "command_timeout": 20, **options}
+        options = {
+            "state_file": self.directory / "termux-state.json",
+            "poll_interval": 0,
+            "command_timeout": 20,
+            **options,
+        }
         driver = termux.create(**options)
         driver.open()
         return driver
@@ -224,22 +255,35 @@ def _fake_list(state: dict, argv: list[str]) -> int:
     assert arguments.type == "inbox", "the fake phone only has an inbox"
     # Like Termux:API: newest first, cut the page, print it oldest first.
     newest_first = state["inbox"][::-1]
-    page = newest_first[arguments.offset: arguments.offset + arguments.limit]
+    page = newest_first[arguments.offset : arguments.offset + arguments.limit]
     print(json.dumps(page[::-1], indent=2, ensure_ascii=False))
     return 0
 
 
 def _fake_battery(state: dict, argv: list[str]) -> int:
-    print(json.dumps({"health": "GOOD", "percentage": state["battery"], "plugged": "PLUGGED_AC",
-                      "status": "CHARGING", "temperature": 31.5}))
+    print(
+        json.dumps(
+            {
+                "health": "GOOD",
+                "percentage": state["battery"],
+                "plugged": "PLUGGED_AC",
+                "status": "CHARGING",
+                "temperature": 31.5,
+            }
+        )
+    )
     return 0
 
 
 def _fake_cell_info(state: dict, argv: list[str]) -> int:
-    print(json.dumps([
-        {"type": "lte", "registered": True, "asu": 30, "dbm": -95, "level": 3},
-        {"type": "lte", "registered": False, "asu": 40, "dbm": -80, "level": 4},
-    ]))
+    print(
+        json.dumps(
+            [
+                {"type": "lte", "registered": True, "asu": 30, "dbm": -95, "level": 3},
+                {"type": "lte", "registered": False, "asu": 40, "dbm": -80, "level": 4},
+            ]
+        )
+    )
     return 0
 
 

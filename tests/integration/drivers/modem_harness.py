@@ -1,4 +1,5 @@
 """The phone harness of the shared driver tests, for the modem driver on a fake modem."""
+
 from __future__ import annotations
 
 from device_bridge.drivers import modem

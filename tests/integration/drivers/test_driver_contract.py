@@ -1,4 +1,5 @@
 """What every driver promises the bridge, checked against each through the ``phone`` fixture."""
+
 import time
 
 import pytest

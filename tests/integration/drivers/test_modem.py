@@ -1,15 +1,21 @@
 """The modem driver against a fake modem on a pseudo-terminal, in both modem profiles."""
+
 import os
 import threading
 import time
 import tty
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from device_bridge.drivers import load
-from device_bridge.drivers.base import (DeliveryReport, DriverError, InboundSms, OutboundSms,
-                                        SendError)
+from device_bridge.drivers.base import (
+    DeliveryReport,
+    DriverError,
+    InboundSms,
+    OutboundSms,
+    SendError,
+)
 from device_bridge.drivers.modem import ModemDriver
 from device_bridge.serial_link import SerialLink
 
@@ -18,8 +24,9 @@ from .modem_harness import ModemHarness
 
 TO = "+22238089336"
 ARABIC_OTP = "رمز التحقق الخاص بك هو 123456"
-LONG_TEXT = ("Bonjour, ceci est un long message de Chinqit pour tester les SMS concaténés. "
-             * 6)[:400]
+LONG_TEXT = ("Bonjour, ceci est un long message de Chinqit pour tester les SMS concaténés. " * 6)[
+    :400
+]
 FAST = {"command_timeout": 2.0, "send_timeout": 5.0}
 
 
@@ -86,6 +93,7 @@ def sms(text, to=TO):
 
 # ---------------------------------------------------------------------------- set-up
 
+
 def test_open_runs_the_init_sequence(harness):
     commands = harness.modem.commands
     expected = ["ATE0", "AT+CMEE=1", "AT+CPIN?", "AT+CMGF=0", "AT+CNMI=2,1,0,1,0", "AT+CMGL=4"]
@@ -148,6 +156,7 @@ def test_without_delivery_reports(fake_modem, opened):
 
 # ---------------------------------------------------------------------------- sending
 
+
 def test_send_gsm7(harness):
     text = "Votre code Chinqit est 123456. Valable 10 min {€}"
     result = harness.driver.send(sms(text))
@@ -182,8 +191,9 @@ def test_consecutive_long_texts_get_different_concatenation_references(harness):
 def test_status_report_becomes_a_delivery_report_for_the_send(harness):
     result = harness.driver.send(sms("hello"))
     [report] = poll_until(harness.driver, 1)
-    assert report == DeliveryReport(result.references[0], True,
-                                    "status 0x00: received by the recipient")
+    assert report == DeliveryReport(
+        result.references[0], True, "status 0x00: received by the recipient"
+    )
     assert all(segment.status_report_requested for segment in harness.modem.segments)
 
 
@@ -194,8 +204,9 @@ def test_every_segment_gets_its_delivery_report(harness):
     assert all(report.delivered for report in reports)
 
 
-@pytest.mark.parametrize("code, retryable", [("42", True), ("332", True), ("1", False),
-                                             ("304", False)])
+@pytest.mark.parametrize(
+    "code, retryable", [("42", True), ("332", True), ("1", False), ("304", False)]
+)
 def test_network_refusal_raises_send_error_with_the_code(harness, code, retryable):
     harness.refuse_next_send(code)
     with pytest.raises(SendError) as refused:
@@ -215,6 +226,7 @@ def test_invalid_number_is_not_retryable(harness):
 
 
 # ---------------------------------------------------------------------------- receiving
+
 
 def test_inbound_sms_is_read_and_deleted(harness):
     sent_at = datetime(2025, 1, 20, 10, 14, 50, tzinfo=timezone(timedelta(hours=1)))
@@ -265,7 +277,7 @@ def _count(commands, prefix):
 
 
 def test_device_ref_is_stable_for_the_same_sms(harness):
-    sent_at = datetime(2025, 1, 20, 10, 14, 50, tzinfo=timezone.utc)
+    sent_at = datetime(2025, 1, 20, 10, 14, 50, tzinfo=UTC)
     harness.modem.receive(TO, "code 1", timestamp=sent_at)
     harness.modem.receive(TO, "code 1", timestamp=sent_at)
     harness.modem.receive(TO, "code 2", timestamp=sent_at)
@@ -284,10 +296,13 @@ def test_messages_stored_before_open_are_read_at_open(fake_modem, opened, profil
     assert modem.stored_count() == 0
     events = driver.poll()
     assert sorted((event.sender, event.text) for event in events) == [
-        ("+22227635642", LONG_TEXT), (TO, "while you were away")]
+        ("+22227635642", LONG_TEXT),
+        (TO, "while you were away"),
+    ]
 
 
 # ---------------------------------------------------------------------------- device info
+
 
 def test_info_sim800(fake_modem, opened):
     info = opened(fake_modem("sim800", rssi=31)).info()
@@ -306,6 +321,7 @@ def test_info_unknown_signal(fake_modem, opened):
 
 
 # ---------------------------------------------------------------------------- serial framing
+
 
 def test_link_frames_output_that_arrives_byte_by_byte():
     master, slave = os.openpty()

@@ -1,8 +1,9 @@
 """The simulator's own promises: the outbox and inbox files of the local stack."""
+
 import json
 import logging
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -76,15 +77,18 @@ def test_inbox_line_without_newline_waits_until_complete(phone):
     assert sms.text == "half written"
 
 
-@pytest.mark.parametrize("bad_line", [
-    b"not json at all\n",
-    b'["a", "list"]\n',
-    b'{"text": "no sender"}\n',
-    b'{"from": "", "text": "empty sender"}\n',
-    b'{"from": "+22238089336", "text": 42}\n',
-    b'{"from": "+22238089336", "text": "bad date", "receivedAt": "yesterday"}\n',
-    b"\xff\xfe not utf-8\n",
-])
+@pytest.mark.parametrize(
+    "bad_line",
+    [
+        b"not json at all\n",
+        b'["a", "list"]\n',
+        b'{"text": "no sender"}\n',
+        b'{"from": "", "text": "empty sender"}\n',
+        b'{"from": "+22238089336", "text": 42}\n',
+        b'{"from": "+22238089336", "text": "bad date", "receivedAt": "yesterday"}\n',
+        b"\xff\xfe not utf-8\n",
+    ],
+)
 def test_malformed_inbox_line_is_skipped_with_a_warning(phone, caplog, bad_line):
     phone.append_to_inbox(bad_line)
     phone.receive(CUSTOMER, "after the bad line")
@@ -112,7 +116,7 @@ def test_received_at_is_taken_from_the_line(phone):
 
     first, second = inbound(phone.driver.poll())
 
-    expected = datetime(2025, 1, 20, 10, 14, 50, tzinfo=timezone.utc)
+    expected = datetime(2025, 1, 20, 10, 14, 50, tzinfo=UTC)
     assert first.received_at == second.received_at == expected
 
 

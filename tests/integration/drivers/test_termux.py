@@ -1,4 +1,5 @@
 """The Termux driver's own promises: restarts, SIM slot, setup problems, device info."""
+
 import json
 from datetime import datetime
 
