@@ -48,7 +48,7 @@ class Settings:
     whatsapp_phone_number_id: str  # SMSGW_WHATSAPP_PHONE_NUMBER_ID
     whatsapp_template: str  # SMSGW_WHATSAPP_TEMPLATE: approved authentication template
     whatsapp_timeout: float  # SMSGW_WHATSAPP_TIMEOUT: seconds before a 502
-    # Webhooks (chalicelib/webhooks.py, chalicelib/netguard.py)
+    # Webhooks (chalicelib/webhooks/)
     webhook_allow_local: bool  # SMSGW_WEBHOOK_ALLOW_LOCAL: "1" allows http:// and loopback targets (local stack only)
     webhook_retry_delays: (
         tuple  # SMSGW_WEBHOOK_RETRY_DELAYS: seconds before each retry, comma separated

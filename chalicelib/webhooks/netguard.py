@@ -4,7 +4,8 @@ A URL is accepted only if it is ``https``, has no user info or fragment, uses po
 a port from 1024 up, and its host resolves only to public addresses: if ANY address of the
 host is loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local
 (169.254/16 with the 169.254.169.254 metadata service, fe80::/10), shared CGNAT
-(100.64/10), multicast, unspecified, reserved, documentation/benchmark space, or an IPv6
+(100.64/10), multicast, unspecified, reserved, documentation/benchmark space (including
+IPv6's 2001:db8::/32 and 3fff::/20), or an IPv6
 form of those (IPv4-mapped ``::ffff:a.b.c.d``, NAT64 ``64:ff9b::/96``; 6to4 and Teredo
 are refused outright), the URL is refused.
 
@@ -15,6 +16,10 @@ metadata and private addresses stay refused even then.
 :func:`check` returns the addresses it checked: the caller connects to one of those, not
 to the name again, so a DNS answer that changes between the check and the connection
 (DNS rebinding) cannot redirect the request.
+
+A host name that does not resolve and one that resolves to a non-public address get the
+same answer, which never shows an address: otherwise the error would tell a caller which
+internal names exist.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ _BLOCKED = tuple(
         "100::/64",
         "2001::/23",
         "2001:db8::/32",
+        "3fff::/20",  # documentation (RFC 9637): Python 3.11 counts it as global
         "2002::/16",
         "fc00::/7",
         "fe80::/10",
@@ -70,12 +76,23 @@ _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
-class UnsafeUrl(ValueError):
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class Refused(ValueError):
+    """The URL may not be a webhook target; the message says why, for the customer."""
+
+
+class UnsafeUrl(Refused):
     """The URL is refused by policy: a permanent answer, retrying will not help."""
 
 
-class Unresolvable(OSError):
+class Unresolvable(Refused):
     """The host name does not resolve (now): may be transient."""
+
+
+def _not_public(host: str) -> str:
+    return f"{host} does not resolve to a public address; webhooks only go to public addresses"
 
 
 @dataclass(frozen=True)
@@ -99,16 +116,16 @@ class Target:
         return host if self.port == DEFAULT_PORTS[self.scheme] else f"{host}:{self.port}"
 
 
-def _ip(text: str) -> ipaddress._BaseAddress | None:
+def _ip(text: str) -> IPAddress | None:
     try:
         return ipaddress.ip_address(text.split("%", 1)[0])  # drop an IPv6 zone (fe80::1%eth0)
     except ValueError:
         return None
 
 
-def refusal(address, allow_local: bool = False) -> str | None:
+def refusal(address: str | IPAddress, allow_local: bool = False) -> str | None:
     """Why ``address`` may not be a webhook target, or None when it may."""
-    ip = address if isinstance(address, ipaddress._BaseAddress) else _ip(str(address))
+    ip = address if isinstance(address, IPAddress) else _ip(str(address))
     if ip is None:
         return f"{address} is not an IP address"
     if ip.version == 6:
@@ -184,15 +201,15 @@ def resolve(host: str, port: int) -> tuple:
     """Every address ``host`` resolves to, in resolver order (IP literals resolve to themselves)."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise Unresolvable(f"host {host} does not resolve ({exc})") from None
+    except (socket.gaierror, UnicodeError):
+        raise Unresolvable(_not_public(host)) from None
     addresses = []
     for _family, _type, _proto, _canon, sockaddr in infos:
         address = str(sockaddr[0]).split("%", 1)[0]
         if address not in addresses:
             addresses.append(address)
     if not addresses:
-        raise Unresolvable(f"host {host} has no address")
+        raise Unresolvable(_not_public(host))
     return tuple(addresses)
 
 
@@ -205,13 +222,8 @@ def check(url: str, allow_local: bool = False) -> Target:
     addresses = resolve(target.host, target.port)
     for address in addresses:
         reason = refusal(address, allow_local)
+        if reason and address == target.host:  # an IP literal: its own reason
+            raise UnsafeUrl(f"{reason}; webhooks only go to public addresses")
         if reason:
-            # For a name, never say what it resolved to: that would let callers map
-            # internal DNS through the error message.
-            what = (
-                reason
-                if address == target.host
-                else f"{target.host} resolves to a non-public address"
-            )
-            raise UnsafeUrl(f"{what}; webhooks only go to public addresses")
+            raise UnsafeUrl(_not_public(target.host))
     return Target(target.url, target.scheme, target.host, target.port, target.path, addresses)
