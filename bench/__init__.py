@@ -17,6 +17,7 @@ Each module has ``run() -> Report``; its ``rows`` go into the summary table and 
 
 from __future__ import annotations
 
+import statistics
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,20 @@ def table(rows: list[dict], columns: list[str]) -> str:
         [line({c: c for c in columns}), "  ".join("-" * widths[c] for c in columns)]
         + [line(r) for r in rows]
     )
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def spread_table(parts: list[tuple[str, list[float]]], ms) -> str:
+    """Median and p95 of each named list of durations (seconds), written by ``ms``."""
+    rows = [
+        {"part": name, "median": ms(statistics.median(v)), "p95": ms(percentile(v, 0.95))}
+        for name, v in parts
+    ]
+    return table(rows, ["part", "median", "p95"])
 
 
 def verdict(value: float, budget: float) -> str:

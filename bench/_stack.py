@@ -71,11 +71,6 @@ def fresh_phone() -> str:
     return "+222" + fresh_local_number()
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def stop_row(stopped: Stopped) -> dict:
     clean = stopped.returncode == 0 and not stopped.leftovers
     return {

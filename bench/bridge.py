@@ -27,8 +27,8 @@ import statistics
 import sys
 import time
 
-from bench import Report, _stack, main_for, table
-from bench._stack import fresh_phone, iso_unix, log_times, percentile
+from bench import Report, _stack, main_for, percentile, spread_table
+from bench._stack import fresh_phone, iso_unix, log_times
 
 N = 200
 BULK = 100  # numbers per POST /messages/bulk (the API's maximum)
@@ -243,17 +243,7 @@ def report(m: dict) -> Report:
         details += [
             f"    split with the bridge's 'sending message' log line ({len(split)} sends, 1 ms "
             "resolution):",
-            table(
-                [
-                    {
-                        "part": name,
-                        "median": _ms(statistics.median(v)),
-                        "p95": _ms(percentile(v, 0.95)),
-                    }
-                    for name, v in parts
-                ],
-                ["part", "median", "p95"],
-            ),
+            spread_table(parts, _ms),
         ]
     if lat["status_ms"]:
         details.append(

@@ -29,8 +29,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from bench import Report, _stack, main_for, table
-from bench._stack import log_times, percentile
+from bench import Report, _stack, main_for, percentile, spread_table
+from bench._stack import log_times
 
 ROUNDS = 30
 PHONE = "+22238089336"
@@ -186,17 +186,7 @@ def report(m: dict) -> Report:
         ]
         details += [
             f"split with the stack's log ({len(split)} SMS; log times have 1 ms resolution):",
-            table(
-                [
-                    {
-                        "part": name,
-                        "median": _ms(statistics.median(v)),
-                        "p95": _ms(percentile(v, 0.95)),
-                    }
-                    for name, v in parts
-                ],
-                ["part", "median", "p95"],
-            ),
+            spread_table(parts, _ms),
         ]
     out.details = details
     return out
