@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,11 @@ KEY_PREFIXES = {"api": "cq_live_", "device": "cq_dev_"}
 KEY_HEADERS = {"api": "x-api-key", "device": "x-device-key"}
 KEY_NAMES = {"api": "API key", "device": "Device key"}
 SHOWN_PREFIX_LENGTH = 16
+# Every key the gateway issues or imports has this shape; anything else is refused before
+# any AWS call (a random guess must not cost a DynamoDB read).
+WELL_FORMED = re.compile(r"[A-Za-z0-9._~+/=-]{32,256}")
+MAX_CACHED_KEYS = 10_000
+UNKNOWN_KEY_SECONDS = 5.0  # an unknown key is answered from memory for this long
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,7 @@ def create_key(kind: str, owner_id: str, name: str = "") -> tuple[str, Credentia
         hash_key(key), kind=kind, owner_id=owner_id, name=name, prefix=key[:SHOWN_PREFIX_LENGTH]
     )
     credential.save(Credential.key_hash.does_not_exist())
+    forget(credential.key_hash)
     return key, credential
 
 
@@ -64,12 +71,16 @@ MIN_IMPORTED_KEY_LENGTH = 32  # its shown prefix (16 characters) must stay a sma
 
 def import_key(kind: str, owner_id: str, key: str, name: str = "") -> Credential:
     """Register a key chosen by the operator (the local stack's SMSGW_DEV_API_KEY)."""
-    if len(key) < MIN_IMPORTED_KEY_LENGTH:
-        raise ValueError(f"a key must have at least {MIN_IMPORTED_KEY_LENGTH} characters")
+    if len(key) < MIN_IMPORTED_KEY_LENGTH or not WELL_FORMED.fullmatch(key):
+        raise ValueError(
+            f"a key must have {MIN_IMPORTED_KEY_LENGTH} to 256 characters among "
+            "letters, digits and ._~+/=-"
+        )
     credential = Credential(
         hash_key(key), kind=kind, owner_id=owner_id, name=name, prefix=key[:SHOWN_PREFIX_LENGTH]
     )
     credential.save()
+    forget(credential.key_hash)
     return credential
 
 
@@ -80,28 +91,46 @@ def revoke_key(prefix: str) -> Credential:
         raise LookupError(f"{len(matches)} active keys start with {prefix!r}")
     credential = matches[0]
     credential.update(actions=[Credential.revoked.set(True)])
-    _cache.pop(credential.key_hash, None)
+    forget(credential.key_hash)
     return credential
 
 
-# key hash -> (principal, time checked); a warm Lambda skips the GetItem for a short while.
-_cache: dict[str, tuple[Principal, float]] = {}
+# key hash -> (principal or None for an unknown key, time checked): a warm Lambda skips
+# the GetItem for a short while. Oldest entries go first when it is full.
+_cache: dict[str, tuple[Principal | None, float]] = {}
+
+
+def forget(digest: str | None = None) -> None:
+    """Drop cached answers (one key hash, or all)."""
+    if digest is None:
+        _cache.clear()
+    else:
+        _cache.pop(digest, None)
 
 
 def authenticate(key: str | None, kind: str) -> Principal:
     """Resolve a presented key of ``kind`` to its principal, or raise 401/403."""
     if not key:
         raise ApiKeyMissing(f"{KEY_NAMES[kind]} is required")
-    digest = hash_key(key)
-    cached = _cache.get(digest)
-    if cached and clock.monotonic() - cached[1] < settings().key_cache_seconds:
-        principal = None if is_expired(cached[0].expires_at) else cached[0]
-    else:
-        principal = _load(digest)
-        if principal is not None:
-            _cache[digest] = (principal, clock.monotonic())
+    principal = _lookup(hash_key(key)) if WELL_FORMED.fullmatch(key) else None
     if principal is None or principal.kind != kind:
         raise ApiKeyInvalid(f"Invalid {KEY_NAMES[kind]}" if kind != "api" else None)
+    return principal
+
+
+def _lookup(digest: str) -> Principal | None:
+    now = clock.monotonic()
+    cached = _cache.get(digest)
+    if cached is not None:
+        principal, checked_at = cached
+        trusted_for = settings().key_cache_seconds if principal else UNKNOWN_KEY_SECONDS
+        if now - checked_at < trusted_for:
+            return None if principal is None or is_expired(principal.expires_at) else principal
+    principal = _load(digest)
+    _cache.pop(digest, None)
+    while len(_cache) >= MAX_CACHED_KEYS:
+        del _cache[next(iter(_cache))]
+    _cache[digest] = (principal, now)
     return principal
 
 

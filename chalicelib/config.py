@@ -22,6 +22,7 @@ class Settings:
     otps_table: str  # SMSGW_OTPS_TABLE: one live OTP per phone, key and channel
     rate_limits_table: str  # SMSGW_RATE_LIMITS_TABLE: fixed-window counters
     devices_table: str  # SMSGW_DEVICES_TABLE: registered phones and modems
+    accounts_table: str  # SMSGW_ACCOUNTS_TABLE: per-account settings set by the operator (quotas)
     webhooks_table: str  # SMSGW_WEBHOOKS_TABLE: one webhook (URL, events, health) per account
     webhook_deliveries_table: (
         str  # SMSGW_WEBHOOK_DELIVERIES_TABLE: delivery state per event id (idempotency)
@@ -84,6 +85,7 @@ def settings() -> Settings:
         otps_table=_env("SMSGW_OTPS_TABLE", f"{prefix}-otps"),
         rate_limits_table=_env("SMSGW_RATE_LIMITS_TABLE", f"{prefix}-rate-limits"),
         devices_table=_env("SMSGW_DEVICES_TABLE", f"{prefix}-devices"),
+        accounts_table=_env("SMSGW_ACCOUNTS_TABLE", f"{prefix}-accounts"),
         webhooks_table=_env("SMSGW_WEBHOOKS_TABLE", f"{prefix}-webhooks"),
         webhook_deliveries_table=_env(
             "SMSGW_WEBHOOK_DELIVERIES_TABLE", f"{prefix}-webhook-deliveries"

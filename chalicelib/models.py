@@ -189,6 +189,17 @@ class Device(_Table):
     )  # signal, battery, bridge version, as last reported
 
 
+class Account(_Table):
+    """What the operator set for one account; an account without an item has the defaults."""
+
+    class Meta(_Meta):
+        table_name = settings().accounts_table
+
+    account_id = UnicodeAttribute(hash_key=True)
+    quotas: MapAttribute = MapAttribute(null=True)  # name -> number, over quotas.DEFAULTS
+    updated_at = UTCDateTimeAttribute(default=clock.now)
+
+
 class Webhook(_Table):
     """The one webhook of an account: where events go, which ones, and how delivery goes.
 
@@ -229,4 +240,13 @@ class WebhookDelivery(_Table):
     expires_at = TTLAttribute()
 
 
-ALL_MODELS = (Credential, Message, Otp, RateCounter, Device, Webhook, WebhookDelivery)
+ALL_MODELS = (
+    Credential,
+    Message,
+    Otp,
+    RateCounter,
+    Device,
+    Account,
+    Webhook,
+    WebhookDelivery,
+)

@@ -14,13 +14,15 @@ import secrets
 from datetime import timedelta
 from urllib.parse import unquote_plus
 
-from . import auth, clock
+from . import auth, clock, ratelimit
 from .errors import GatewayError
 from .models import Credential, is_expired
 
 TOKEN_SECONDS = 3600
 CLIENT_PREFIX = "cq_client_"
 TOKEN_PREFIX = "cq_tok_"
+# A token lives an hour: a client needs few. Each one is a write, so minting is limited.
+TOKEN_LIMITS = ratelimit.limits(minute=10, day=500)
 
 
 class OAuthError(GatewayError):
@@ -96,7 +98,7 @@ def issue_token(form: dict, authorization: str | None) -> dict:
     if client is None or not hmac.compare_digest(client.secret_hash, auth.hash_key(secret)):
         raise OAuthError("invalid_client", "Unknown client or wrong secret", 401)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    Credential(
+    record = Credential(
         auth.hash_key(token),
         kind="api",
         owner_id=client.owner_id,
@@ -105,7 +107,9 @@ def issue_token(form: dict, authorization: str | None) -> dict:
         parent=client.key_hash,
         scope_id=client.key_hash[:24],
         expires_at=clock.now() + timedelta(seconds=TOKEN_SECONDS),
-    ).save()
+    )
+    minted = ratelimit.Quota(f"oauth-token#{client.key_hash[:24]}", TOKEN_LIMITS, "tokens")
+    ratelimit.write_counted([minted], lambda transaction: transaction.save(record))
     return {"access_token": token, "token_type": "Bearer", "expires_in": TOKEN_SECONDS}
 
 

@@ -5,20 +5,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import random
 import re
 import secrets
-import time
 from datetime import timedelta
 
-from pynamodb.exceptions import TransactWriteError, UpdateError
-from pynamodb.transactions import TransactWrite
+from pynamodb.exceptions import UpdateError
 
-from . import clock, phone, ratelimit, whatsapp
+from . import clock, phone, quotas, ratelimit, whatsapp
 from .config import settings
 from .errors import BadRequest, ProviderError, ValidationError
 from .messages import lifecycle, outbound
-from .models import Message, Otp, connection, is_expired
+from .models import Message, Otp, is_expired
 from .server_secret import server_secret
 from .validation import Fields, choice
 from .wire.status import Status
@@ -112,7 +109,7 @@ def send(principal, body: dict) -> Message:
         created_at=now,
         expires_at=expires_at,
     )
-    _store(record, message, f"otp#{principal.key_id}#{phone_number}", now)
+    _store(record, message, principal.account_id, phone_number)
     lifecycle.announce_created(message)
 
     if channel == "sms":
@@ -128,35 +125,14 @@ def send(principal, body: dict) -> Message:
     return message
 
 
-TRANSACTION_ATTEMPTS = 3
+def _store(record: Otp, message: Message, account_id: str, phone_number: str) -> None:
+    """Count the quotas, replace the OTP and save the message in one transaction."""
 
+    def writes(transaction) -> None:
+        transaction.save(record)
+        lifecycle.create_in(transaction, message)
 
-def _store(record: Otp, message: Message, scope: str, now) -> None:
-    """Count the rate limits, replace the OTP and save the message in one transaction.
-
-    DynamoDB cancels concurrent transactions on the same counter with TransactionConflict:
-    those are retried, so a burst gets 200s and 429s, never 500s.
-    """
-    for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
-        windows = []
-        try:
-            with TransactWrite(connection=connection()) as transaction:
-                windows = ratelimit.count(transaction, scope, ratelimit.OTP_LIMITS, now)
-                transaction.save(record)
-                lifecycle.create_in(transaction, message)
-            return
-        except TransactWriteError as exc:
-            ratelimit.raise_if_exceeded(exc, windows, now)
-            if attempt == TRANSACTION_ATTEMPTS or not _conflicted(exc):
-                raise
-            time.sleep(random.uniform(0.01, 0.05) * attempt)
-
-
-def _conflicted(error: TransactWriteError) -> bool:
-    return any(
-        reason is not None and reason.code == "TransactionConflict"
-        for reason in error.cancellation_reasons or []
-    )
+    ratelimit.write_counted(quotas.otp(account_id, phone_number), writes)
 
 
 def _send_whatsapp(message: Message, code: str, language: str) -> None:

@@ -29,7 +29,7 @@ def go_offline() -> None:
 
 
 def reset() -> None:
-    from chalicelib import auth, aws, models, queue, server_secret, webhooks
+    from chalicelib import auth, aws, models, queue, quotas, server_secret, webhooks
     from chalicelib.config import settings
 
     settings.cache_clear()
@@ -37,7 +37,8 @@ def reset() -> None:
     queue.queue_url.cache_clear()
     models.connection.cache_clear()
     server_secret.server_secret.cache_clear()
-    auth._cache.clear()
+    auth.forget()
+    quotas.forget()
     webhooks.forget()
     for model in models.ALL_MODELS:
         model._connection = None

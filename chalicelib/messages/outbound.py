@@ -6,7 +6,7 @@ import logging
 import uuid
 from datetime import datetime, timedelta
 
-from .. import clock, phone, queue
+from .. import clock, phone, queue, quotas, ratelimit
 from ..config import settings
 from ..errors import BadRequest, ValidationError
 from ..models import Message
@@ -79,7 +79,10 @@ def send_sms(account_id: str, body: dict) -> Message:
     fields.done()
     assert text is not None  # fields.done() raised otherwise
     message = new_outbound(account_id, phone_number, text)
-    lifecycle.create(message)
+    ratelimit.write_counted(
+        quotas.sms(account_id), lambda transaction: lifecycle.create_in(transaction, message)
+    )
+    lifecycle.announce_created(message)
     dispatch(message, text)
     return message
 
@@ -114,6 +117,10 @@ def send_many(
     if not accepted:
         raise ValidationError("No valid phone number to send to", errors=errors)
     batch = list(accepted.values())
+    # Counted before anything is stored: over quota, nothing is queued.
+    ratelimit.take(
+        quotas.bulk(account_id, len(batch)) if len(batch) > 1 else quotas.sms(account_id)
+    )
     lifecycle.create_many(batch)
     for message in queue.enqueue_many(batch, text):
         _not_queued(message)
@@ -149,6 +156,7 @@ def resend(account_id: str, message_id: str) -> Message:
         raise BadRequest(
             f"Only failed or expired messages can be resent; this one is {message.status}"
         )
+    ratelimit.take(quotas.sms(account_id))
     outcome = lifecycle.transition(
         message_id, Status.QUEUED, only_from=RESENDABLE, account_id=account_id
     )

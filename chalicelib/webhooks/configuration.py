@@ -11,7 +11,7 @@ import secrets
 
 from pynamodb.exceptions import DeleteError, PutError
 
-from .. import clock
+from .. import clock, ratelimit
 from ..config import settings
 from ..errors import NotFound, ValidationError
 from ..messages.views import iso
@@ -24,6 +24,7 @@ from .signing import secret_for
 log = logging.getLogger("chinqit.webhooks")
 
 NO_WEBHOOK = "No webhook is set for this account"
+TEST_EVENT_LIMITS = ratelimit.limits(minute=5, day=100)
 
 
 def _url(value):
@@ -140,6 +141,9 @@ def delete(account_id: str) -> None:
 def send_test(account_id: str) -> str:
     """Queue a ``webhook.test`` event (whatever the subscribed events); return its id."""
     get(account_id)
+    ratelimit.take(
+        [ratelimit.Quota(f"webhook-test#{account_id}", TEST_EVENT_LIMITS, "test events")]
+    )
     event_id = new_event_id()
     payload = {
         "event": TEST_EVENT,

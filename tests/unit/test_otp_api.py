@@ -152,7 +152,7 @@ def test_fourth_send_in_a_minute_is_429_with_retry_after(api):
     assert len(queued_bodies(settings().priority_queue)) == 3
 
 
-def test_limits_are_per_phone_number_and_per_key(api, other_key):
+def test_limits_are_per_phone_number_and_per_account(api, other_key):
     for _ in range(3):
         api.post("/otp/send", {"phoneNumber": PHONE})
     assert api.post("/otp/send", {"phoneNumber": "+22248089336"}).status_code == 200
