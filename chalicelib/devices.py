@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from . import clock, phone
+from . import clock, phone, ratelimit, receipts
 from .accounts import UNASSIGNED
 from .config import settings
-from .errors import ValidationError
+from .errors import NotFound, ValidationError
 from .messages import lifecycle
 from .models import Device, Message
 from .wire import protocol
@@ -21,6 +21,8 @@ from .wire.status import Status
 log = logging.getLogger("chinqit.devices")
 
 INBOUND_NAMESPACE = uuid.UUID("6f1b7c1e-33c8-4d4e-9a53-6c1f1f0c2a10")
+# What one phone line can really receive; beyond it a device key is being abused.
+INBOUND_LIMITS = ratelimit.limits(minute=60, day=5_000)
 T = TypeVar("T")
 
 
@@ -53,17 +55,35 @@ def report_status(device_id: str, message_id: str, body: dict) -> dict:
 
     ``sending`` is a claim: it succeeds from ``queued`` only, so of two bridges that got
     the same message (an SQS redelivery) only one sends. ``claimed`` tells the caller
-    whether it holds the claim (a repeat by the same device still does).
+    whether it holds the claim (a repeat by the same device still does). A device that
+    neither presents the queue body's claim token nor already holds the message gets 404,
+    as for a message that does not exist.
     """
     report = _parsed(protocol.parse_status_report, body)
+    lifecycle.require_message_id(message_id)
     status = Status(report.status)
+    received = receipts.received(device_id, message_id, report.claim)
     message = lifecycle.transition(
-        message_id, status, reason=report.reason, at=report.at or clock.now(), device_id=device_id
+        message_id,
+        status,
+        reason=report.reason,
+        at=report_time(report.at),
+        device_id=device_id,
+        device_received=received,
     ).message
+    if not received and message.device_id != device_id:
+        raise NotFound("Message not found")
     answer: dict[str, object] = {"messageId": message.message_id, "status": message.status}
     if status == Status.SENDING:
         answer["claimed"] = message.status == Status.SENDING and message.device_id == device_id
     return answer
+
+
+def report_time(at: datetime | None) -> datetime:
+    """When a report says it happened, never later than the server's now: a device clock
+    ahead, or a forged date, cannot put a message in the future. The report is kept."""
+    now = clock.now()
+    return now if at is None or at > now else at
 
 
 def sender_number(raw: str) -> str:
@@ -101,16 +121,20 @@ def store_inbound(device_id: str, body: dict) -> tuple[Message, bool]:
         segments=analysis.segments,
         status=Status.RECEIVED,
         device_id=device_id,
-        created_at=sms.received_at or now,
+        created_at=report_time(sms.received_at),
         updated_at=now,
         purge_at=now + timedelta(days=settings().message_retention_days),
     )
-    if lifecycle.create(message):
+    if lifecycle.create(message, counted=[inbound_quota(device_id)]):
         log.info("inbound sms stored message=%s device=%s", message_id, device_id)
         return message, False
     message = Message.get(message_id)
     lifecycle.announce_created(message)  # a repost: the first announcement may have been lost
     return message, True
+
+
+def inbound_quota(device_id: str) -> ratelimit.Quota:
+    return ratelimit.Quota(f"inbound#{device_id}", INBOUND_LIMITS, "received SMS for this device")
 
 
 def owner_of_inbound(sender: str, device_id: str) -> str:

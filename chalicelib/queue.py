@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from . import aws
+from . import aws, receipts
 from .config import settings
 from .wire.protocol import OutboundSms
 
@@ -29,17 +29,21 @@ def queue_for(kind: str) -> str:
     return config.priority_queue if kind in PRIORITY_KINDS else config.outbound_queue
 
 
-def _body(message, text: str) -> str:
+def _body(message, text: str, queue_name: str) -> str:
     return OutboundSms(
-        message.message_id, message.phone_number, text, message.kind, message.send_before
+        message.message_id,
+        message.phone_number,
+        text,
+        message.kind,
+        message.send_before,
+        claim=receipts.token(message.message_id, queue_name),
     ).to_json()
 
 
 def enqueue_sms(message, text: str) -> None:
     """Put one outbound SMS on its queue. ``text`` is the full text (OTPs are masked in the table)."""
-    sqs().send_message(
-        QueueUrl=queue_url(queue_for(message.kind)), MessageBody=_body(message, text)
-    )
+    name = queue_for(message.kind)
+    sqs().send_message(QueueUrl=queue_url(name), MessageBody=_body(message, text, name))
 
 
 SQS_BATCH = 10
@@ -48,10 +52,11 @@ SQS_BATCH = 10
 def enqueue_many(batch: list, text: str) -> list:
     """Queue bulk SMS sharing one text, ten per call; return the messages SQS refused."""
     refused: list = []
-    url = queue_url(queue_for("sms"))
+    name = queue_for("sms")
+    url = queue_url(name)
     for start in range(0, len(batch), SQS_BATCH):
         chunk = {str(i): m for i, m in enumerate(batch[start : start + SQS_BATCH])}
-        entries = [{"Id": i, "MessageBody": _body(m, text)} for i, m in chunk.items()]
+        entries = [{"Id": i, "MessageBody": _body(m, text, name)} for i, m in chunk.items()]
         try:
             failed = sqs().send_message_batch(QueueUrl=url, Entries=entries).get("Failed", [])
         except Exception:

@@ -119,6 +119,7 @@ class Job:
     to: str
     text: str = field(repr=False)  # OTP codes travel in it: never logged
     send_before: datetime | None = None
+    claim: str | None = field(default=None, repr=False)  # proof of receipt for the API
     visible_until: float = 0.0  # time.monotonic() when SQS would hand it to another bridge
     retry_at: float = 0.0  # agent clock: a refused SMS waits until then
     lost: bool = False  # SQS refused to extend its visibility: another bridge may have it
@@ -142,6 +143,7 @@ class Job:
             sms.to,
             sms.text,
             sms.send_before,
+            sms.claim,
             visible_until,
         )
 
@@ -436,6 +438,7 @@ class Agent:
                 "expired",
                 reason="sendBefore passed before it could be sent",
                 at=_utcnow(),
+                claim=job.claim,
             )
         else:
             return False
@@ -465,7 +468,7 @@ class Agent:
             )
             self._finish(job)
             return
-        attempt = self.journal.begin_send(job.received.sqs_id, job.message_id)
+        attempt = self.journal.begin_send(job.received.sqs_id, job.message_id, job.claim)
         log.info(
             "sending message %s (%s, try %d)",
             job.message_id,
@@ -499,7 +502,7 @@ class Agent:
             return None
         try:
             answer = self.api.post_status(
-                job.message_id, protocol.status_report("sending", at=_utcnow())
+                job.message_id, protocol.status_report("sending", at=_utcnow(), claim=job.claim)
             )
         except ApiUnavailable as error:
             self._api_unavailable(error)

@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS outbound (
     attempts INTEGER NOT NULL DEFAULT 0,
     segments INTEGER,
     reason TEXT,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    claim TEXT                    -- the queue body's proof of receipt, sent with each report
 );
 CREATE TABLE IF NOT EXISTS segment (
     reference TEXT PRIMARY KEY,   -- networks reuse references: the latest send owns it
@@ -87,11 +88,19 @@ class Journal:
             # A recorded "sent" must survive a power cut, or the SMS could be sent again.
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript("BEGIN EXCLUSIVE;" + SCHEMA + "COMMIT;")
+            self._add_missing_columns()
         except sqlite3.OperationalError as error:
             self._db.close()
             raise JournalInUse(f"journal {path} is in use by another bridge ({error})") from None
         self._lock = threading.Lock()
         self._wall_clock = wall_clock
+
+    def _add_missing_columns(self) -> None:
+        """Journals written by a bridge before protocol version 3 have no claim column."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(outbound)")}
+        if "claim" not in columns:
+            with self._db:
+                self._db.execute("ALTER TABLE outbound ADD COLUMN claim TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -113,14 +122,15 @@ class Journal:
             ).fetchone()
         return OutboundEntry(*row) if row else None
 
-    def begin_send(self, sqs_message_id: str, message_id: str) -> int:
+    def begin_send(self, sqs_message_id: str, message_id: str, claim: str | None = None) -> int:
         """Record that the SMS is about to go to the driver; returns the attempt number."""
         with self._transaction() as db:
             db.execute(
-                "INSERT INTO outbound (sqs_message_id, message_id, state, attempts, updated_at) "
-                "VALUES (?, ?, 'sending', 1, ?) ON CONFLICT (sqs_message_id) DO UPDATE SET "
-                "state = 'sending', attempts = attempts + 1, updated_at = excluded.updated_at",
-                (sqs_message_id, message_id, self._wall_clock()),
+                "INSERT INTO outbound (sqs_message_id, message_id, state, attempts, updated_at, "
+                "claim) VALUES (?, ?, 'sending', 1, ?, ?) ON CONFLICT (sqs_message_id) DO UPDATE "
+                "SET state = 'sending', attempts = attempts + 1, updated_at = excluded.updated_at, "
+                "claim = coalesce(excluded.claim, claim)",
+                (sqs_message_id, message_id, self._wall_clock(), claim),
             )
             return db.execute(
                 "SELECT attempts FROM outbound WHERE sqs_message_id = ?", (sqs_message_id,)
@@ -145,22 +155,27 @@ class Journal:
         segments: int | None = None,
         references: tuple = (),
         at: datetime | None = None,
+        claim: str | None = None,
     ) -> None:
         """Settle a message and queue its status for the API (``skipped`` is not posted)."""
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO outbound (sqs_message_id, message_id, state, segments, reason, "
-                "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sqs_message_id) DO UPDATE "
-                "SET state = excluded.state, segments = excluded.segments, "
-                "reason = excluded.reason, updated_at = excluded.updated_at",
-                (sqs_message_id, message_id, state, segments, reason, self._wall_clock()),
+                "updated_at, claim) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sqs_message_id) "
+                "DO UPDATE SET state = excluded.state, segments = excluded.segments, "
+                "reason = excluded.reason, updated_at = excluded.updated_at, "
+                "claim = coalesce(excluded.claim, claim)",
+                (sqs_message_id, message_id, state, segments, reason, self._wall_clock(), claim),
             )
+            (claim,) = db.execute(
+                "SELECT claim FROM outbound WHERE sqs_message_id = ?", (sqs_message_id,)
+            ).fetchone()
             db.executemany(
                 "INSERT OR REPLACE INTO segment (reference, sqs_message_id) VALUES (?, ?)",
                 [(str(reference), sqs_message_id) for reference in references],
             )
             if state != "skipped":
-                self._queue_status(db, message_id, state, reason, segments, at)
+                self._queue_status(db, message_id, state, reason, segments, at, claim)
 
     def interrupted_sends(self) -> list[OutboundEntry]:
         """Messages handed to the driver by a bridge that died before recording the outcome."""
@@ -179,13 +194,13 @@ class Journal:
         """
         with self._transaction() as db:
             row = db.execute(
-                "SELECT s.sqs_message_id, o.message_id, o.state FROM segment s "
+                "SELECT s.sqs_message_id, o.message_id, o.state, o.claim FROM segment s "
                 "JOIN outbound o USING (sqs_message_id) WHERE s.reference = ?",
                 (str(reference),),
             ).fetchone()
             if row is None:
                 return None
-            sqs_message_id, message_id, state = row
+            sqs_message_id, message_id, state, claim = row
             db.execute(
                 "UPDATE segment SET delivered = ? WHERE reference = ?",
                 (int(delivered), str(reference)),
@@ -207,14 +222,14 @@ class Journal:
                 "WHERE sqs_message_id = ?",
                 (new_state, reason, self._wall_clock(), sqs_message_id),
             )
-            self._queue_status(db, message_id, new_state, reason, None, at)
+            self._queue_status(db, message_id, new_state, reason, None, at, claim)
             return message_id
 
     # ------------------------------------------------------------------ status posts
 
     @staticmethod
-    def _queue_status(db, message_id, status, reason, segments, at) -> None:
-        body = protocol.status_report(status, reason=reason, segments=segments, at=at)
+    def _queue_status(db, message_id, status, reason, segments, at, claim) -> None:
+        body = protocol.status_report(status, reason=reason, segments=segments, at=at, claim=claim)
         db.execute(
             "INSERT INTO status_post (message_id, body) VALUES (?, ?)",
             (message_id, json.dumps(body)),

@@ -7,11 +7,13 @@ from devstack.container import go_offline
 go_offline()
 os.environ["SMSGW_SECRET_KEY"] = "test-otp-secret"
 import json  # noqa: E402
+import re
 
 import pytest
 from moto import mock_aws
 
-from chalicelib import auth, clock, queue
+from chalicelib import auth, clock, queue, receipts
+from chalicelib.models import Message
 from chinqit_admin import provision
 from devstack import container
 from tests.clocks import ManualClock
@@ -105,9 +107,27 @@ class Api:
     def get(self, path, **kw):
         return self.call("GET", path, **kw)
 
-    def device_post(self, path, body, device_key):
-        """A call of the device side, as a bridge makes it."""
+    def device_post(self, path, body, device_key, received=True):
+        """A call of the device side, as a bridge makes it.
+
+        A status report carries the claim token of the queue body, as a bridge that
+        ``received`` the message has it (unless the test gives its own or none)."""
+        reported = STATUS_PATH.fullmatch(path)
+        if reported and received and isinstance(body, dict) and "claim" not in body:
+            body = {**body, "claim": claim_token(reported.group(1))}
         return self.call("POST", path, body, key=None, headers={"X-Device-Key": device_key})
+
+
+STATUS_PATH = re.compile(r"/device/messages/([^/]+)/status")
+
+
+def claim_token(message_id: str) -> str | None:
+    """The token the queue body of a stored outbound message carries."""
+    try:
+        kind = Message.get(message_id).kind
+    except (Message.DoesNotExist, ValueError):
+        return None
+    return receipts.token(message_id, queue.queue_for(kind))
 
 
 @pytest.fixture

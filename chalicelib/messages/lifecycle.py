@@ -15,13 +15,13 @@ Each write that succeeds publishes exactly one event (chalicelib.messages.events
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from pynamodb.exceptions import DeleteError, PutError, UpdateError
+from pynamodb.exceptions import DeleteError, PutError, TransactWriteError, UpdateError
 
-from .. import clock
+from .. import clock, ratelimit
 from ..errors import NotFound
 from ..models import Message
 from ..wire.status import Status
@@ -74,13 +74,25 @@ def _check_initial(message: Message) -> None:
         raise TransitionNotAllowed(f"a message cannot be created {message.status}")
 
 
-def create(message: Message) -> bool:
-    """Store a new message; False (nothing written) when its id is stored already."""
+def create(message: Message, counted: Sequence[ratelimit.Quota] = ()) -> bool:
+    """Store a new message; False (nothing written) when its id is stored already.
+
+    ``counted``: quotas the creation counts against, in the same write (429 when full).
+    """
     _check_initial(message)
+    new = Message.message_id.does_not_exist()
     try:
-        message.save(Message.message_id.does_not_exist())
+        if counted:
+            ratelimit.write_counted(list(counted), lambda t: t.save(message, condition=new))
+        else:
+            message.save(new)
     except PutError as exc:
         if exc.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    except TransactWriteError as exc:  # the put comes first in the transaction
+        reasons = exc.cancellation_reasons or []
+        if reasons and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed":
             return False
         raise
     announce_created(message)
@@ -122,13 +134,16 @@ def transition(
     only_from: Iterable[Status] | None = None,
     account_id: str | None = None,
     device_id: str | None = None,
+    device_received: bool = False,
     provider_message_id: str | None = None,
 ) -> Outcome:
     """Move an outbound message to ``target`` if the table allows it from where it stands.
 
     ``reason`` replaces the status reason (none: removed); ``at`` is when it happened;
     ``only_from`` narrows the statuses it may start from; ``account_id`` requires the
-    message to be that account's. A refused change returns the stored message unchanged.
+    message to be that account's. ``device_id``: the device reporting; the message must be
+    bound to it already, or be bound to none when ``device_received`` (it proved receipt),
+    and is bound to it from now on. A refused change returns the stored message unchanged.
     """
     require_message_id(message_id)
     sources = [
@@ -142,6 +157,11 @@ def transition(
     condition = (Message.direction == "outbound") & Message.status.is_in(*sources)
     if account_id is not None:
         condition &= Message.account_id == account_id
+    if device_id is not None:
+        bound_here = Message.device_id == device_id
+        condition &= (
+            (Message.device_id.does_not_exist() | bound_here) if device_received else bound_here
+        )
     message = Message(message_id)
     try:
         message.update(
@@ -166,6 +186,8 @@ def _actions(target: Status, reason, at, device_id, provider_message_id) -> list
         actions.append(REACHED_AT[target].set(at))
     if device_id is not None:
         actions.append(Message.device_id.set(device_id))
+    elif target == Status.QUEUED:  # a resend: any device of the pool may take it again
+        actions.append(Message.device_id.remove())
     if provider_message_id is not None:
         actions.append(Message.provider_message_id.set(provider_message_id))
     return actions

@@ -79,10 +79,7 @@ def send_sms(account_id: str, body: dict) -> Message:
     fields.done()
     assert text is not None  # fields.done() raised otherwise
     message = new_outbound(account_id, phone_number, text)
-    ratelimit.write_counted(
-        quotas.sms(account_id), lambda transaction: lifecycle.create_in(transaction, message)
-    )
-    lifecycle.announce_created(message)
+    lifecycle.create(message, counted=quotas.sms(account_id))
     dispatch(message, text)
     return message
 

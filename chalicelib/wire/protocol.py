@@ -8,7 +8,10 @@
   every bad field at once in a ``PayloadError``.
 
 Versioning. Every queue body carries ``"v": PROTOCOL_VERSION``. Version 1 is the body
-without a ``"v"`` field (gateway 1.0.0); version 2 adds ``"v"`` and nothing else. A
+without a ``"v"`` field (gateway 1.0.0); version 2 adds ``"v"`` and nothing else; version 3
+adds ``"claim"``, the token a bridge hands back with its reports (chalicelib/receipts.py).
+Upgrade the bridges first: a version 3 bridge reads every version and sends a claim only
+when the body had one, which an older API ignores. A
 bridge reads every version from ``OLDEST_VERSION`` to its own ``PROTOCOL_VERSION``, so
 bridges can be upgraded after the Lambdas: a new version may only add fields that older
 bridges can ignore, and the Lambdas send the new version only once no bridge older than
@@ -29,9 +32,10 @@ from typing import Any
 
 from .status import DEVICE_REPORTS
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 OLDEST_VERSION = 1  # bodies without "v"
 DEVICE_STATUSES = tuple(DEVICE_REPORTS)  # what a bridge may report of an outbound SMS
+INBOUND_TEXT_LIMIT = 2000  # characters: a received SMS of about 13 concatenated segments
 
 
 class WireError(ValueError):
@@ -69,6 +73,7 @@ class OutboundSms:
     text: str = field(repr=False)
     kind: str = "sms"
     send_before: datetime | None = None
+    claim: str | None = field(default=None, repr=False)  # proof of receipt (version 3)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -79,6 +84,7 @@ class OutboundSms:
                 "text": self.text,
                 "kind": self.kind,
                 "sendBefore": self.send_before.isoformat() if self.send_before else None,
+                "claim": self.claim,
             }
         )
 
@@ -95,10 +101,12 @@ class OutboundSms:
         message_id, to, text = (fields.get(name) for name in ("messageId", "to", "text"))
         if not (isinstance(message_id, str) and isinstance(to, str) and isinstance(text, str)):
             raise WireError("messageId, to and text must be strings")
-        kind = fields.get("kind", "sms")
+        kind, claim = fields.get("kind", "sms"), fields.get("claim")
         if not isinstance(kind, str):
             raise WireError("kind must be a string")
-        return cls(message_id, to, text, kind, _send_before(fields.get("sendBefore")))
+        if claim is not None and not isinstance(claim, str):
+            raise WireError("claim must be a string")
+        return cls(message_id, to, text, kind, _send_before(fields.get("sendBefore")), claim)
 
 
 def _check_version(version: Any) -> None:
@@ -131,13 +139,17 @@ def status_report(
     reason: str | None = None,
     segments: int | None = None,
     at: datetime | None = None,
+    claim: str | None = None,
 ) -> dict:
-    """POST /device/messages/{id}/status. ``segments`` is informational: the API ignores it."""
+    """POST /device/messages/{id}/status. ``segments`` is informational: the API ignores it.
+
+    ``claim`` is the queue body's token: needed on a device's first report of a message."""
     body = {
         "status": status,
         "reason": reason,
         "segments": segments,
         "at": iso_utc(at) if at else None,
+        "claim": claim,
     }
     return {name: value for name, value in body.items() if value is not None}
 
@@ -172,6 +184,7 @@ class StatusReport:
     status: str
     reason: str | None
     at: datetime | None  # None: the API uses the time it received the report
+    claim: str | None = None  # the queue body's token (protocol version 3)
 
 
 @dataclass(frozen=True)
@@ -196,17 +209,18 @@ def parse_status_report(body: Any) -> StatusReport:
     status = fields.check("status", _choice(DEVICE_STATUSES))
     reason = fields.check("reason", _optional_text(500))
     at = fields.check("at", _timestamp)
+    claim = fields.check("claim", _optional_text(100))
     if status is None and not fields.errors:
         fields.errors.append({"field": "status", "message": "is required"})
     fields.done()
-    return StatusReport(status, reason, at)
+    return StatusReport(status, reason, at, claim)
 
 
 def parse_inbound_sms(body: Any) -> InboundReport:
     """Raises PayloadError listing every bad field."""
     fields = _Fields(body)
     sender = fields.check("from", _required_text(64))
-    text = fields.check("text", _optional_text(10_000))
+    text = fields.check("text", _optional_text(INBOUND_TEXT_LIMIT))
     received_at = fields.check("receivedAt", _timestamp)
     device_ref = fields.check("deviceRef", _required_text(200))
     if text is None and not any(e["field"] == "text" for e in fields.errors):

@@ -180,12 +180,7 @@ def test_status_and_test_events(api, device_key, receiver):
     message_id = api.post("/messages/send", {"message": "Salam", "phoneNumber": "38089336"}).json[
         "messageId"
     ]
-    api.post(
-        f"/device/messages/{message_id}/status",
-        {"status": "delivered"},
-        key=None,
-        headers={"X-Device-Key": device_key},
-    )
+    api.device_post(f"/device/messages/{message_id}/status", {"status": "delivered"}, device_key)
     event_id = api.post("/webhook/test").json["eventId"]
     run_worker(*take_queued())
 

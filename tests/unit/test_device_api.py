@@ -1,6 +1,7 @@
 """The /device endpoints a bridge calls, and the dead-letter handler."""
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -156,3 +157,108 @@ def test_sending_is_a_claim_only_one_device_wins(api, device_key):
     assert (second["status"], second["claimed"]) == ("sending", False)
     assert again["claimed"] is True, "a retry by the claiming device keeps its claim"
     assert "claimed" not in api.device_post(path, {"status": "sent"}, device_key).json
+
+
+# --- reports bound to what a device received -------------------------------------------------
+
+
+@pytest.fixture
+def intruder_key(aws):
+    """A device of the fleet that never received the message under test."""
+    Device("phone-9", account_id="globex").save()
+    return auth.create_key("device", "phone-9")[0]
+
+
+def test_a_device_that_never_received_a_message_cannot_touch_it(api, device_key, intruder_key):
+    message_id = queued_message(api)
+    path = f"/device/messages/{message_id}/status"
+    for status in ("sending", "sent", "delivered", "failed", "expired"):
+        forged = api.device_post(
+            path, {"status": status, "at": "2030-01-01T00:00:00Z"}, intruder_key, received=False
+        )
+        assert forged.status_code == 404, status
+        assert forged.json == {"success": False, "message": "Message not found", "errors": []}
+    assert Message.get(message_id).status == "queued" and Message.get(message_id).device_id is None
+    # the device that got it from the queue still sends it
+    assert api.device_post(path, {"status": "sending"}, device_key).json["claimed"] is True
+
+
+def test_a_forged_or_borrowed_claim_is_refused(api, device_key, intruder_key):
+    first, second = queued_message(api), queued_message(api)
+    from tests.conftest import claim_token
+
+    borrowed = {"status": "sending", "claim": claim_token(second)}
+    assert (
+        api.device_post(f"/device/messages/{first}/status", borrowed, intruder_key).status_code
+        == 404
+    )
+    bogus = {"status": "sending", "claim": "A" * 32}
+    assert (
+        api.device_post(f"/device/messages/{first}/status", bogus, intruder_key).status_code == 404
+    )
+
+
+def test_once_bound_only_its_device_settles_it(api, device_key, intruder_key):
+    message_id = queued_message(api)
+    path = f"/device/messages/{message_id}/status"
+    assert api.device_post(path, {"status": "sent"}, device_key).status_code == 200
+    # a later report of the bound device needs no token (delivery reports come late)
+    assert (
+        api.device_post(path, {"status": "delivered"}, device_key, received=False).json["status"]
+        == "delivered"
+    )
+    # another device, even with the message's claim (a redelivered copy), cannot settle it
+    late = api.device_post(path, {"status": "failed", "reason": "x"}, intruder_key)
+    assert late.status_code == 200 and late.json["status"] == "delivered"
+    assert Message.get(message_id).device_id == "phone-1"
+
+
+def test_a_report_dated_in_the_future_is_clamped_to_now(api, device_key):
+    message_id = queued_message(api)
+    before = datetime.now(UTC)
+    path = f"/device/messages/{message_id}/status"
+    api.device_post(path, {"status": "delivered", "at": "2030-01-01T00:00:00Z"}, device_key)
+    delivered_at = datetime.fromisoformat(
+        api.get(f"/messages/{message_id}").json["deliveredAt"].replace("Z", "+00:00")
+    )
+    assert before <= delivered_at <= datetime.now(UTC)
+
+
+def test_a_resent_message_can_be_taken_by_another_device(api, device_key, intruder_key):
+    message_id = queued_message(api)
+    path = f"/device/messages/{message_id}/status"
+    api.device_post(path, {"status": "failed", "reason": "no credit"}, device_key)
+    assert api.post(f"/messages/{message_id}/resend").status_code == 200
+    assert api.device_post(path, {"status": "sending"}, intruder_key).json["claimed"] is True
+
+
+def test_inbound_text_is_size_checked(api, device_key):
+    body = {"from": "38089336", "text": "x" * 2001, "deviceRef": "sim:big"}
+    response = api.device_post("/device/inbound", body, device_key)
+    assert response.status_code == 400 and response.json["errors"][0]["field"] == "text"
+    assert (
+        api.device_post("/device/inbound", {**body, "text": "x" * 2000}, device_key).status_code
+        == 200
+    )
+
+
+def test_inbound_is_rate_limited_per_device(api, device_key, intruder_key):
+    statuses = [
+        api.device_post(
+            "/device/inbound", {"from": "38089336", "text": "x", "deviceRef": f"r{i}"}, device_key
+        ).status_code
+        for i in range(61)
+    ]
+    assert statuses == [200] * 60 + [429]
+    again = api.device_post(
+        "/device/inbound", {"from": "38089336", "text": "x", "deviceRef": "r0"}, device_key
+    )
+    assert again.status_code == 429  # a repost too: the limit is checked in the same write
+    other = {"from": "38089336", "text": "x", "deviceRef": "r0"}
+    assert api.device_post("/device/inbound", other, intruder_key).status_code == 200
+
+
+def test_an_inbound_sms_dated_in_the_future_is_stored_as_received_now(api, device_key):
+    body = {"from": "38089336", "text": "x", "receivedAt": "2030-01-01T00:00:00Z", "deviceRef": "f"}
+    message_id = api.device_post("/device/inbound", body, device_key).json["messageId"]
+    assert Message.get(message_id).created_at <= datetime.now(UTC)

@@ -12,12 +12,26 @@ from chalicelib.wire.protocol import OutboundSms, PayloadError, UnsupportedVersi
 
 AT = datetime(2025, 1, 20, 10, 14, 50, tzinfo=UTC)
 SMS = OutboundSms("m-1", "+22238089336", "Votre code: 123456", "otp", AT + timedelta(minutes=10))
+CLAIMED = OutboundSms(
+    "m-1", "+22238089336", "Votre code: 123456", "otp", AT + timedelta(minutes=10), "tok"
+)
 
 
 def test_outbound_sms_round_trips_with_the_current_version():
-    body = SMS.to_json()
-    assert json.loads(body)["v"] == protocol.PROTOCOL_VERSION == 2
-    assert OutboundSms.from_json(body) == SMS
+    body = CLAIMED.to_json()
+    assert json.loads(body)["v"] == protocol.PROTOCOL_VERSION == 3
+    assert json.loads(body)["claim"] == "tok"
+    assert OutboundSms.from_json(body) == CLAIMED
+
+
+def test_a_version_2_body_is_read_without_a_claim():
+    body = json.loads(CLAIMED.to_json())
+    del body["claim"]
+    assert OutboundSms.from_json(json.dumps({**body, "v": 2})) == SMS
+
+
+def test_the_claim_is_never_in_the_repr():
+    assert "tok" not in repr(CLAIMED).replace("otp", "")
 
 
 def test_outbound_sms_without_deadline_round_trips():
@@ -49,7 +63,7 @@ def test_the_text_is_never_in_the_repr():
     assert "123456" not in repr(SMS)
 
 
-@pytest.mark.parametrize("version", [3, 0])
+@pytest.mark.parametrize("version", [4, 0])
 def test_an_unknown_version_is_refused(version):
     body = json.dumps({**json.loads(SMS.to_json()), "v": version})
     with pytest.raises(UnsupportedVersion, match=f"protocol version {version} is not supported"):
@@ -66,6 +80,7 @@ def test_an_unknown_version_is_refused(version):
         json.dumps({"messageId": "m", "to": "+22238089336", "text": "x", "kind": 3}),
         json.dumps({"messageId": "m", "to": "+22238089336", "text": "x", "sendBefore": "soon"}),
         json.dumps({"v": "2", "messageId": "m", "to": "+22238089336", "text": "x"}),
+        json.dumps({"messageId": "m", "to": "+22238089336", "text": "x", "claim": 7}),
     ],
 )
 def test_a_body_that_is_not_an_outbound_sms_is_refused(body):
@@ -84,6 +99,12 @@ def test_status_report_round_trips():
     assert protocol.parse_status_report(body) == protocol.StatusReport(
         "failed", "CMS ERROR 500", AT
     )
+
+
+def test_status_report_carries_the_claim():
+    body = protocol.status_report("sending", claim="tok")
+    assert body == {"status": "sending", "claim": "tok"}
+    assert protocol.parse_status_report(body).claim == "tok"
 
 
 def test_status_report_leaves_out_what_it_does_not_know():
@@ -144,7 +165,7 @@ def test_inbound_sms_errors_are_all_listed():
         {"from": " ", "text": 5, "receivedAt": 7, "deviceRef": "r" * 201},
     ) == [
         {"field": "from", "message": "must not be empty"},
-        {"field": "text", "message": "must be a string of at most 10000 characters"},
+        {"field": "text", "message": "must be a string of at most 2000 characters"},
         {"field": "receivedAt", "message": "must be an ISO-8601 date-time"},
         {"field": "deviceRef", "message": "must be at most 200 characters"},
     ]

@@ -39,6 +39,31 @@ def test_sends_the_sms_and_reports_sending_then_sent(queues, api, make_agent):
     assert driver.opened and driver.closed
 
 
+def test_every_report_hands_back_the_claim_of_the_queue_body(queues, api, make_agent):
+    sent = queues.put(claim="claim-of-sent")
+    late = queues.put(claim="claim-of-late", send_before=datetime.now(UTC) - timedelta(seconds=1))
+    with running(make_agent(FakeDriver())) as agent:
+        agent.run_until(
+            lambda: api.statuses.get(sent) == "sent" and api.statuses.get(late) == "expired",
+            timeout=10,
+        )
+    assert [body.get("claim") for _, body in api.status_calls(sent)] == ["claim-of-sent"] * 2
+    assert [body.get("claim") for _, body in api.status_calls(late)] == ["claim-of-late"]
+
+
+def test_an_interrupted_send_is_reported_with_its_claim(queues, api, make_agent, tmp_path):
+    message_id = queues.put(claim="claim-1")
+    sqs_id = queues.sqs.receive_message(QueueUrl=queues.urls["bulk"], VisibilityTimeout=0)[
+        "Messages"
+    ][0]["MessageId"]
+    journal = Journal(str(tmp_path / "journal.sqlite3"))
+    journal.begin_send(sqs_id, message_id, "claim-1")
+    journal.close()
+    with running(make_agent(FakeDriver())) as agent:
+        agent.run_until(lambda: api.statuses.get(message_id) == "failed", timeout=10)
+    assert api.status_calls(message_id)[0][1]["claim"] == "claim-1"
+
+
 def test_long_polls_in_batches_of_ten_and_buffers_at_most_max_buffered(queues, make_agent):
     for kind in ("bulk", "priority"):  # more than the hand holds: no poll waits on an empty queue
         for _ in range(12):
@@ -544,14 +569,14 @@ def test_a_refused_device_key_keeps_everything_for_later_and_says_so(api, make_a
     assert api.calls == []
 
 
-NEWER_VERSION = json.dumps({"v": 3, "messageId": "m-3", "to": "+22238089336", "text": "Bonjour"})
+NEWER_VERSION = json.dumps({"v": 4, "messageId": "m-3", "to": "+22238089336", "text": "Bonjour"})
 
 
 @pytest.mark.parametrize(
     "body, complaint",
     [
         ('{"messageId": "m-1"}', "is not an outbound SMS"),
-        (NEWER_VERSION, "protocol version 3 is not supported"),
+        (NEWER_VERSION, "protocol version 4 is not supported"),
     ],
 )
 def test_a_message_the_bridge_cannot_read_is_left_for_the_dead_letter_queue(
