@@ -107,6 +107,11 @@ def verify_otp(call):
     return {"success": True, "message": "OTP verified successfully", "verified": True}
 
 
+@api.route("/devices", "GET")
+def list_devices(call):
+    return {"success": True, "devices": devices.of_account(call.account_id)}
+
+
 @api.route("/device/heartbeat", "POST", auth="device")
 def device_heartbeat(call):
     devices.heartbeat(call.device_id, call.json())

@@ -43,6 +43,8 @@ class Settings:
     otp_ttl_seconds: int  # SMSGW_OTP_TTL_SECONDS: OTP validity (the seed says 600)
     otp_brand: str  # SMSGW_OTP_BRAND: name shown in OTP texts
     message_retention_days: int  # SMSGW_MESSAGE_RETENTION_DAYS: TTL of the message log
+    device_offline_seconds: int  # SMSGW_DEVICE_OFFLINE_SECONDS: no heartbeat this long = offline
+    reply_window_days: float  # SMSGW_REPLY_WINDOW_DAYS: how long a sent SMS claims its replies
     # WhatsApp Business Cloud API (OTP channel "whatsapp"); unset token = channel off
     whatsapp_api_url: str  # SMSGW_WHATSAPP_API_URL
     whatsapp_token: str  # SMSGW_WHATSAPP_TOKEN
@@ -101,6 +103,8 @@ def settings() -> Settings:
         otp_ttl_seconds=int(_env("SMSGW_OTP_TTL_SECONDS", "600")),
         otp_brand=_env("SMSGW_OTP_BRAND", "Chinqit"),
         message_retention_days=int(_env("SMSGW_MESSAGE_RETENTION_DAYS", "90")),
+        reply_window_days=float(_env("SMSGW_REPLY_WINDOW_DAYS", "7")),
+        device_offline_seconds=int(_env("SMSGW_DEVICE_OFFLINE_SECONDS", "180")),
         whatsapp_api_url=_env("SMSGW_WHATSAPP_API_URL", "https://graph.facebook.com/v21.0").rstrip(
             "/"
         ),

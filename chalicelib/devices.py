@@ -13,6 +13,7 @@ from .accounts import UNASSIGNED
 from .config import settings
 from .errors import NotFound, ValidationError
 from .messages import lifecycle
+from .messages.views import iso
 from .models import Device, Message
 from .wire import protocol
 from .wire.sms_encoding import analyze
@@ -48,6 +49,33 @@ def heartbeat(device_id: str, body: dict) -> None:
             Device.info.set({k: v for k, v in info.items() if v is not None}),
         ]
     )
+
+
+def is_online(device: Device) -> bool:
+    """Its bridge sent a heartbeat within SMSGW_DEVICE_OFFLINE_SECONDS (it beats every minute)."""
+    seen = device.last_seen_at
+    limit = timedelta(seconds=settings().device_offline_seconds)
+    return seen is not None and clock.now() - seen <= limit
+
+
+def to_json(device: Device) -> dict:
+    info = device.info.as_dict() if device.info is not None else {}
+    return {
+        "deviceId": device.device_id,
+        "name": device.name,
+        "online": is_online(device),
+        "lastSeenAt": iso(device.last_seen_at),
+        "driver": device.driver,
+        "signalPercent": info.get("signalPercent"),
+        "batteryPercent": info.get("batteryPercent"),
+        "bridgeVersion": info.get("version"),
+    }
+
+
+def of_account(account_id: str) -> list[dict]:
+    """The devices dedicated to an account (shared-pool devices belong to no account)."""
+    devices = sorted(Device.by_account.query(account_id), key=lambda d: d.device_id)
+    return [to_json(device) for device in devices]
 
 
 def report_status(device_id: str, message_id: str, body: dict) -> dict:
@@ -138,9 +166,17 @@ def inbound_quota(device_id: str) -> ratelimit.Quota:
 
 
 def owner_of_inbound(sender: str, device_id: str) -> str:
-    """Replies go to whoever wrote to the sender last; else to the device's account."""
-    for latest in Message.by_outbound_phone.query(sender, scan_index_forward=False, limit=1):
-        return latest.account_id
+    """Whose reply is this? The account whose SMS this device handed to the network for
+    ``sender`` most recently, within the reply window; without one, the account the device
+    is dedicated to; else nobody (the operator's unassigned inbox). A message that never
+    left a phone (failed, expired, still queued) claims nothing."""
+    since = clock.now() - timedelta(days=settings().reply_window_days)
+    sent = Message.by_sent_to.query(
+        sender, Message.sent_at >= since, scan_index_forward=False, page_size=25
+    )
+    for message in sent:
+        if message.device_id == device_id:
+            return message.account_id
     try:
         return Device.get(device_id).account_id or UNASSIGNED
     except Device.DoesNotExist:

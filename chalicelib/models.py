@@ -97,18 +97,19 @@ class AccountCreatedIndex(GlobalSecondaryIndex):
     created_at = UTCDateTimeAttribute(range_key=True)
 
 
-class OutboundPhoneIndex(GlobalSecondaryIndex):
-    """Outbound messages by recipient, newest first: who last wrote to a number.
+class SentToIndex(GlobalSecondaryIndex):
+    """Outbound SMS a device handed to the network, by recipient, newest first: whose
+    message went from which line to a number (the claim on its replies).
 
-    Sparse: only outbound messages carry ``outbound_phone``.
+    Sparse: only messages a device reported sent or delivered carry ``sent_to``.
     """
 
     class Meta:
-        index_name = "outbound-phone"
-        projection = IncludeProjection(["account_id"])
+        index_name = "sent-to"
+        projection = IncludeProjection(["account_id", "device_id"])
 
-    outbound_phone = UnicodeAttribute(hash_key=True)
-    created_at = UTCDateTimeAttribute(range_key=True)
+    sent_to = UnicodeAttribute(hash_key=True)
+    sent_at = UTCDateTimeAttribute(range_key=True)
 
 
 class Message(_Table):
@@ -123,7 +124,7 @@ class Message(_Table):
     kind = UnicodeAttribute(default="sms")  # "sms" | "otp"
     channel = UnicodeAttribute(default="sms")  # "sms" | "whatsapp"
     phone_number = UnicodeAttribute()
-    outbound_phone = UnicodeAttribute(null=True)  # = phone_number on outbound messages
+    sent_to = UnicodeAttribute(null=True)  # = phone_number once a device handed it to the network
     # OTP texts are stored with the code masked; the full text only travels on the queue.
     text = UnicodeAttribute()
     encoding = UnicodeAttribute()
@@ -142,7 +143,7 @@ class Message(_Table):
     purge_at = TTLAttribute(null=True)
 
     by_account = AccountCreatedIndex()
-    by_outbound_phone = OutboundPhoneIndex()
+    by_sent_to = SentToIndex()
 
 
 class Otp(_Table):
@@ -172,6 +173,16 @@ class RateCounter(_Table):
     expires_at = TTLAttribute()
 
 
+class DeviceAccountIndex(GlobalSecondaryIndex):
+    """The devices dedicated to an account (sparse: shared-pool devices have no account)."""
+
+    class Meta:
+        index_name = "account-devices"
+        projection = AllProjection()
+
+    account_id = UnicodeAttribute(hash_key=True)
+
+
 class Device(_Table):
     """A registered phone or modem host running device_bridge."""
 
@@ -180,13 +191,15 @@ class Device(_Table):
 
     device_id = UnicodeAttribute(hash_key=True)
     name = UnicodeAttribute(default="")
-    account_id = UnicodeAttribute(null=True)  # account its inbound SMS belong to by default
+    account_id = UnicodeAttribute(null=True)  # the account it is dedicated to; None: shared pool
     created_at = UTCDateTimeAttribute(default=clock.now)
     last_seen_at = UTCDateTimeAttribute(null=True)
     driver = UnicodeAttribute(null=True)
     info: MapAttribute = MapAttribute(
         null=True
     )  # signal, battery, bridge version, as last reported
+
+    by_account = DeviceAccountIndex()
 
 
 class Account(_Table):

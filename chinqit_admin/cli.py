@@ -6,6 +6,10 @@
     chinqit-admin keys revoke PREFIX
     chinqit-admin devices create --name phone-1 [--account ACME]
     chinqit-admin devices list
+    chinqit-admin devices assign DEVICE --account ACME   (dedicate it to one account)
+    chinqit-admin devices unassign DEVICE                (back to the shared pool)
+    chinqit-admin accounts quota ACME [smsPerMinute=120 ...]
+    chinqit-admin inbox [--limit 50]                     (received SMS no account claims)
     chinqit-admin oauth create --account ACME [--name "crm"]
     chinqit-admin oauth revoke CLIENT_ID
 
@@ -122,7 +126,7 @@ def cmd_devices_list(_args) -> str:
         {
             "device": d.device_id,
             "name": d.name,
-            "account": d.account_id or "",
+            "dedicated to": d.account_id or "(shared pool)",
             "driver": d.driver or "",
             "last seen": d.last_seen_at.isoformat(timespec="seconds")
             if d.last_seen_at
@@ -132,7 +136,60 @@ def cmd_devices_list(_args) -> str:
         }
         for d in Device.scan()
     ]
-    return _table(rows, ["device", "name", "account", "driver", "last seen", "signal", "battery"])
+    columns = ["device", "name", "dedicated to", "driver", "last seen", "signal", "battery"]
+    return _table(rows, columns)
+
+
+def cmd_devices_assign(args) -> str:
+    from pynamodb.exceptions import UpdateError
+
+    from chalicelib.models import Device
+
+    account = getattr(args, "account", None)
+    action = Device.account_id.set(account) if account else Device.account_id.remove()
+    try:
+        Device(args.device).update(actions=[action], condition=Device.device_id.exists())
+    except UpdateError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            raise LookupError(f"no device {args.device}") from None
+        raise
+    if account:
+        return f"device {args.device} is dedicated to account {account}"
+    return f"device {args.device} is in the shared pool"
+
+
+def cmd_accounts_quota(args) -> str:
+    from chalicelib import quotas
+
+    values = {}
+    for pair in args.values:
+        name, _, value = pair.partition("=")
+        if not value:
+            raise ValueError(f"{pair!r}: write NAME=VALUE, e.g. smsPerMinute=120")
+        values[name] = value
+    shown = quotas.set_quotas(args.account, values) if values else quotas.of(args.account)
+    rows = [
+        {"quota": name, "value": value, "default": quotas.DEFAULTS[name][1]}
+        for name, value in shown.items()
+    ]
+    return f"account {args.account}\n" + _table(rows, ["quota", "value", "default"])
+
+
+def cmd_inbox(args) -> str:
+    from chalicelib.accounts import UNASSIGNED
+    from chalicelib.models import Message
+
+    rows = [
+        {
+            "received": m.created_at.isoformat(timespec="seconds"),
+            "from": m.phone_number,
+            "device": m.device_id or "",
+            "message id": m.message_id,
+            "text": m.text if len(m.text) <= 60 else m.text[:57] + "...",
+        }
+        for m in Message.by_account.query(UNASSIGNED, scan_index_forward=False, limit=args.limit)
+    ]
+    return _table(rows, ["received", "from", "device", "message id", "text"])
 
 
 def cmd_oauth_create(args) -> str:
@@ -178,13 +235,35 @@ def parser() -> argparse.ArgumentParser:
     register = devices.add_parser("create", help="register a device and print its key once")
     register.add_argument("--name", required=True)
     register.add_argument(
-        "--account", type=_account, help="account that owns SMS this device receives"
+        "--account",
+        type=_account,
+        help="dedicate it to this account (its replies without a claim go there); "
+        "default: the shared pool",
     )
     register.add_argument("--id", help="device id (default: generated)")
     register.set_defaults(run=cmd_devices_create)
     devices.add_parser("list", help="devices with their last-seen time").set_defaults(
         run=cmd_devices_list
     )
+    assign = devices.add_parser("assign", help="dedicate a device to one account")
+    assign.add_argument("device")
+    assign.add_argument("--account", required=True, type=_account)
+    assign.set_defaults(run=cmd_devices_assign)
+    unassign = devices.add_parser("unassign", help="put a device back in the shared pool")
+    unassign.add_argument("device")
+    unassign.set_defaults(run=cmd_devices_assign)
+
+    accounts = commands.add_parser("accounts", help="per-account settings").add_subparsers(
+        dest="action", required=True
+    )
+    quota = accounts.add_parser("quota", help="show an account's quotas, or set some")
+    quota.add_argument("account", type=_account)
+    quota.add_argument("values", nargs="*", metavar="NAME=VALUE")
+    quota.set_defaults(run=cmd_accounts_quota)
+
+    inbox = commands.add_parser("inbox", help="received SMS that no account claims")
+    inbox.add_argument("--limit", type=int, default=50)
+    inbox.set_defaults(run=cmd_inbox)
 
     clients = commands.add_parser("oauth", help="OAuth2 clients").add_subparsers(
         dest="action", required=True
@@ -211,7 +290,7 @@ def main(argv=None) -> int:
         load_stage(args.stage)
     try:
         print(args.run(args))
-    except LookupError as exc:
+    except (LookupError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -6,8 +6,9 @@ Works the same on the embedded AWS of the local stack and on a real AWS account.
 from __future__ import annotations
 
 import json
+import time
 
-from chalicelib import queue
+from chalicelib import aws, queue
 from chalicelib.config import settings
 from chalicelib.models import ALL_MODELS
 from chalicelib.queue import MAX_RECEIVES
@@ -18,12 +19,55 @@ DLQ_RETENTION = 14 * 24 * 3600
 
 
 def tables() -> list[str]:
+    """Create missing tables, and the indexes a newer version added to existing ones."""
     created = []
     for model in ALL_MODELS:
         if not model.exists():
             model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
             created.append(model.Meta.table_name)
+        else:
+            created += _add_missing_indexes(model)
     return created
+
+
+INDEX_WAIT_SECONDS = 1800  # DynamoDB backfills a new index from the table's items
+
+
+def _add_missing_indexes(model) -> list[str]:
+    client = aws.client("dynamodb")
+    name = model.Meta.table_name
+    described = client.describe_table(TableName=name)["Table"]
+    present = {index["IndexName"] for index in described.get("GlobalSecondaryIndexes", [])}
+    added = []
+    for index in model._get_schema()["global_secondary_indexes"]:  # PynamoDB's own schema
+        if index["index_name"] in present:
+            continue
+        client.update_table(
+            TableName=name,
+            AttributeDefinitions=index["attribute_definitions"],
+            GlobalSecondaryIndexUpdates=[
+                {
+                    "Create": {
+                        "IndexName": index["index_name"],
+                        "KeySchema": index["key_schema"],
+                        "Projection": index["projection"],
+                    }
+                }
+            ],
+        )
+        _wait_until_active(client, name, index["index_name"])
+        added.append(f"{name}/{index['index_name']}")
+    return added
+
+
+def _wait_until_active(client, table: str, index_name: str) -> None:
+    deadline = time.monotonic() + INDEX_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        indexes = client.describe_table(TableName=table)["Table"].get("GlobalSecondaryIndexes", [])
+        if any(i["IndexName"] == index_name and i["IndexStatus"] == "ACTIVE" for i in indexes):
+            return
+        time.sleep(5)
+    raise TimeoutError(f"index {index_name} of {table} is not active after {INDEX_WAIT_SECONDS} s")
 
 
 def queues() -> dict[str, str]:

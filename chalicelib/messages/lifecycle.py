@@ -37,6 +37,8 @@ TRANSITIONS: dict[Status, frozenset[Status | None]] = {
     Status.EXPIRED: frozenset({Status.QUEUED, Status.SENDING}),
     Status.RECEIVED: frozenset({None}),
 }
+# Statuses that mean a phone gave the SMS to the network
+HANDED_TO_NETWORK = (Status.SENT, Status.DELIVERED)
 # The moment a status is reached is kept for these
 REACHED_AT = {Status.SENT: Message.sent_at, Status.DELIVERED: Message.delivered_at}
 
@@ -186,6 +188,12 @@ def _actions(target: Status, reason, at, device_id, provider_message_id) -> list
         actions.append(REACHED_AT[target].set(at))
     if device_id is not None:
         actions.append(Message.device_id.set(device_id))
+    if device_id is not None and target in HANDED_TO_NETWORK:
+        # The claim on the recipient's replies (devices.owner_of_inbound); a delivery
+        # report without a "sent" before it dates the sending too.
+        actions.append(Message.sent_to.set(Message.phone_number))
+        if target != Status.SENT:
+            actions.append(Message.sent_at.set(Message.sent_at | at))
     elif target == Status.QUEUED:  # a resend: any device of the pool may take it again
         actions.append(Message.device_id.remove())
     if provider_message_id is not None:

@@ -53,7 +53,6 @@ def new_outbound(
         kind=kind,
         channel=channel,
         phone_number=phone_number,
-        outbound_phone=phone_number,
         text=stored_text or text,
         encoding=analysis.encoding,
         segments=analysis.segments,

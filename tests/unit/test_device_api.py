@@ -262,3 +262,30 @@ def test_an_inbound_sms_dated_in_the_future_is_stored_as_received_now(api, devic
     body = {"from": "38089336", "text": "x", "receivedAt": "2030-01-01T00:00:00Z", "deviceRef": "f"}
     message_id = api.device_post("/device/inbound", body, device_key).json["messageId"]
     assert Message.get(message_id).created_at <= datetime.now(UTC)
+
+
+# --- GET /devices: an account's own devices ----------------------------------------------------
+
+
+def test_an_account_sees_only_its_own_devices_online_or_offline(
+    api, device_key, other_key, intruder_key, manual_clock
+):
+    Device("shared-1", name="pool phone").save()
+    beat = {"driver": "modem", "signalPercent": 70, "batteryPercent": 55, "version": "1.2.0"}
+    assert api.device_post("/device/heartbeat", beat, device_key).status_code == 200
+    shown = api.get("/devices")
+    assert shown.status_code == 200
+    [phone] = shown.json["devices"]
+    assert phone["deviceId"] == "phone-1" and phone["online"] is True
+    assert (phone["driver"], phone["signalPercent"], phone["batteryPercent"]) == ("modem", 70, 55)
+    assert phone["bridgeVersion"] == "1.2.0" and phone["lastSeenAt"].endswith("Z")
+    assert [d["deviceId"] for d in api.get("/devices", key=other_key).json["devices"]] == [
+        "phone-9"
+    ]
+    manual_clock.advance(181)
+    assert api.get("/devices").json["devices"][0]["online"] is False
+
+
+def test_devices_need_an_api_key(api, device_key):
+    assert api.get("/devices", key=None).status_code == 401
+    assert api.get("/devices", key=device_key).status_code == 403

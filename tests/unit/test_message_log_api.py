@@ -124,16 +124,21 @@ def test_one_query_per_page(api):
     assert message_log.MAX_LIMIT == 100
 
 
-def test_inbound_belongs_to_who_wrote_last(api, other_key, device_key):
-    send(api, key=other_key)
-    send(api)
+def test_inbound_belongs_to_whose_sms_left_the_line_last(api, other_key, device_key):
+    def sent(message_id):
+        path = f"/device/messages/{message_id}/status"
+        assert api.device_post(path, {"status": "sent"}, device_key).status_code == 200
+
+    sent(send(api, key=other_key))
+    sent(send(api))
+    send(api, key=other_key)  # queued, never left the phone: no claim
     reply = receive(api, device_key, PHONE, "Merci", "r1")
     assert ids(api.get("/messages?direction=inbound")) == [reply]
-    send(api, key=other_key)
+    sent(send(api, key=other_key))
     second = receive(api, device_key, PHONE, "Encore", "r2")
     assert ids(api.get("/messages?direction=inbound", key=other_key)) == [second]
     stranger = receive(api, device_key, "+22247000000", "Qui?", "r3")
-    assert Message.get(stranger).account_id == "acme"  # the device's account
+    assert Message.get(stranger).account_id == "acme"  # the account the line is dedicated to
 
 
 def test_resend_only_failed_or_expired(api, other_key):

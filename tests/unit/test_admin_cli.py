@@ -1,0 +1,96 @@
+"""The operator tool's commands for devices, quotas and the unassigned inbox."""
+
+import pytest
+
+from chalicelib import auth, quotas
+from chalicelib.models import Device
+from chinqit_admin import cli
+
+
+def admin(capsys, *argv) -> tuple[int, str]:
+    code = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def test_assign_and_unassign_a_device(aws, capsys):
+    Device("phone-7", name="boutique").save()
+    assert admin(capsys, "devices", "assign", "phone-7", "--account", "acme")[0] == 0
+    assert Device.get("phone-7").account_id == "acme"
+    code, out = admin(capsys, "devices", "list")
+    assert code == 0 and "acme" in out
+    assert admin(capsys, "devices", "unassign", "phone-7")[0] == 0
+    assert Device.get("phone-7").account_id is None
+    assert "(shared pool)" in admin(capsys, "devices", "list")[1]
+
+
+def test_assigning_an_unknown_device_is_an_error(aws, capsys):
+    code, out = admin(capsys, "devices", "assign", "ghost", "--account", "acme")
+    assert code == 1 and "no device ghost" in out
+    assert list(Device.scan()) == []
+
+
+def test_the_unassigned_account_cannot_be_given_a_device(aws, capsys):
+    Device("phone-7").save()
+    with pytest.raises(SystemExit):
+        cli.main(["devices", "assign", "phone-7", "--account", "unassigned"])
+    assert Device.get("phone-7").account_id is None
+
+
+def test_quotas_are_shown_and_set(aws, capsys):
+    code, out = admin(capsys, "accounts", "quota", "acme", "smsPerMinute=120", "otpPerDay=50")
+    assert code == 0 and "smsPerMinute" in out and "120" in out
+    assert quotas.of("acme")["smsPerMinute"] == 120 and quotas.of("acme")["otpPerDay"] == 50
+
+
+@pytest.mark.parametrize("pair", ["smsPerMinute", "smsPerMinute=-3", "nope=3"])
+def test_bad_quota_values_change_nothing(aws, capsys, pair):
+    code, out = admin(capsys, "accounts", "quota", "acme", pair)
+    assert code == 1 and out.startswith("error:")
+    assert quotas.of("acme")["smsPerMinute"] == quotas.DEFAULTS["smsPerMinute"][1]
+
+
+def test_the_inbox_lists_replies_no_account_claims(api, capsys):
+    Device("shared-1").save()
+    key = auth.create_key("device", "shared-1")[0]
+    body = {"from": "+22248089336", "text": "Bonjour <b>qui</b> ?", "deviceRef": "r1"}
+    assert api.device_post("/device/inbound", body, key).status_code == 200
+    code, out = admin(capsys, "inbox")
+    assert code == 0 and "+22248089336" in out and "shared-1" in out and "<b>qui</b>" in out
+
+
+def test_provision_adds_the_indexes_a_newer_version_needs(aws):
+    from chalicelib import aws as clients
+    from chalicelib.models import Message
+    from chinqit_admin import provision
+
+    dynamodb = clients.client("dynamodb")
+    name = Message.Meta.table_name
+    dynamodb.delete_table(TableName=name)
+    dynamodb.create_table(  # the messages table as gateway 1.1 created it
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": n, "AttributeType": "S"}
+            for n in ("message_id", "account_id", "created_at", "outbound_phone")
+        ],
+        KeySchema=[{"AttributeName": "message_id", "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": index,
+                "KeySchema": [
+                    {"AttributeName": hash_key, "KeyType": "HASH"},
+                    {"AttributeName": "created_at", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for index, hash_key in (
+                ("account-created", "account_id"),
+                ("outbound-phone", "outbound_phone"),
+            )
+        ],
+    )
+    assert provision.tables() == [f"{name}/sent-to"]
+    indexes = dynamodb.describe_table(TableName=name)["Table"]["GlobalSecondaryIndexes"]
+    assert "sent-to" in {i["IndexName"] for i in indexes}
+    assert provision.tables() == []  # rerunning changes nothing
