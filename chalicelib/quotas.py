@@ -12,9 +12,10 @@ from .config import settings
 from .models import Account
 from .ratelimit import OTP_LIMITS, SECONDS, Limit, Quota
 
-# name -> (window, default). Sized for a small fleet: a phone sends about 6-20 SMS a minute.
+# name -> (window, default). Intake limits: a phone sends 6-20 SMS a minute, the queues
+# hold the rest; a per-minute SMS quota must let one full bulk (100 recipients) in.
 DEFAULTS: dict[str, tuple[str, int]] = {
-    "smsPerMinute": ("minute", 60),
+    "smsPerMinute": ("minute", 300),  # at least a full bulk (100 recipients)
     "smsPerDay": ("day", 10_000),
     "otpPerMinute": ("minute", 30),
     "otpPerHour": ("hour", 300),
