@@ -2,7 +2,7 @@
 
 from chalice import Chalice, Response
 
-from chalicelib import apidoc, devices, dlq, logs, metrics, oauth, otp, webhooks
+from chalicelib import apidoc, device_credentials, devices, dlq, logs, metrics, oauth, otp, webhooks
 from chalicelib.config import settings
 from chalicelib.http import Router
 from chalicelib.messages import events, lifecycle, listing, outbound, store, views
@@ -110,6 +110,12 @@ def verify_otp(call):
 @api.route("/devices", "GET")
 def list_devices(call):
     return {"success": True, "devices": devices.of_account(call.account_id)}
+
+
+@api.route("/device/credentials", "POST", auth="device")
+def device_aws_credentials(call):
+    answer = device_credentials.issue(call.device_id)
+    return Response({"success": True, **answer}, headers={"Cache-Control": "no-store"})
 
 
 @api.route("/device/heartbeat", "POST", auth="device")

@@ -31,6 +31,8 @@ class Settings:
     outbound_queue: str  # SMSGW_OUTBOUND_QUEUE: bulk SMS for the device bridges
     priority_queue: str  # SMSGW_PRIORITY_QUEUE: OTP SMS, polled first by the bridges
     webhook_queue: str  # SMSGW_WEBHOOK_QUEUE: webhook events for the worker Lambda (+ "-dlq")
+    # SMSGW_BRIDGE_ROLE: IAM role (name or ARN) the bridges get short-lived credentials of
+    bridge_role: str
     # Secrets
     # Server secret (HMAC key of OTP hashes and list cursors): SMSGW_SECRET_KEY itself, or the
     # name of an SSM SecureString holding it (read once per container); see server_secret.py.
@@ -95,6 +97,7 @@ def settings() -> Settings:
         outbound_queue=_env("SMSGW_OUTBOUND_QUEUE", f"{prefix}-outbound"),
         priority_queue=_env("SMSGW_PRIORITY_QUEUE", f"{prefix}-outbound-priority"),
         webhook_queue=_env("SMSGW_WEBHOOK_QUEUE", f"{prefix}-webhooks"),
+        bridge_role=_env("SMSGW_BRIDGE_ROLE", f"{prefix}-bridge"),
         secret_key=_env("SMSGW_SECRET_KEY"),
         secret_key_parameter=_env("SMSGW_SECRET_KEY_PARAMETER"),
         stage=_env("SMSGW_STAGE", "dev"),

@@ -24,6 +24,15 @@ def queue_url(name_or_url: str) -> str:
     return sqs().get_queue_url(QueueName=name_or_url)["QueueUrl"]
 
 
+@functools.cache
+def queue_arn(name_or_url: str) -> str:
+    """A queue's ARN, once per container."""
+    attributes = sqs().get_queue_attributes(
+        QueueUrl=queue_url(name_or_url), AttributeNames=["QueueArn"]
+    )
+    return attributes["Attributes"]["QueueArn"]
+
+
 def queue_for(kind: str) -> str:
     config = settings()
     return config.priority_queue if kind in PRIORITY_KINDS else config.outbound_queue

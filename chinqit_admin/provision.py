@@ -128,5 +128,56 @@ def secret_parameter() -> str | None:
     return name
 
 
+def bridge_role() -> str | None:
+    """The role whose short-lived sessions the bridges get (POST /device/credentials).
+
+    Trusted by this account (the API's Lambda role assumes it), allowed to receive from
+    the outbound queues; each session is narrowed further to its device's queues. An
+    SMSGW_BRIDGE_ROLE given as an ARN is the operator's own: left as it is.
+    """
+    from chalicelib.device_credentials import QUEUE_ACTIONS
+
+    config = settings()
+    if config.bridge_role.startswith("arn:"):
+        return None
+    iam = aws.client("iam")
+    account = aws.client("sts").get_caller_identity()["Account"]
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    try:
+        arn = iam.get_role(RoleName=config.bridge_role)["Role"]["Arn"]
+    except iam.exceptions.NoSuchEntityException:
+        arn = iam.create_role(
+            RoleName=config.bridge_role,
+            AssumeRolePolicyDocument=json.dumps(trust),
+            MaxSessionDuration=3600,
+            Description="Chinqit device bridges: receive SMS from the outbound queues",
+        )["Role"]["Arn"]
+    outbound = [queue.queue_arn(name) for name in (config.priority_queue, config.outbound_queue)]
+    permissions = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": QUEUE_ACTIONS, "Resource": outbound}],
+    }
+    iam.put_role_policy(
+        RoleName=config.bridge_role,
+        PolicyName="outbound-queues",
+        PolicyDocument=json.dumps(permissions),
+    )
+    return arn
+
+
 def all_resources() -> dict:
-    return {"tables_created": tables(), "queues": queues(), "secret_parameter": secret_parameter()}
+    return {
+        "tables_created": tables(),
+        "queues": queues(),
+        "secret_parameter": secret_parameter(),
+        "bridge_role": bridge_role(),
+    }

@@ -40,6 +40,7 @@ from .transport import (
     ApiClient,
     ApiRejected,
     ApiUnavailable,
+    DeviceKeyCredentials,
     Received,
     SqsQueue,
     sqs_client,
@@ -246,14 +247,21 @@ class Agent:
     def build(
         cls, config: BridgeConfig, driver: Driver, clock: Callable[[], float] = time.monotonic
     ) -> Agent:
-        sqs = sqs_client(config.wait_time_seconds)
-        queues = {kind: SqsQueue(sqs, name) for kind, name in config.queues.items()}
         api = ApiClient(
             config.api_url,
             config.device_key,
             config.api_timeout,
             user_agent=f"chinqit-device-bridge/{__version__}",
         )
+        names = config.queues
+        if config.aws_credentials == "device":
+            first = _first_credentials(api)  # the API names this device's queues too
+            credentials = DeviceKeyCredentials(api.credentials, first)
+            sqs = sqs_client(config.wait_time_seconds, credentials, region=first["region"])
+            names = first["queues"]
+        else:
+            sqs = sqs_client(config.wait_time_seconds)
+        queues = {kind: SqsQueue(sqs, names[kind]) for kind in ("priority", "bulk")}
         return cls(config, driver, Journal(config.journal), queues, api, clock)
 
     # ------------------------------------------------------------------ lifecycle
@@ -660,6 +668,20 @@ class Agent:
         removed = self.journal.prune(self.config.journal_retention_days * 86400)
         if removed:
             log.info("journal: forgot %d settled message(s)", removed)
+
+
+def _first_credentials(api: ApiClient, longest_pause: float = 60.0) -> dict:
+    """Wait for the API (a phone may boot before its network): the bridge needs its queues."""
+    pause = 1.0
+    while True:
+        try:
+            return api.credentials()
+        except ApiUnavailable as error:
+            log.warning(
+                "cannot get AWS credentials from the API (%s); retrying in %.0f s", error, pause
+            )
+            time.sleep(pause)
+            pause = min(longest_pause, pause * 2)
 
 
 def _by_queue(jobs: Iterable[Job]) -> dict[SqsQueue, list[Job]]:

@@ -36,8 +36,11 @@ The file is TOML with the option names as keys and a [driver] table for the driv
 Driver options are the fields of the Options class in device_bridge/drivers/<driver>.py
 (for example modem: port, baudrate, pin; simulator: outbox, inbox, send_delay).
 
-AWS credentials, region and endpoint are not bridge options: boto3 reads them from the
-standard AWS variables and files (AWS_ENDPOINT_URL for the local stack).
+AWS credentials: with aws_credentials = "device" the bridge needs nothing but its device
+key: it asks the API for short-lived credentials limited to its queues (and their URLs
+and region), again before they expire. With "environment", boto3 reads credentials and
+region from the standard AWS variables and files. AWS_ENDPOINT_URL points both at the
+local stack.
 
 SIGTERM or SIGINT stops the bridge cleanly: the SMS being sent is finished, the
 others go back to the queue at once.
@@ -79,6 +82,14 @@ class BridgeConfig:
     driver: str = _option(
         "Phone driver: modem (GSM modem on a serial port), termux (Android phone) or "
         "simulator (files, for development) (required)."
+    )
+    aws_credentials: str = _option(
+        "Where the AWS credentials come from: device (from the API, for the device key: "
+        "short-lived, limited to this device's queues, which the API names too) or "
+        "environment (boto3's usual variables and files, with the queues below; needed "
+        "against a gateway API 1.0).",
+        "device",
+        str.lower,
     )
     outbound_queue: str = _option("SQS queue (name or URL) of bulk SMS.", "chinqit-dev-outbound")
     priority_queue: str = _option(
@@ -188,6 +199,7 @@ REQUIRED = [
     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 ]
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+CREDENTIAL_SOURCES = ("device", "environment")
 
 
 def _flag(name: str) -> str:
@@ -294,6 +306,8 @@ def _build(values: dict, driver_options: dict) -> BridgeConfig:
     }
     if parsed.get("log_level", "INFO") not in LOG_LEVELS:
         raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
+    if parsed.get("aws_credentials", "environment") not in CREDENTIAL_SOURCES:
+        raise ConfigError(f"aws_credentials must be one of {', '.join(CREDENTIAL_SOURCES)}")
     return BridgeConfig(**parsed, driver_options=driver_options)
 
 

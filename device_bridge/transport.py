@@ -2,21 +2,58 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
 import boto3
+import botocore.session
 import requests
 from botocore.config import Config
+from botocore.credentials import CredentialProvider, RefreshableCredentials
 
 SQS_BATCH_LIMIT = 10  # SQS receives, and changes visibility of, at most 10 messages per call
 
 
-def sqs_client(wait_time_seconds: int):
-    """An SQS client for the standard AWS settings (AWS_ENDPOINT_URL for the local stack)."""
+class DeviceKeyCredentials(CredentialProvider):
+    """AWS credentials from POST /device/credentials; botocore refreshes them before they
+    expire (15 minutes ahead), so the bridge never holds a long-lived secret but its key."""
+
+    METHOD = CANONICAL_NAME = "chinqit-device-key"
+
+    def __init__(self, fetch: Callable[[], dict], first: dict | None = None):
+        self._fetch = fetch
+        self._first = first
+
+    def load(self) -> RefreshableCredentials:
+        first, self._first = self._first, None
+        return RefreshableCredentials.create_from_metadata(
+            _metadata(first or self._fetch()), lambda: _metadata(self._fetch()), self.METHOD
+        )
+
+
+def _metadata(answer: dict) -> dict:
+    return {
+        "access_key": answer["accessKeyId"],
+        "secret_key": answer["secretAccessKey"],
+        "token": answer["sessionToken"],
+        "expiry_time": answer["expiration"],
+    }
+
+
+def sqs_client(
+    wait_time_seconds: int,
+    credentials: CredentialProvider | None = None,
+    region: str | None = None,
+):
+    """An SQS client; without ``credentials`` it uses the standard AWS settings."""
+    session = botocore.session.Session()
+    if credentials is not None:
+        session.get_component("credential_provider").insert_before("env", credentials)
     # The read timeout must outlast a long poll, or every quiet poll would look like an outage.
-    return boto3.client(
+    return boto3.Session(botocore_session=session).client(
         "sqs",
+        region_name=session.get_config_variable("region") or region,
         config=Config(
             connect_timeout=10,
             read_timeout=wait_time_seconds + 10,
@@ -122,6 +159,10 @@ class ApiClient:
 
     def post_inbound(self, body: dict) -> dict:
         return self._post("/device/inbound", body)
+
+    def credentials(self) -> dict:
+        """Short-lived AWS credentials for this device, its queues' URLs and region."""
+        return self._post("/device/credentials", {})
 
     def _post(self, path: str, body: dict) -> dict:
         try:

@@ -76,6 +76,8 @@ def bridge_environment(port: int, device_key: str) -> dict:
     defaults = {
         "SMSGW_BRIDGE_API_URL": f"http://{HOST}:{port}",
         "SMSGW_BRIDGE_DRIVER": "simulator",
+        # As on a real phone: only the device key; AWS credentials come from the API.
+        "SMSGW_BRIDGE_AWS_CREDENTIALS": "device",
         "SMSGW_BRIDGE_OUTBOUND_QUEUE": config.outbound_queue,
         "SMSGW_BRIDGE_PRIORITY_QUEUE": config.priority_queue,
         # Beside the phone's files, so two stacks with their own files never share one.

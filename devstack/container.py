@@ -29,12 +29,23 @@ def go_offline() -> None:
 
 
 def reset() -> None:
-    from chalicelib import auth, aws, models, queue, quotas, server_secret, webhooks
+    from chalicelib import (
+        auth,
+        aws,
+        device_credentials,
+        models,
+        queue,
+        quotas,
+        server_secret,
+        webhooks,
+    )
     from chalicelib.config import settings
 
     settings.cache_clear()
     aws.client.cache_clear()
     queue.queue_url.cache_clear()
+    queue.queue_arn.cache_clear()
+    device_credentials.role_arn.cache_clear()
     models.connection.cache_clear()
     server_secret.server_secret.cache_clear()
     auth.forget()

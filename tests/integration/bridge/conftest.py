@@ -111,6 +111,7 @@ def make_config(queues, api, tmp_path) -> Callable[..., BridgeConfig]:
             api_url=api.url,
             device_key=DEVICE_KEY,
             driver="fake",
+            aws_credentials="environment",  # the moto server's; device mode has its own test
             outbound_queue=queues.names["bulk"],
             priority_queue=queues.names["priority"],
             journal=str(tmp_path / "journal.sqlite3"),

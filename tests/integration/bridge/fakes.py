@@ -140,6 +140,7 @@ class FakeApi:
     def __init__(self):
         self.calls: list[tuple[str, dict]] = []  # (path, body) of every authenticated call
         self.statuses: dict[str, str] = {}  # messageId -> stored status
+        self.credentials: Callable[[], dict] | None = None  # answers POST /device/credentials
         self.claims: dict[str, str] = {}  # messageId -> device key that posted "sending" first
         self.inbound: dict[str, dict] = {}  # deviceRef -> body, stored once
         self.unknown: set[str] = set()
@@ -189,6 +190,8 @@ class FakeApi:
     def _route(self, path: str, body: dict, key: str) -> tuple[int, dict]:
         if path == "/device/heartbeat":
             return 200, {"success": True}
+        if path == "/device/credentials" and self.credentials is not None:
+            return 200, {"success": True, **self.credentials()}
         if path == "/device/inbound":
             duplicate = body["deviceRef"] in self.inbound
             self.inbound.setdefault(body["deviceRef"], body)

@@ -64,6 +64,28 @@ def test_an_interrupted_send_is_reported_with_its_claim(queues, api, make_agent,
     assert api.status_calls(message_id)[0][1]["claim"] == "claim-1"
 
 
+def test_with_device_credentials_the_key_is_all_a_bridge_needs(queues, api, make_agent):
+    """The API names the queues and hands out credentials that expire soon: the bridge
+    asks again before they do (botocore refreshes within 10 minutes of the expiry)."""
+    api.credentials = lambda: {
+        "accessKeyId": "ASIADEVICE",
+        "secretAccessKey": "short-lived",
+        "sessionToken": "token",
+        "expiration": (datetime.now(UTC) + timedelta(minutes=5)).isoformat(),
+        "region": "us-east-1",
+        "queues": queues.urls,
+    }
+    first, second = queues.put(), queues.put(kind="priority")
+    agent = make_agent(aws_credentials="device", outbound_queue="elsewhere", priority_queue="x")
+    with running(agent):
+        agent.run_until(
+            lambda: api.statuses.get(first) == "sent" and api.statuses.get(second) == "sent",
+            timeout=10,
+        )
+    asked = [path for path, _ in api.calls if path == "/device/credentials"]
+    assert len(asked) >= 2
+
+
 def test_long_polls_in_batches_of_ten_and_buffers_at_most_max_buffered(queues, make_agent):
     for kind in ("bulk", "priority"):  # more than the hand holds: no poll waits on an empty queue
         for _ in range(12):

@@ -80,6 +80,7 @@ def test_missing_required_options_are_named_with_their_flag_and_variable():
         (["--wait-time-seconds", "30"], "wait_time_seconds must be at most 20"),
         (["--sends-per-minute", "often"], "sends_per_minute: 'often' is not a valid float"),
         (["--log-level", "loud"], "log_level must be one of"),
+        (["--aws-credentials", "iam-user"], "aws_credentials must be one of device, environment"),
         (["--driver-option", "port"], "--driver-option expects KEY=VALUE"),
     ],
 )
