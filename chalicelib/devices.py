@@ -14,7 +14,7 @@ from .config import settings
 from .errors import NotFound, ValidationError
 from .messages import lifecycle
 from .messages.views import iso
-from .models import Device, Message
+from .models import Device, LineAttribute, Message
 from .wire import protocol
 from .wire.sms_encoding import analyze
 from .wire.status import Status
@@ -42,13 +42,30 @@ def heartbeat(device_id: str, body: dict) -> None:
         "batteryPercent": beat.battery_percent,
         "version": beat.version,
     }
-    Device(device_id).update(
-        actions=[
-            Device.last_seen_at.set(clock.now()),
-            Device.driver.set(beat.driver) if beat.driver else Device.driver.remove(),
-            Device.info.set({k: v for k, v in info.items() if v is not None}),
-        ]
-    )
+    actions: list = [
+        Device.last_seen_at.set(clock.now()),
+        Device.driver.set(beat.driver) if beat.driver else Device.driver.remove(),
+        Device.info.set({k: v for k, v in info.items() if v is not None}),
+    ]
+    if beat.lines is not None:
+        actions.append(Device.lines.set(_lines(beat.lines)))
+    Device(device_id).update(actions=actions)
+
+
+def _lines(reported: tuple[protocol.Line, ...]) -> list[LineAttribute]:
+    """Reported lines with their numbers normalised and their operators known."""
+    lines = []
+    for index, line in enumerate(sorted(reported, key=lambda line: line.slot)):
+        number = phone.normalize(line.number, f"lines[{index}].number")
+        lines.append(
+            LineAttribute(
+                slot=line.slot,
+                number=number,
+                operator=line.operator or phone.operator_of(number),
+                operator_reported=line.operator is not None,
+            )
+        )
+    return lines
 
 
 def is_online(device: Device) -> bool:
@@ -69,6 +86,10 @@ def to_json(device: Device) -> dict:
         "signalPercent": info.get("signalPercent"),
         "batteryPercent": info.get("batteryPercent"),
         "bridgeVersion": info.get("version"),
+        "lines": [
+            {"slot": int(line.slot), "number": line.number, "operator": line.operator}
+            for line in device.lines or []
+        ],
     }
 
 

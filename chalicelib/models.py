@@ -173,6 +173,15 @@ class RateCounter(_Table):
     expires_at = TTLAttribute()
 
 
+class LineAttribute(MapAttribute):
+    """One SIM line of a device, as its bridge last reported it."""
+
+    slot = NumberAttribute()
+    number = UnicodeAttribute()  # +222XXXXXXXX
+    operator = UnicodeAttribute(null=True)  # chinguitel, mattel, mauritel; None: unknown
+    operator_reported = BooleanAttribute(default=False)  # set by the bridge, not the prefix
+
+
 class DeviceAccountIndex(GlobalSecondaryIndex):
     """The devices dedicated to an account (sparse: shared-pool devices have no account)."""
 
@@ -198,6 +207,7 @@ class Device(_Table):
     info: MapAttribute = MapAttribute(
         null=True
     )  # signal, battery, bridge version, as last reported
+    lines = ListAttribute(of=LineAttribute, null=True)  # its SIM lines, slot 1 first
 
     by_account = DeviceAccountIndex()
 

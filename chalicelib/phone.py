@@ -49,6 +49,20 @@ def _problem(raw) -> str | None:
     return None
 
 
+# The first digit of a mobile number names its network (ITU notice of 2010; libphonenumber's
+# carrier data agrees); 25, 35 and 45 are fixed lines. No number portability is known.
+OPERATOR_BY_DIGIT = {"2": "chinguitel", "3": "mattel", "4": "mauritel"}
+FIXED_PREFIXES = ("25", "35", "45")
+
+
+def operator_of(number: str) -> str | None:
+    """The mobile network of a normalised +222XXXXXXXX number; None for a fixed line."""
+    local = number[-8:]
+    if local.startswith(FIXED_PREFIXES):
+        return None
+    return OPERATOR_BY_DIGIT.get(local[:1])
+
+
 def mask(number: str) -> str:
     """A number fit for a log line: +222****9336."""
     return number[:4] + "****" + number[-4:]

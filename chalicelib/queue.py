@@ -1,4 +1,10 @@
-"""The outbound SQS queues the device bridges poll. Clients are created on first use."""
+"""The outbound SQS queues the device bridges poll. Clients are created on first use.
+
+Every SMS is tagged with its account as ``MessageGroupId``: on standard queues that makes
+SQS fair queues keep one account's backlog from delaying the others' messages (the
+dwell time of a quiet tenant stays low while a noisy one floods). The queues stay
+standard queues: no ordering, no FIFO throughput limit.
+"""
 
 from __future__ import annotations
 
@@ -52,7 +58,11 @@ def _body(message, text: str, queue_name: str) -> str:
 def enqueue_sms(message, text: str) -> None:
     """Put one outbound SMS on its queue. ``text`` is the full text (OTPs are masked in the table)."""
     name = queue_for(message.kind)
-    sqs().send_message(QueueUrl=queue_url(name), MessageBody=_body(message, text, name))
+    sqs().send_message(
+        QueueUrl=queue_url(name),
+        MessageBody=_body(message, text, name),
+        MessageGroupId=message.account_id,
+    )
 
 
 SQS_BATCH = 10
@@ -65,7 +75,10 @@ def enqueue_many(batch: list, text: str) -> list:
     url = queue_url(name)
     for start in range(0, len(batch), SQS_BATCH):
         chunk = {str(i): m for i, m in enumerate(batch[start : start + SQS_BATCH])}
-        entries = [{"Id": i, "MessageBody": _body(m, text, name)} for i, m in chunk.items()]
+        entries = [
+            {"Id": i, "MessageBody": _body(m, text, name), "MessageGroupId": m.account_id}
+            for i, m in chunk.items()
+        ]
         try:
             failed = sqs().send_message_batch(QueueUrl=url, Entries=entries).get("Failed", [])
         except Exception:

@@ -133,10 +133,22 @@ def cmd_devices_list(_args) -> str:
             else "never",
             "signal": _info(d, "signalPercent"),
             "battery": _info(d, "batteryPercent"),
+            "lines": " ".join(
+                f"{int(x.slot)}:{x.number}({x.operator or '?'})" for x in d.lines or []
+            ),
         }
         for d in Device.scan()
     ]
-    columns = ["device", "name", "dedicated to", "driver", "last seen", "signal", "battery"]
+    columns = [
+        "device",
+        "name",
+        "dedicated to",
+        "driver",
+        "last seen",
+        "signal",
+        "battery",
+        "lines",
+    ]
     return _table(rows, columns)
 
 

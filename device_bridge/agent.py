@@ -644,7 +644,11 @@ class Agent:
         try:
             self.api.heartbeat(
                 protocol.heartbeat(
-                    self.config.driver, info.signal_percent, info.battery_percent, __version__
+                    self.config.driver,
+                    info.signal_percent,
+                    info.battery_percent,
+                    __version__,
+                    lines=list(self.config.lines) or None,
                 )
             )
         except ApiUnavailable as error:

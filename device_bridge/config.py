@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chalicelib.wire import protocol
+
 from . import __version__
 
 ENV_PREFIX = "SMSGW_BRIDGE_"
@@ -49,6 +51,19 @@ others go back to the queue at once.
 
 class ConfigError(ValueError):
     """The configuration is incomplete or invalid; the message says which option."""
+
+
+def parse_lines(raw: str) -> tuple[protocol.Line, ...]:
+    """'+22238000001,+22244000002@mauritel' -> lines in slots 1 and 2."""
+    lines = []
+    for slot, item in enumerate((part.strip() for part in raw.split(",") if part.strip()), 1):
+        number, _, operator = item.partition("@")
+        if operator and operator.lower() not in protocol.OPERATORS:
+            raise ConfigError(
+                f"lines: operator {operator!r} is not one of {', '.join(protocol.OPERATORS)}"
+            )
+        lines.append(protocol.Line(slot, number, operator.lower() or None))
+    return tuple(lines)
 
 
 def _default_journal() -> str:
@@ -90,6 +105,13 @@ class BridgeConfig:
         "against a gateway API 1.0).",
         "device",
         str.lower,
+    )
+    lines: tuple = _option(
+        "This device's SIM lines, slot 1 first, comma separated: each a number, or "
+        "number@operator where its prefix would name the wrong operator, e.g. "
+        "+22238000001,+22244000002@mauritel. Reported in the heartbeat; empty: not reported.",
+        (),
+        lambda raw: parse_lines(raw) if isinstance(raw, str) else tuple(raw),
     )
     outbound_queue: str = _option("SQS queue (name or URL) of bulk SMS.", "chinqit-dev-outbound")
     priority_queue: str = _option(
@@ -315,6 +337,8 @@ def _parse(option, raw):
     meta = option.metadata
     try:
         value = meta["parse"](raw)
+    except ConfigError:
+        raise
     except (TypeError, ValueError):
         raise ConfigError(
             f"{option.name}: {raw!r} is not a valid {meta['parse'].__name__}"

@@ -35,6 +35,8 @@ from .status import DEVICE_REPORTS
 PROTOCOL_VERSION = 3
 OLDEST_VERSION = 1  # bodies without "v"
 DEVICE_STATUSES = tuple(DEVICE_REPORTS)  # what a bridge may report of an outbound SMS
+OPERATORS = ("chinguitel", "mattel", "mauritel")  # Mauritania's mobile networks
+MAX_LINES = 16  # SIM lines one bridge reports (a modem pool)
 INBOUND_TEXT_LIMIT = 2000  # characters: a received SMS of about 13 concatenated segments
 
 
@@ -164,16 +166,37 @@ def inbound_sms(sender: str, text: str, device_ref: str, received_at: datetime) 
     }
 
 
+@dataclass(frozen=True)
+class Line:
+    """One SIM line of a device: its slot (1 first), number, and operator when the
+    prefix would give the wrong one (None: the API derives it from the number)."""
+
+    slot: int
+    number: str
+    operator: str | None = None
+
+    def to_json(self) -> dict:
+        body = {"slot": self.slot, "number": self.number, "operator": self.operator}
+        return {name: value for name, value in body.items() if value is not None}
+
+
 def heartbeat(
-    driver: str, signal_percent: int | None, battery_percent: int | None, version: str
+    driver: str,
+    signal_percent: int | None,
+    battery_percent: int | None,
+    version: str,
+    lines: list[Line] | None = None,
 ) -> dict:
-    """POST /device/heartbeat."""
-    return {
+    """POST /device/heartbeat; ``lines`` only when the bridge knows its SIM lines."""
+    body: dict[str, Any] = {
         "driver": driver,
         "signalPercent": signal_percent,
         "batteryPercent": battery_percent,
         "version": version,
     }
+    if lines is not None:
+        body["lines"] = [line.to_json() for line in lines]
+    return body
 
 
 # ---------------------------------------------------------------------- device payloads: API side
@@ -201,6 +224,7 @@ class Heartbeat:
     signal_percent: int | None
     battery_percent: int | None
     version: str | None
+    lines: tuple[Line, ...] | None = None  # None: not reported (an older bridge)
 
 
 def parse_status_report(body: Any) -> StatusReport:
@@ -237,9 +261,33 @@ def parse_heartbeat(body: Any) -> Heartbeat:
         signal_percent=fields.check("signalPercent", _percent),
         battery_percent=fields.check("batteryPercent", _percent),
         version=fields.check("version", _optional_text(40)),
+        lines=fields.check("lines", _lines),
     )
     fields.done()
     return heartbeat_
+
+
+def _lines(value: Any) -> tuple[Line, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) > MAX_LINES:
+        raise _Problem(f"must be a list of at most {MAX_LINES} lines")
+    lines = []
+    for index, item in enumerate(value):
+        where = f"line {index + 1}"
+        if not isinstance(item, dict):
+            raise _Problem(f"{where} must be an object with slot, number and operator")
+        slot, number, operator = item.get("slot"), item.get("number"), item.get("operator")
+        if not isinstance(slot, int) or isinstance(slot, bool) or not 1 <= slot <= MAX_LINES:
+            raise _Problem(f"{where}: slot must be a whole number from 1 to {MAX_LINES}")
+        if not isinstance(number, str) or not 1 <= len(number) <= 20:
+            raise _Problem(f"{where}: number must be a phone number")
+        if operator is not None and operator not in OPERATORS:
+            raise _Problem(f"{where}: operator must be one of {', '.join(OPERATORS)}")
+        lines.append(Line(slot, number, operator))
+    if len({line.slot for line in lines}) != len(lines):
+        raise _Problem("two lines have the same slot")
+    return tuple(lines)
 
 
 class _Problem(Exception):

@@ -289,3 +289,31 @@ def test_an_account_sees_only_its_own_devices_online_or_offline(
 def test_devices_need_an_api_key(api, device_key):
     assert api.get("/devices", key=None).status_code == 401
     assert api.get("/devices", key=device_key).status_code == 403
+
+
+def test_a_heartbeat_reports_the_sim_lines_with_their_operators(api, device_key):
+    lines = [
+        {"slot": 2, "number": "44000002"},
+        {"slot": 1, "number": "+22238000001"},
+        {"slot": 3, "number": "+22222000003", "operator": "mattel"},  # overrides the prefix
+    ]
+    assert api.device_post("/device/heartbeat", {"lines": lines}, device_key).status_code == 200
+    [phone] = api.get("/devices").json["devices"]
+    assert phone["lines"] == [
+        {"slot": 1, "number": "+22238000001", "operator": "mattel"},
+        {"slot": 2, "number": "+22244000002", "operator": "mauritel"},
+        {"slot": 3, "number": "+22222000003", "operator": "mattel"},
+    ]
+    # a heartbeat without lines (an older bridge) keeps what was reported
+    assert api.device_post("/device/heartbeat", {"driver": "modem"}, device_key).status_code == 200
+    assert len(api.get("/devices").json["devices"][0]["lines"]) == 3
+
+
+def test_a_line_with_a_bad_number_stores_nothing(api, device_key):
+    good = {"lines": [{"slot": 1, "number": "+22238000001"}]}
+    api.device_post("/device/heartbeat", good, device_key)
+    bad = {"signalPercent": 10, "lines": [{"slot": 1, "number": "+33612345678"}]}
+    response = api.device_post("/device/heartbeat", bad, device_key)
+    assert response.status_code == 400 and response.json["errors"][0]["field"] == "lines[0].number"
+    [phone] = api.get("/devices").json["devices"]
+    assert phone["lines"][0]["number"] == "+22238000001" and phone["signalPercent"] is None

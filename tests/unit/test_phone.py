@@ -41,3 +41,20 @@ def test_invalid_numbers_name_the_problem(raw, reason):
     assert caught.value.status == 400
     assert caught.value.errors[0]["field"] == "phoneNumber"
     assert reason in caught.value.errors[0]["message"]
+
+
+@pytest.mark.parametrize(
+    "number, operator",
+    [
+        ("+22222000001", "chinguitel"),
+        ("+22238089336", "mattel"),
+        ("+22244000002", "mauritel"),
+        ("+22225251234", None),  # fixed lines
+        ("+22235251234", None),
+        ("+22245251234", None),
+    ],
+)
+def test_the_operator_comes_from_the_first_digit(number, operator):
+    from chalicelib.phone import operator_of
+
+    assert operator_of(number) == operator

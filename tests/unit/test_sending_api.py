@@ -174,3 +174,19 @@ def test_expired_and_revoked_tokens_are_403(api, client_credentials):
         assert response.status_code == 403
         assert response.json == {"success": False, "message": "Invalid API key"}
     assert token_request(api, form).status_code == 401
+
+
+def test_every_queued_sms_is_tagged_with_its_account_for_fair_queueing(api):
+    from chalicelib import queue
+    from chalicelib.config import settings
+
+    api.post("/messages/send", {"message": "x", "phoneNumber": "38089336"})
+    api.post("/messages/bulk", {"message": "y", "phoneNumbers": ["38089336", "48089336"]})
+    api.post("/otp/send", {"phoneNumber": "38089336"})
+    for name, count in ((settings().outbound_queue, 3), (settings().priority_queue, 1)):
+        received = queue.sqs().receive_message(
+            QueueUrl=queue.queue_url(name),
+            MaxNumberOfMessages=10,
+            MessageSystemAttributeNames=["MessageGroupId"],
+        )["Messages"]
+        assert [m["Attributes"]["MessageGroupId"] for m in received] == ["acme"] * count

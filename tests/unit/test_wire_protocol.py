@@ -212,3 +212,30 @@ def test_the_bridge_imports_nothing_from_chalicelib_but_the_wire_package():
     imported = set().union(*(imported_modules(path) for path in bridge.rglob("*.py")))
     from_chalicelib = {name for name in imported if name.split(".")[0] == "chalicelib"}
     assert from_chalicelib and all(name.startswith("chalicelib.wire") for name in from_chalicelib)
+
+
+def test_heartbeat_lines_round_trip():
+    lines = [protocol.Line(1, "+22238000001"), protocol.Line(2, "+22244000002", "mauritel")]
+    body = protocol.heartbeat("modem", 80, None, "1.1.0", lines=lines)
+    assert body["lines"] == [
+        {"slot": 1, "number": "+22238000001"},
+        {"slot": 2, "number": "+22244000002", "operator": "mauritel"},
+    ]
+    assert protocol.parse_heartbeat(body).lines == tuple(lines)
+    assert protocol.parse_heartbeat({"driver": "modem"}).lines is None
+
+
+@pytest.mark.parametrize(
+    "lines, words",
+    [
+        ("+22238000001", "must be a list"),
+        ([{"slot": 0, "number": "+22238000001"}], "slot must be a whole number from 1 to 16"),
+        ([{"slot": 1}], "number must be a phone number"),
+        ([{"slot": 1, "number": "+22238000001", "operator": "orange"}], "operator must be one of"),
+        ([{"slot": 1, "number": "1"}, {"slot": 1, "number": "2"}], "same slot"),
+        ([{"slot": i, "number": "1"} for i in range(1, 18)], "at most 16"),
+    ],
+)
+def test_heartbeat_lines_are_checked(lines, words):
+    [error] = errors_of(protocol.parse_heartbeat, {"lines": lines})
+    assert error["field"] == "lines" and words in error["message"]

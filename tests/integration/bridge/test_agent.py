@@ -12,6 +12,7 @@ import pytest
 
 from device_bridge.agent import INTERRUPTED, Agent, TokenBucket
 from device_bridge.cli import CHATTY_LIBRARIES
+from device_bridge.config import parse_lines
 from device_bridge.drivers.base import DeliveryReport, InboundSms, SendError
 from device_bridge.journal import Journal
 from tests.integration.bridge.conftest import running, wait_until
@@ -560,6 +561,16 @@ def test_heartbeat_reports_driver_info_every_interval(api, make_agent):
         "batteryPercent": 80,
         "version": api.heartbeats()[0]["version"],
     }
+
+
+def test_heartbeat_reports_the_configured_sim_lines(api, make_agent):
+    agent = make_agent(lines=parse_lines("+22238000001, +22222000002@mattel"))
+    with running(agent):
+        agent.run_until(lambda: len(api.heartbeats()) == 1, timeout=10)
+    assert api.heartbeats()[0]["lines"] == [
+        {"slot": 1, "number": "+22238000001"},
+        {"slot": 2, "number": "+22222000002", "operator": "mattel"},
+    ]
 
 
 def test_logs_never_show_sms_texts_or_the_device_key(queues, api, make_agent):

@@ -81,6 +81,7 @@ def test_missing_required_options_are_named_with_their_flag_and_variable():
         (["--sends-per-minute", "often"], "sends_per_minute: 'often' is not a valid float"),
         (["--log-level", "loud"], "log_level must be one of"),
         (["--aws-credentials", "iam-user"], "aws_credentials must be one of device, environment"),
+        (["--lines", "+22238000001@orange"], "operator 'orange' is not one of"),
         (["--driver-option", "port"], "--driver-option expects KEY=VALUE"),
     ],
 )
