@@ -1,8 +1,19 @@
 """Chinqit SMS Gateway API: thin views over chalicelib."""
 
-from chalice import Chalice, Response
+from chalice import Chalice, Rate, Response
 
-from chalicelib import apidoc, device_credentials, devices, dlq, logs, metrics, oauth, otp, webhooks
+from chalicelib import (
+    apidoc,
+    device_credentials,
+    devices,
+    dlq,
+    logs,
+    metrics,
+    oauth,
+    otp,
+    presence,
+    webhooks,
+)
 from chalicelib.config import settings
 from chalicelib.http import Router
 from chalicelib.messages import events, lifecycle, listing, outbound, store, views
@@ -175,6 +186,12 @@ def docs_asset(call):
 
 
 api.not_found("/{proxy+}")
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def device_watch(event):
+    """Devices that went offline or came back: webhooks to their accounts, operator alert."""
+    presence.watch()
 
 
 # Lambda finds each handler by its name in this module, hence one function per queue.

@@ -208,6 +208,7 @@ class Device(_Table):
         null=True
     )  # signal, battery, bridge version, as last reported
     lines = ListAttribute(of=LineAttribute, null=True)  # its SIM lines, slot 1 first
+    offline_since = UTCDateTimeAttribute(null=True)  # set by presence.watch, cleared on return
 
     by_account = DeviceAccountIndex()
 

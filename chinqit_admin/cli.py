@@ -10,6 +10,7 @@
     chinqit-admin devices unassign DEVICE                (back to the shared pool)
     chinqit-admin accounts quota ACME [smsPerMinute=120 ...]
     chinqit-admin inbox [--limit 50]                     (received SMS no account claims)
+    chinqit-admin pools                                  (queue depth, oldest message, devices)
     chinqit-admin oauth create --account ACME [--name "crm"]
     chinqit-admin oauth revoke CLIENT_ID
 
@@ -204,6 +205,57 @@ def cmd_inbox(args) -> str:
     return _table(rows, ["received", "from", "device", "message id", "text"])
 
 
+def cmd_pools(_args) -> str:
+    """The shared pool's queues and devices (every device serves them today)."""
+    from chalicelib import devices, queue
+    from chalicelib.config import settings
+    from chalicelib.models import Device
+
+    fleet = list(Device.scan())
+    online = sum(devices.is_online(d) for d in fleet)
+    config = settings()
+    rows = []
+    for kind, name in (("otp", config.priority_queue), ("bulk", config.outbound_queue)):
+        attributes = queue.sqs().get_queue_attributes(
+            QueueUrl=queue.queue_url(name),
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        rows.append(
+            {
+                "pool": "shared",
+                "queue": kind,
+                "waiting": attributes["ApproximateNumberOfMessages"],
+                "in flight": attributes["ApproximateNumberOfMessagesNotVisible"],
+                "oldest": _oldest_message_age(name),
+                "devices online": f"{online}/{len(fleet)}",
+            }
+        )
+    columns = ["pool", "queue", "waiting", "in flight", "oldest", "devices online"]
+    return _table(rows, columns)
+
+
+def _oldest_message_age(queue_name: str) -> str:
+    """SQS reports it only as a CloudWatch metric (ApproximateAgeOfOldestMessage)."""
+    from datetime import UTC, datetime, timedelta
+
+    from chalicelib import aws
+
+    now = datetime.now(UTC)
+    points = aws.client("cloudwatch").get_metric_statistics(
+        Namespace="AWS/SQS",
+        MetricName="ApproximateAgeOfOldestMessage",
+        Dimensions=[{"Name": "QueueName", "Value": queue_name.rsplit("/", 1)[-1]}],
+        StartTime=now - timedelta(minutes=10),
+        EndTime=now,
+        Period=60,
+        Statistics=["Maximum"],
+    )["Datapoints"]
+    if not points:
+        return "n/a"
+    latest = max(points, key=lambda p: p["Timestamp"])
+    return f"{latest['Maximum']:.0f} s"
+
+
 def cmd_oauth_create(args) -> str:
     from chalicelib import oauth
 
@@ -272,6 +324,10 @@ def parser() -> argparse.ArgumentParser:
     quota.add_argument("account", type=_account)
     quota.add_argument("values", nargs="*", metavar="NAME=VALUE")
     quota.set_defaults(run=cmd_accounts_quota)
+
+    commands.add_parser(
+        "pools", help="queue depth, oldest message and devices online per pool"
+    ).set_defaults(run=cmd_pools)
 
     inbox = commands.add_parser("inbox", help="received SMS that no account claims")
     inbox.add_argument("--limit", type=int, default=50)

@@ -10,9 +10,9 @@ import sys
 import threading
 
 from chalice import local
-from chalice.app import SQSEventConfig
+from chalice.app import Rate, ScheduledEventConfig, SQSEventConfig
 
-from .sqs_trigger import SqsTrigger
+from .sqs_trigger import ScheduleTrigger, SqsTrigger
 
 NOT_FOUND = b'{"success": false, "message": "Route not found", "errors": []}'
 
@@ -50,7 +50,7 @@ class Stack:
         self.aws: subprocess.Popen | None = None
         self.bridge: subprocess.Popen | None = None
         self.api_server = None
-        self.triggers: list[SqsTrigger] = []
+        self.triggers: list[SqsTrigger | ScheduleTrigger] = []
 
     def start_aws(self) -> str:
         """Start the embedded AWS in a child process; return its endpoint URL."""
@@ -87,14 +87,22 @@ class Stack:
         self._start_sqs_triggers(server.app_object)
 
     def _start_sqs_triggers(self, app) -> None:
-        """Run every on_sqs_message handler of the app off its queue, as Lambda would."""
+        """Run every on_sqs_message handler of the app off its queue, and every scheduled
+        handler on its rate, as Lambda would."""
         module = sys.modules["app"]  # chalice loads app.py under this name
         for source in app.event_sources:
+            handler = getattr(module, source.handler_string.split(".")[-1])
+            trigger: ScheduleTrigger | SqsTrigger
             if isinstance(source, SQSEventConfig) and source.queue:  # (an ARN would be queue_arn)
-                handler = getattr(module, source.handler_string.split(".")[-1])
                 trigger = SqsTrigger(handler, source.queue, source.batch_size)
-                trigger.start()
-                self.triggers.append(trigger)
+            elif isinstance(source, ScheduledEventConfig):
+                trigger = ScheduleTrigger(
+                    handler, source.name, _seconds(source.schedule_expression)
+                )
+            else:
+                continue
+            trigger.start()
+            self.triggers.append(trigger)
 
     def stop(self) -> None:
         """Stop in reverse order of start: the bridge, then the API, the embedded AWS last."""
@@ -115,3 +123,16 @@ class Stack:
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
+
+
+RATE_SECONDS = {Rate.MINUTES: 60, Rate.HOURS: 3600, Rate.DAYS: 86400}
+
+
+def _seconds(schedule) -> float:
+    """A schedule's period; SMSGW_LOCAL_SCHEDULE_SECONDS overrides it (tests)."""
+    override = os.environ.get("SMSGW_LOCAL_SCHEDULE_SECONDS")
+    if override:
+        return float(override)
+    if isinstance(schedule, Rate):
+        return schedule.value * RATE_SECONDS[schedule.unit]
+    return 60.0  # a cron expression: once a minute is the finest it can say

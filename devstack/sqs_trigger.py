@@ -15,6 +15,26 @@ from chalicelib import queue
 log = logging.getLogger("chinqit.devstack")
 
 
+class ScheduleTrigger(threading.Thread):
+    """Local stand-in for an EventBridge schedule: invokes a scheduled handler every
+    ``seconds`` (SMSGW_LOCAL_SCHEDULE_SECONDS shortens it for the local stack's tests)."""
+
+    def __init__(self, handler, name: str, seconds: float):
+        super().__init__(daemon=True, name=f"schedule-{name}")
+        self.handler = handler
+        self.seconds = seconds
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.seconds):
+            try:
+                self.handler({"detail-type": "Scheduled Event", "source": "aws.events"}, None)
+            except Exception:
+                log.exception(
+                    "scheduled handler %s failed; next run in %s s", self.name, self.seconds
+                )
+
+
 class SqsTrigger(threading.Thread):
     def __init__(self, handler, queue_name: str, batch_size: int = 10):
         super().__init__(daemon=True, name=f"sqs-trigger-{queue_name}")

@@ -14,7 +14,14 @@
 """
 
 from .configuration import EVENTS, configure, delete, get, send_test, to_json
-from .events import forget, new_event_id, notify_inbound, notify_status, on_message_event
+from .events import (
+    forget,
+    new_event_id,
+    notify,
+    notify_inbound,
+    notify_status,
+    on_message_event,
+)
 from .signing import secret_for, sign
 from .worker import handle_batch
 
@@ -26,6 +33,7 @@ __all__ = [
     "get",
     "handle_batch",
     "new_event_id",
+    "notify",
     "notify_inbound",
     "notify_status",
     "on_message_event",

@@ -23,7 +23,14 @@ from ..wire.status import Status
 
 log = logging.getLogger("chinqit.webhooks")
 
-EVENTS = ("sms.received", "sms.sent", "sms.delivered", "sms.failed")
+EVENTS = (
+    "sms.received",
+    "sms.sent",
+    "sms.delivered",
+    "sms.failed",
+    "device.offline",
+    "device.online",
+)
 DEFAULT_EVENTS = ("sms.received",)
 STATUS_EVENTS: dict[str, str] = {
     Status.SENT: "sms.sent",

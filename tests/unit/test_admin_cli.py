@@ -94,3 +94,16 @@ def test_provision_adds_the_indexes_a_newer_version_needs(aws):
     indexes = dynamodb.describe_table(TableName=name)["Table"]["GlobalSecondaryIndexes"]
     assert "sent-to" in {i["IndexName"] for i in indexes}
     assert provision.tables() == []  # rerunning changes nothing
+
+
+def test_pools_show_queue_depth_and_devices(api, capsys):
+    from chalicelib import clock
+
+    Device("phone-7", last_seen_at=clock.now()).save()
+    Device("phone-8").save()
+    api.post("/messages/send", {"message": "x", "phoneNumber": "38089336"})
+    code, out = admin(capsys, "pools")
+    assert code == 0, out
+    [_, otp, bulk] = out.splitlines()
+    assert otp.split()[:3] == ["shared", "otp", "0"] and bulk.split()[:3] == ["shared", "bulk", "1"]
+    assert bulk.split()[-1] == "1/2"  # one device with a recent heartbeat

@@ -34,6 +34,7 @@ def start_bridge(queues, api, moto_endpoint, tmp_path, sent_log):
             "SMSGW_BRIDGE_API_URL": api.url,
             "SMSGW_BRIDGE_DEVICE_KEY": DEVICE_KEY,
             "SMSGW_BRIDGE_DRIVER": "fake",
+            "SMSGW_BRIDGE_AWS_CREDENTIALS": "environment",
             "SMSGW_BRIDGE_OUTBOUND_QUEUE": queues.names["bulk"],
             "SMSGW_BRIDGE_PRIORITY_QUEUE": queues.urls["priority"],  # a URL works too
             "SMSGW_BRIDGE_JOURNAL": str(tmp_path / "journal.sqlite3"),
