@@ -12,6 +12,7 @@ from chalicelib import (
     oauth,
     otp,
     presence,
+    routing,
     webhooks,
 )
 from chalicelib.config import settings
@@ -39,8 +40,9 @@ def send_message(call):
 @api.route("/messages/bulk", "POST")
 def send_bulk(call):
     body = call.json()
+    route = routing.requested(call.account_id, body.get("deviceId"), body.get("simSlot"))
     queued, errors = outbound.send_many(
-        call.account_id, body.get("message"), body.get("phoneNumbers")
+        call.account_id, body.get("message"), body.get("phoneNumbers"), route=route
     )
     return {
         "success": True,
@@ -57,8 +59,11 @@ def sendsms(call):
     params = call.query_and_body()
     recipients = params.get("recipients")
     numbers = recipients.split(",") if isinstance(recipients, str) and recipients else recipients
+    route = routing.requested(
+        call.account_id, params.get("sIdentifiant"), params.get("port"), "sIdentifiant", "port"
+    )
     queued, errors = outbound.send_many(
-        call.account_id, params.get("message"), numbers, field="recipients"
+        call.account_id, params.get("message"), numbers, field="recipients", route=route
     )
     return {
         "success": True,

@@ -5,6 +5,7 @@
     python -m bench.import_time     # import time of app.py relative to boto3 (budgeted)
     python -m bench.throughput      # requests/s through the handlers in-process (reported)
     python -m bench.message_log     # AWS calls per page of GET /messages (budgeted: 1 Query)
+    python -m bench.routing         # on-net share with two operators' lines (budgeted: 95 %)
     python -m bench.bridge          # local stack: bridge SMS/s, API -> phone latency, overhead
     python -m bench.webhook_latency # local stack: inbox -> webhook receiver latency
 

@@ -43,6 +43,7 @@ def main() -> int:
         bridge,
         import_time,
         message_log,
+        routing,
         throughput,
         webhook_latency,
     )
@@ -53,6 +54,7 @@ def main() -> int:
         _attempt("message_log", message_log.run),
         _attempt("import_time", import_time.run),
         _attempt("throughput", throughput.run),
+        _attempt("routing", routing.run),
     ]
     try:
         stack = _stack.start()

@@ -12,7 +12,7 @@ import functools
 import json
 import re
 
-from . import aws, queue, ratelimit, receipts
+from . import aws, queue, ratelimit, routing
 from .config import settings
 from .messages.views import iso
 
@@ -39,7 +39,7 @@ def role_arn() -> str:
 
 
 def session_policy(device_id: str) -> dict:
-    names = receipts.queues_of_device(device_id)
+    names = routing.queues_of_device(device_id).values()
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -57,7 +57,6 @@ def issue(device_id: str) -> dict:
     ratelimit.take(
         [ratelimit.Quota(f"credentials#{device_id}", ISSUE_LIMITS, "credential requests")]
     )
-    config = settings()
     answer = aws.client("sts").assume_role(
         RoleArn=role_arn(),
         RoleSessionName=("device-" + _SESSION_NAME_UNSAFE.sub("-", device_id))[:64],
@@ -72,7 +71,7 @@ def issue(device_id: str) -> dict:
         "expiration": iso(credentials["Expiration"]),
         "region": aws.client("sts").meta.region_name,
         "queues": {
-            "priority": queue.queue_url(config.priority_queue),
-            "bulk": queue.queue_url(config.outbound_queue),
+            kind: queue.queue_url(name)
+            for kind, name in routing.queues_of_device(device_id).items()
         },
     }

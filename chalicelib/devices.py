@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from . import clock, phone, ratelimit, receipts
+from . import clock, phone, ratelimit, receipts, routing
 from .accounts import UNASSIGNED
 from .config import settings
 from .errors import NotFound, ValidationError
@@ -46,6 +46,7 @@ def heartbeat(device_id: str, body: dict) -> None:
         Device.last_seen_at.set(clock.now()),
         Device.driver.set(beat.driver) if beat.driver else Device.driver.remove(),
         Device.info.set({k: v for k, v in info.items() if v is not None}),
+        Device.polls_own_queue.set(beat.own_queue),
     ]
     if beat.lines is not None:
         actions.append(Device.lines.set(_lines(beat.lines)))
@@ -68,19 +69,12 @@ def _lines(reported: tuple[protocol.Line, ...]) -> list[LineAttribute]:
     return lines
 
 
-def is_online(device: Device) -> bool:
-    """Its bridge sent a heartbeat within SMSGW_DEVICE_OFFLINE_SECONDS (it beats every minute)."""
-    seen = device.last_seen_at
-    limit = timedelta(seconds=settings().device_offline_seconds)
-    return seen is not None and clock.now() - seen <= limit
-
-
 def to_json(device: Device) -> dict:
     info = device.info.as_dict() if device.info is not None else {}
     return {
         "deviceId": device.device_id,
         "name": device.name,
-        "online": is_online(device),
+        "online": routing.is_online(device),
         "lastSeenAt": iso(device.last_seen_at),
         "driver": device.driver,
         "signalPercent": info.get("signalPercent"),
@@ -111,7 +105,9 @@ def report_status(device_id: str, message_id: str, body: dict) -> dict:
     report = _parsed(protocol.parse_status_report, body)
     lifecycle.require_message_id(message_id)
     status = Status(report.status)
-    received = receipts.received(device_id, message_id, report.claim)
+    received = receipts.received(
+        report.claim, message_id, routing.queues_of_device(device_id).values()
+    )
     message = lifecycle.transition(
         message_id,
         status,

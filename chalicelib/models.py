@@ -140,6 +140,8 @@ class Message(_Table):
     # After this an undelivered OTP is pointless: the bridge marks it expired instead of sending.
     send_before = UTCDateTimeAttribute(null=True)
     read = BooleanAttribute(null=True)  # inbound only: marked read by the account
+    route_device = UnicodeAttribute(null=True)  # the device the sender asked for (deviceId)
+    sim_slot = NumberAttribute(null=True)  # and its SIM slot (simSlot)
     purge_at = TTLAttribute(null=True)
 
     by_account = AccountCreatedIndex()
@@ -209,6 +211,7 @@ class Device(_Table):
     )  # signal, battery, bridge version, as last reported
     lines = ListAttribute(of=LineAttribute, null=True)  # its SIM lines, slot 1 first
     offline_since = UTCDateTimeAttribute(null=True)  # set by presence.watch, cleared on return
+    polls_own_queue = BooleanAttribute(null=True)  # its bridge takes SMS addressed to it
 
     by_account = DeviceAccountIndex()
 
@@ -221,6 +224,8 @@ class Account(_Table):
 
     account_id = UnicodeAttribute(hash_key=True)
     quotas: MapAttribute = MapAttribute(null=True)  # name -> number, over quotas.DEFAULTS
+    # With dedicated devices all offline, may its SMS leave from the shared pool?
+    shared_fallback = BooleanAttribute(default=False)
     updated_at = UTCDateTimeAttribute(default=clock.now)
 
 

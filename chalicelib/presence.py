@@ -18,9 +18,9 @@ from datetime import datetime
 from pynamodb.exceptions import UpdateError
 
 from . import clock, webhooks
-from .devices import is_online
 from .messages.views import iso
 from .models import Device
+from .routing import is_online
 
 log = logging.getLogger("chinqit.presence")
 

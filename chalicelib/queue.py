@@ -52,12 +52,13 @@ def _body(message, text: str, queue_name: str) -> str:
         message.kind,
         message.send_before,
         claim=receipts.token(message.message_id, queue_name),
+        sim_slot=int(message.sim_slot) if message.sim_slot else None,
     ).to_json()
 
 
-def enqueue_sms(message, text: str) -> None:
-    """Put one outbound SMS on its queue. ``text`` is the full text (OTPs are masked in the table)."""
-    name = queue_for(message.kind)
+def enqueue_sms(message, text: str, name: str) -> None:
+    """Put one outbound SMS on queue ``name``. ``text`` is the full text (OTPs are masked in
+    the table)."""
     sqs().send_message(
         QueueUrl=queue_url(name),
         MessageBody=_body(message, text, name),
@@ -68,13 +69,23 @@ def enqueue_sms(message, text: str) -> None:
 SQS_BATCH = 10
 
 
-def enqueue_many(batch: list, text: str) -> list:
-    """Queue bulk SMS sharing one text, ten per call; return the messages SQS refused."""
+def enqueue_many(batch: list, text: str, names: list[str]) -> list:
+    """Queue bulk SMS sharing one text, each on its queue (``names``, in the batch's order),
+    ten per call; return the messages SQS refused."""
+    by_queue: dict[str, list] = {}
+    for message, name in zip(batch, names, strict=True):
+        by_queue.setdefault(name, []).append(message)
     refused: list = []
-    name = queue_for("sms")
+    for name, messages in by_queue.items():
+        refused += _send_batches(messages, text, name)
+    return refused
+
+
+def _send_batches(messages: list, text: str, name: str) -> list:
+    refused: list = []
     url = queue_url(name)
-    for start in range(0, len(batch), SQS_BATCH):
-        chunk = {str(i): m for i, m in enumerate(batch[start : start + SQS_BATCH])}
+    for start in range(0, len(messages), SQS_BATCH):
+        chunk = {str(i): m for i, m in enumerate(messages[start : start + SQS_BATCH])}
         entries = [
             {"Id": i, "MessageBody": _body(m, text, name), "MessageGroupId": m.account_id}
             for i, m in chunk.items()

@@ -124,6 +124,9 @@ def set_quotas(account_id: str, values: dict[str, object]) -> dict[str, int]:
         merged = {**(current.as_dict() if current is not None else {}), **checked}
     except Account.DoesNotExist:
         merged = checked
-    Account(account_id, quotas=merged, updated_at=clock.now()).save()
+    # an update (it creates the item if needed) keeps the account's other settings
+    Account(account_id).update(
+        actions=[Account.quotas.set(merged), Account.updated_at.set(clock.now())]
+    )
     forget(account_id)
     return of(account_id)

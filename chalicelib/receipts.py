@@ -2,7 +2,7 @@
 
 Each queue body carries ``claim``, an HMAC (server secret) of the message id and the queue
 it was put on. A device's first report on a message must present it; the API checks it
-against the queues the device polls. From then on the message is bound to that device:
+against the queues the device polls (chalicelib.routing). From then on the message is bound to that device:
 its later reports (sent, delivered, failed) need no token, and no other device can
 settle it. So a device key alone cannot touch messages it never received.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Iterable
 
-from .config import settings
 from .server_secret import server_secret
 
 
@@ -24,17 +24,9 @@ def token(message_id: str, queue_name: str) -> str:
     return base64.urlsafe_b64encode(mac[:24]).decode()
 
 
-def queues_of_device(device_id: str) -> tuple[str, ...]:
-    """The queues a device polls: every device serves the shared pool's two queues."""
-    config = settings()
-    return (config.priority_queue, config.outbound_queue)
-
-
-def received(device_id: str, message_id: str, claim: str | None) -> bool:
-    """Did ``device_id`` get ``message_id`` from one of its queues? (constant-time checks)"""
+def received(claim: str | None, message_id: str, queue_names: Iterable[str]) -> bool:
+    """Is ``claim`` the token of ``message_id`` on one of ``queue_names``? (constant time)"""
     if not claim:
         return False
-    matches = [
-        hmac.compare_digest(claim, token(message_id, name)) for name in queues_of_device(device_id)
-    ]
+    matches = [hmac.compare_digest(claim, token(message_id, name)) for name in queue_names]
     return any(matches)

@@ -9,6 +9,7 @@
     chinqit-admin devices assign DEVICE --account ACME   (dedicate it to one account)
     chinqit-admin devices unassign DEVICE                (back to the shared pool)
     chinqit-admin accounts quota ACME [smsPerMinute=120 ...]
+    chinqit-admin accounts fallback ACME on|off          (shared pool while its devices are off)
     chinqit-admin inbox [--limit 50]                     (received SMS no account claims)
     chinqit-admin pools                                  (queue depth, oldest message, devices)
     chinqit-admin oauth create --account ACME [--name "crm"]
@@ -109,6 +110,9 @@ def cmd_devices_create(args) -> str:
         Device.device_id.does_not_exist()
     )
     key, _ = auth.create_key("device", device_id, name=args.name)
+    from . import provision
+
+    provision.device_queues(device_id)
     return (
         f"device {device_id} registered; device key (shown once, put it in the bridge's "
         f"config):\n{key}"
@@ -188,6 +192,20 @@ def cmd_accounts_quota(args) -> str:
     return f"account {args.account}\n" + _table(rows, ["quota", "value", "default"])
 
 
+def cmd_accounts_fallback(args) -> str:
+    """May the account's SMS leave from the shared pool while its own devices are offline?"""
+    from chalicelib import clock
+    from chalicelib.models import Account
+
+    allowed = args.state == "on"
+    Account(args.account).update(  # creates the item if needed, keeps the quotas
+        actions=[Account.shared_fallback.set(allowed), Account.updated_at.set(clock.now())]
+    )
+    if allowed:
+        return f"account {args.account}: the shared pool sends when its devices are offline"
+    return f"account {args.account}: only its own devices send its SMS"
+
+
 def cmd_inbox(args) -> str:
     from chalicelib.accounts import UNASSIGNED
     from chalicelib.models import Message
@@ -207,12 +225,12 @@ def cmd_inbox(args) -> str:
 
 def cmd_pools(_args) -> str:
     """The shared pool's queues and devices (every device serves them today)."""
-    from chalicelib import devices, queue
+    from chalicelib import queue, routing
     from chalicelib.config import settings
     from chalicelib.models import Device
 
     fleet = list(Device.scan())
-    online = sum(devices.is_online(d) for d in fleet)
+    online = sum(routing.is_online(d) for d in fleet)
     config = settings()
     rows = []
     for kind, name in (("otp", config.priority_queue), ("bulk", config.outbound_queue)):
@@ -324,6 +342,12 @@ def parser() -> argparse.ArgumentParser:
     quota.add_argument("account", type=_account)
     quota.add_argument("values", nargs="*", metavar="NAME=VALUE")
     quota.set_defaults(run=cmd_accounts_quota)
+    fallback = accounts.add_parser(
+        "fallback", help="on: the shared pool sends while the account's own devices are offline"
+    )
+    fallback.add_argument("account", type=_account)
+    fallback.add_argument("state", choices=["on", "off"])
+    fallback.set_defaults(run=cmd_accounts_fallback)
 
     commands.add_parser(
         "pools", help="queue depth, oldest message and devices online per pool"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 
-from chalicelib import aws, queue
+from chalicelib import aws, queue, routing
 from chalicelib.config import settings
 from chalicelib.models import ALL_MODELS
 from chalicelib.queue import MAX_RECEIVES
@@ -71,19 +71,36 @@ def _wait_until_active(client, table: str, index_name: str) -> None:
 
 
 def queues() -> dict[str, str]:
+    """The shared queues, and every registered device's own two."""
+    from chalicelib.models import Device
+
     config = settings()
-    return {
+    urls = {
         name: _queue_with_dlq(name)
         for name in (config.outbound_queue, config.priority_queue, config.webhook_queue)
     }
+    for device in Device.scan(attributes_to_get=["device_id"]):
+        urls |= device_queues(device.device_id)
+    return urls
 
 
-def _queue_with_dlq(name: str) -> str:
+def device_queues(device_id: str) -> dict[str, str]:
+    """A device's own queues; they dead-letter into the shared queues' dead-letter queues,
+    whose handlers mark what no device could send as failed."""
+    config = settings()
+    urls = {}
+    for kind, shared in (("otp", config.priority_queue), ("sms", config.outbound_queue)):
+        name = routing.device_queue(device_id, kind)
+        urls[name] = _queue_with_dlq(name, dead_letters=f"{shared}-dlq")
+    return urls
+
+
+def _queue_with_dlq(name: str, dead_letters: str | None = None) -> str:
     sqs = queue.sqs()
     # Lambdas consume the dead-letter queues too: AWS requires a visibility timeout at least
     # as long as the function's timeout.
     dlq_url = sqs.create_queue(
-        QueueName=f"{name}-dlq",
+        QueueName=dead_letters or f"{name}-dlq",
         Attributes={
             "VisibilityTimeout": str(VISIBILITY_TIMEOUT),
             "MessageRetentionPeriod": str(DLQ_RETENTION),
@@ -161,7 +178,12 @@ def bridge_role() -> str | None:
             MaxSessionDuration=3600,
             Description="Chinqit device bridges: receive SMS from the outbound queues",
         )["Role"]["Arn"]
-    outbound = [queue.queue_arn(name) for name in (config.priority_queue, config.outbound_queue)]
+    # the shared queues and every device's own (named after them); sessions narrow it down
+    outbound = [
+        queue.queue_arn(name) + suffix
+        for name in (config.priority_queue, config.outbound_queue)
+        for suffix in ("", "-device-*")
+    ]
     permissions = {
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Action": QUEUE_ACTIONS, "Resource": outbound}],

@@ -121,6 +121,7 @@ class Job:
     text: str = field(repr=False)  # OTP codes travel in it: never logged
     send_before: datetime | None = None
     claim: str | None = field(default=None, repr=False)  # proof of receipt for the API
+    sim_slot: int | None = None  # the SIM the sender asked for
     visible_until: float = 0.0  # time.monotonic() when SQS would hand it to another bridge
     retry_at: float = 0.0  # agent clock: a refused SMS waits until then
     lost: bool = False  # SQS refused to extend its visibility: another bridge may have it
@@ -145,6 +146,7 @@ class Job:
             sms.text,
             sms.send_before,
             sms.claim,
+            sms.sim_slot,
             visible_until,
         )
 
@@ -235,7 +237,7 @@ class Agent:
         self._pollers = [
             threading.Thread(
                 target=self._poll,
-                args=(queue, kind == "priority"),
+                args=(queue, kind.endswith("priority")),
                 name=f"poll-{kind}",
                 daemon=True,
             )
@@ -261,7 +263,7 @@ class Agent:
             names = first["queues"]
         else:
             sqs = sqs_client(config.wait_time_seconds)
-        queues = {kind: SqsQueue(sqs, names[kind]) for kind in ("priority", "bulk")}
+        queues = {kind: SqsQueue(sqs, name) for kind, name in names.items()}
         return cls(config, driver, Journal(config.journal), queues, api, clock)
 
     # ------------------------------------------------------------------ lifecycle
@@ -455,6 +457,14 @@ class Agent:
 
     def _send(self, job: Job) -> None:
         answer = self._claim(job)
+        if answer is NOT_OURS:
+            # The API does not know the message, or it is not this device's to send (it was
+            # reassigned to another pool): never sent here; the queue gives it to another
+            # device, or dead-letters it after its last receive.
+            log.warning("message %s is not this device's to send: released", job.message_id)
+            self.hand.discard(job)
+            self._release([job])
+            return
         stored = answer and answer["status"]
         if answer and answer.get("claimed") is False and stored == "sending":
             # Another device claimed it and has not reported how it went: leave it on the
@@ -484,7 +494,7 @@ class Agent:
             attempt,
         )
         try:
-            result = self.driver.send(OutboundSms(job.message_id, job.to, job.text))
+            result = self.driver.send(OutboundSms(job.message_id, job.to, job.text, job.sim_slot))
         except (SendError, DriverError) as error:
             self._refused(job, attempt, error)
             return
@@ -516,6 +526,9 @@ class Agent:
             self._api_unavailable(error)
             return None
         except ApiRejected as error:
+            self.api_backoff.succeeded()
+            if error.status_code == 404:  # unknown, or not this device's to send
+                return NOT_OURS
             log.warning(
                 "API refused 'sending' for message %s (%s); sending anyway", job.message_id, error
             )
@@ -649,6 +662,7 @@ class Agent:
                     info.battery_percent,
                     __version__,
                     lines=list(self.config.lines) or None,
+                    own_queue="device-bulk" in self.queues,
                 )
             )
         except ApiUnavailable as error:
@@ -672,6 +686,9 @@ class Agent:
         removed = self.journal.prune(self.config.journal_retention_days * 86400)
         if removed:
             log.info("journal: forgot %d settled message(s)", removed)
+
+
+NOT_OURS: dict = {"status": None}  # _claim's answer when the API says 404
 
 
 def _first_credentials(api: ApiClient, longest_pause: float = 60.0) -> dict:

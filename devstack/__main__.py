@@ -59,11 +59,14 @@ LOCAL_DEVICE = "local-phone"
 
 
 def register_local_phone() -> str:
-    """The simulated phone, assigned to the dev account; returns a fresh device key."""
+    """The simulated phone, in the shared pool (it serves every account of the local
+    stack), with its own queues; returns a fresh device key."""
     from chalicelib import auth
     from chalicelib.models import Device
+    from chinqit_admin import provision
 
-    Device(LOCAL_DEVICE, name="simulated phone", account_id="dev").save()
+    Device(LOCAL_DEVICE, name="simulated phone").save()
+    provision.device_queues(LOCAL_DEVICE)
     key, _ = auth.create_key("device", LOCAL_DEVICE, name="local stack bridge")
     return key
 

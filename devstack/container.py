@@ -36,6 +36,7 @@ def reset() -> None:
         models,
         queue,
         quotas,
+        routing,
         server_secret,
         webhooks,
     )
@@ -50,6 +51,7 @@ def reset() -> None:
     server_secret.server_secret.cache_clear()
     auth.forget()
     quotas.forget()
+    routing.forget()
     webhooks.forget()
     for model in models.ALL_MODELS:
         model._connection = None

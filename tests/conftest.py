@@ -58,6 +58,7 @@ def device_key(aws):
     from chalicelib.models import Device
 
     Device("phone-1", name="test phone", account_id="acme").save()
+    provision.device_queues("phone-1")
     return auth.create_key("device", "phone-1")[0]
 
 

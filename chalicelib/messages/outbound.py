@@ -6,7 +6,7 @@ import logging
 import uuid
 from datetime import datetime, timedelta
 
-from .. import clock, phone, queue, quotas, ratelimit
+from .. import clock, phone, queue, quotas, ratelimit, routing
 from ..config import settings
 from ..errors import BadRequest, ValidationError
 from ..models import Message
@@ -42,6 +42,7 @@ def new_outbound(
     status: Status = Status.QUEUED,
     stored_text: str | None = None,
     send_before: datetime | None = None,
+    route: routing.Route = routing.ANYWHERE,
 ) -> Message:
     """Build (not save) an outbound message; ``stored_text`` masks secrets."""
     now = clock.now()
@@ -60,6 +61,8 @@ def new_outbound(
         created_at=now,
         updated_at=now,
         send_before=send_before,
+        route_device=route.device_id,
+        sim_slot=route.sim_slot,
         purge_at=now + timedelta(days=settings().message_retention_days),
     )
 
@@ -75,16 +78,22 @@ def send_sms(account_id: str, body: dict) -> Message:
     fields = Fields(body)
     text = _text(fields)
     phone_number = fields.check("phoneNumber", phone.normalize)
+    device_id, sim_slot = fields.body.get("deviceId"), fields.body.get("simSlot")
     fields.done()
     assert text is not None  # fields.done() raised otherwise
-    message = new_outbound(account_id, phone_number, text)
+    route = routing.requested(account_id, device_id, sim_slot)
+    message = new_outbound(account_id, phone_number, text, route=route)
     lifecycle.create(message, counted=quotas.sms(account_id))
     dispatch(message, text)
     return message
 
 
 def send_many(
-    account_id: str, text, numbers, field: str = "phoneNumbers"
+    account_id: str,
+    text,
+    numbers,
+    field: str = "phoneNumbers",
+    route: routing.Route = routing.ANYWHERE,
 ) -> tuple[list[Message], list[dict]]:
     """Queue one text to many numbers; invalid numbers are reported, not fatal.
 
@@ -109,7 +118,7 @@ def send_many(
         if number in accepted:
             errors.append({"field": name, "message": f"duplicate of {number}, sent once"})
             continue
-        accepted[number] = new_outbound(account_id, number, text)
+        accepted[number] = new_outbound(account_id, number, text, route=route)
     if not accepted:
         raise ValidationError("No valid phone number to send to", errors=errors)
     batch = list(accepted.values())
@@ -118,7 +127,8 @@ def send_many(
         quotas.bulk(account_id, len(batch)) if len(batch) > 1 else quotas.sms(account_id)
     )
     lifecycle.create_many(batch)
-    for message in queue.enqueue_many(batch, text):
+    names = [routing.queue_name(message) for message in batch]
+    for message in queue.enqueue_many(batch, text, names):
         _not_queued(message)
         errors.append({"field": field, "message": f"{message.phone_number}: {NOT_QUEUED}"})
     return batch, errors
@@ -127,7 +137,7 @@ def send_many(
 def dispatch(message: Message, text: str) -> None:
     """Queue a stored message; if the queue refuses it, record the failure and re-raise."""
     try:
-        queue.enqueue_sms(message, text)
+        queue.enqueue_sms(message, text, routing.queue_name(message))
     except Exception:
         log.exception("could not queue message %s", message.message_id)
         _not_queued(message)

@@ -9,7 +9,8 @@
 
 Versioning. Every queue body carries ``"v": PROTOCOL_VERSION``. Version 1 is the body
 without a ``"v"`` field (gateway 1.0.0); version 2 adds ``"v"`` and nothing else; version 3
-adds ``"claim"``, the token a bridge hands back with its reports (chalicelib/receipts.py).
+adds ``"claim"``, the token a bridge hands back with its reports (chalicelib/receipts.py),
+and ``"simSlot"``, the SIM an SMS must leave from.
 Upgrade the bridges first: a version 3 bridge reads every version and sends a claim only
 when the body had one, which an older API ignores. A
 bridge reads every version from ``OLDEST_VERSION`` to its own ``PROTOCOL_VERSION``, so
@@ -76,6 +77,7 @@ class OutboundSms:
     kind: str = "sms"
     send_before: datetime | None = None
     claim: str | None = field(default=None, repr=False)  # proof of receipt (version 3)
+    sim_slot: int | None = None  # the SIM it must leave from (version 3); None: any
 
     def to_json(self) -> str:
         return json.dumps(
@@ -87,6 +89,7 @@ class OutboundSms:
                 "kind": self.kind,
                 "sendBefore": self.send_before.isoformat() if self.send_before else None,
                 "claim": self.claim,
+                "simSlot": self.sim_slot,
             }
         )
 
@@ -108,7 +111,11 @@ class OutboundSms:
             raise WireError("kind must be a string")
         if claim is not None and not isinstance(claim, str):
             raise WireError("claim must be a string")
-        return cls(message_id, to, text, kind, _send_before(fields.get("sendBefore")), claim)
+        slot = fields.get("simSlot")
+        if slot is not None and (not isinstance(slot, int) or isinstance(slot, bool) or slot < 1):
+            raise WireError("simSlot must be a whole number from 1")
+        send_before = _send_before(fields.get("sendBefore"))
+        return cls(message_id, to, text, kind, send_before, claim, slot)
 
 
 def _check_version(version: Any) -> None:
@@ -186,13 +193,16 @@ def heartbeat(
     battery_percent: int | None,
     version: str,
     lines: list[Line] | None = None,
+    own_queue: bool = False,
 ) -> dict:
-    """POST /device/heartbeat; ``lines`` only when the bridge knows its SIM lines."""
+    """POST /device/heartbeat; ``lines`` only when the bridge knows its SIM lines;
+    ``own_queue``: it polls the device's own queues, so SMS may be addressed to it."""
     body: dict[str, Any] = {
         "driver": driver,
         "signalPercent": signal_percent,
         "batteryPercent": battery_percent,
         "version": version,
+        "ownQueue": own_queue,
     }
     if lines is not None:
         body["lines"] = [line.to_json() for line in lines]
@@ -225,6 +235,7 @@ class Heartbeat:
     battery_percent: int | None
     version: str | None
     lines: tuple[Line, ...] | None = None  # None: not reported (an older bridge)
+    own_queue: bool = False
 
 
 def parse_status_report(body: Any) -> StatusReport:
@@ -262,6 +273,7 @@ def parse_heartbeat(body: Any) -> Heartbeat:
         battery_percent=fields.check("batteryPercent", _percent),
         version=fields.check("version", _optional_text(40)),
         lines=fields.check("lines", _lines),
+        own_queue=fields.check("ownQueue", _flag) or False,
     )
     fields.done()
     return heartbeat_
@@ -326,6 +338,12 @@ def _timestamp(value: Any) -> datetime | None:
     if utc is None:
         raise _Problem("must include a time zone, e.g. Z")
     return utc
+
+
+def _flag(value: Any) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise _Problem("must be true or false")
+    return value
 
 
 def _percent(value: Any) -> int | None:

@@ -20,6 +20,7 @@ class OutboundSms:
     message_id: str
     to: str  # E.164, e.g. +22238089336
     text: str
+    sim_slot: int | None = None  # the SIM it must leave from, 1 first; None: the driver's choice
 
 
 @dataclass(frozen=True)

@@ -156,6 +156,8 @@ class ModemDriver(Driver):
             raise
 
     def send(self, sms: OutboundSms) -> SendResult:
+        if sms.sim_slot not in (None, 1):
+            raise SendError(f"this modem has one SIM; slot {sms.sim_slot} asked", retryable=False)
         try:
             pdus = pdu.encode_submit(
                 sms.to,

@@ -121,6 +121,7 @@ class SimulatorDriver(Driver):
             "text": sms.text,
             "sentAt": datetime.now(UTC).isoformat(),
             "segments": segments,
+            "simSlot": sms.sim_slot,
         }
         line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
         # One write on an O_APPEND file, then fsync: a reader never sees half a line.

@@ -137,8 +137,9 @@ class TermuxDriver(Driver):
 
     def send(self, sms: OutboundSms) -> SendResult:
         command = [SEND_COMMAND, "-n", sms.to]
-        if self.options.sim_slot is not None:
-            command += ["-s", str(self.options.sim_slot)]
+        slot = sms.sim_slot - 1 if sms.sim_slot else self.options.sim_slot  # Android counts from 0
+        if slot is not None:
+            command += ["-s", str(slot)]
         result = self._run(command, stdin=sms.text)
         problem = result.stderr.strip() or _reported_error(_parse_json(result.stdout))
         if result.returncode != 0 or problem:

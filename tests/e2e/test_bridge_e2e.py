@@ -49,7 +49,12 @@ def test_otp_goes_out_in_arabic_and_verifies(stack):
 
 def test_sms_received_by_the_phone_appears_in_the_api(stack):
     phone = fresh_local_number()
-    stack.post("/messages/send", {"message": "Vous venez ?", "phoneNumber": phone})
+    sent = stack.post("/messages/send", {"message": "Vous venez ?", "phoneNumber": phone})
+    message_id = sent.json()["messageId"]
+    # the reply belongs to this account once its SMS left the phone
+    wait_until(
+        lambda: stack.get(f"/messages/{message_id}").json()["status"] in ("sent", "delivered")
+    )
     stack.receive_sms(phone, "Oui, j'arrive")
 
     def received():

@@ -107,3 +107,14 @@ def test_pools_show_queue_depth_and_devices(api, capsys):
     [_, otp, bulk] = out.splitlines()
     assert otp.split()[:3] == ["shared", "otp", "0"] and bulk.split()[:3] == ["shared", "bulk", "1"]
     assert bulk.split()[-1] == "1/2"  # one device with a recent heartbeat
+
+
+def test_fallback_is_set_per_account(aws, capsys):
+    from chalicelib.models import Account
+
+    assert admin(capsys, "accounts", "fallback", "acme", "on")[0] == 0
+    assert Account.get("acme").shared_fallback is True
+    quotas_kept = admin(capsys, "accounts", "quota", "acme", "smsPerDay=5")
+    assert quotas_kept[0] == 0 and Account.get("acme").shared_fallback is True
+    assert admin(capsys, "accounts", "fallback", "acme", "off")[0] == 0
+    assert Account.get("acme").shared_fallback is False
