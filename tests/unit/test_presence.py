@@ -1,10 +1,12 @@
 """device.offline / device.online: once per change, to the device's account."""
 
+import json
+
 import pytest
 
-from chalicelib import presence
+from chalicelib import auth, presence
 from chalicelib.config import settings
-from chalicelib.models import Device
+from chalicelib.models import Account, Device
 
 from ..conftest import queued_bodies
 
@@ -64,3 +66,28 @@ def test_a_device_event_needs_a_subscription(api, device_key, manual_clock, publ
     manual_clock.advance(3600)
     assert presence.watch()["offline"] == ["phone-1"]
     assert events() == []
+
+
+def test_sms_waiting_on_a_device_that_went_offline_are_routed_again(api, manual_clock):
+    from .test_routing import MAURITEL_CUSTOMER, device, on, send, shared
+
+    device(api, "acme-phone", account="acme", lines=["+22244000001"])
+    device(api, "mauritel-1", lines=["+22244000002"])
+    Account("acme", shared_fallback=True).save()
+    waiting = [send(api, MAURITEL_CUSTOMER) for _ in range(3)]
+    addressed = send(api, MAURITEL_CUSTOMER, deviceId="acme-phone")
+    manual_clock.advance(settings().device_offline_seconds + 1)
+    key = auth.create_key("device", "mauritel-1")[0]  # the pool's phone is still there
+    api.device_post("/device/heartbeat", {"ownQueue": True}, key)
+    assert presence.watch()["offline"] == ["acme-phone"]
+    assert sorted(on("mauritel-1")) == sorted(waiting)  # moved, on-net, via the fallback
+    assert shared() == []
+    from chalicelib import queue, routing
+
+    [kept] = queue.sqs().receive_message(
+        QueueUrl=queue.queue_url(routing.device_queue("acme-phone", "sms")),
+        MaxNumberOfMessages=10,
+        MessageSystemAttributeNames=["ApproximateReceiveCount"],
+    )["Messages"]
+    assert json.loads(kept["Body"])["messageId"] == addressed  # addressed to it: it waits
+    assert kept["Attributes"]["ApproximateReceiveCount"] == "2"  # the watcher's one + ours
