@@ -206,6 +206,11 @@ def cmd_accounts_fallback(args) -> str:
     return f"account {args.account}: only its own devices send its SMS"
 
 
+def _printable(text: str) -> str:
+    """Untrusted text for a terminal: control characters (escape sequences) shown as \ufffd."""
+    return "".join(c if c.isprintable() else "\ufffd" for c in text)
+
+
 def cmd_inbox(args) -> str:
     from chalicelib.accounts import UNASSIGNED
     from chalicelib.models import Message
@@ -216,7 +221,7 @@ def cmd_inbox(args) -> str:
             "from": m.phone_number,
             "device": m.device_id or "",
             "message id": m.message_id,
-            "text": m.text if len(m.text) <= 60 else m.text[:57] + "...",
+            "text": _printable(m.text if len(m.text) <= 60 else m.text[:57] + "..."),
         }
         for m in Message.by_account.query(UNASSIGNED, scan_index_forward=False, limit=args.limit)
     ]

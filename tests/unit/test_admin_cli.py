@@ -53,10 +53,11 @@ def test_bad_quota_values_change_nothing(aws, capsys, pair):
 def test_the_inbox_lists_replies_no_account_claims(api, capsys):
     Device("shared-1").save()
     key = auth.create_key("device", "shared-1")[0]
-    body = {"from": "+22248089336", "text": "Bonjour <b>qui</b> ?", "deviceRef": "r1"}
+    body = {"from": "+22248089336", "text": "Bonjour <b>qui</b> ?\x1b[2J", "deviceRef": "r1"}
     assert api.device_post("/device/inbound", body, key).status_code == 200
     code, out = admin(capsys, "inbox")
     assert code == 0 and "+22248089336" in out and "shared-1" in out and "<b>qui</b>" in out
+    assert "\x1b" not in out  # a received SMS cannot drive the operator's terminal
 
 
 def test_provision_adds_the_indexes_a_newer_version_needs(aws):
