@@ -13,10 +13,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from . import clock
 from .config import settings
 from .errors import ApiKeyInvalid, ApiKeyMissing
 from .models import Credential, is_expired
+from .ttlcache import TtlCache
 
 KEY_PREFIXES = {"api": "cq_live_", "device": "cq_dev_"}
 # Header that carries each kind of key, and what a caller is told when it is wrong.
@@ -95,17 +95,18 @@ def revoke_key(prefix: str) -> Credential:
     return credential
 
 
-# key hash -> (principal or None for an unknown key, time checked): a warm Lambda skips
-# the GetItem for a short while. Oldest entries go first when it is full.
-_cache: dict[str, tuple[Principal | None, float]] = {}
+def _trusted_for(principal: Principal | None) -> float:
+    return settings().key_cache_seconds if principal else UNKNOWN_KEY_SECONDS
+
+
+# key hash -> its principal, or None for an unknown key: a warm Lambda skips the GetItem
+# for a short while (a revoked key stops working within SMSGW_KEY_CACHE_SECONDS).
+KEY_CACHE: TtlCache[Principal | None] = TtlCache(_trusted_for, MAX_CACHED_KEYS)
 
 
 def forget(digest: str | None = None) -> None:
     """Drop cached answers (one key hash, or all)."""
-    if digest is None:
-        _cache.clear()
-    else:
-        _cache.pop(digest, None)
+    KEY_CACHE.forget(digest)
 
 
 def authenticate(key: str | None, kind: str) -> Principal:
@@ -119,19 +120,8 @@ def authenticate(key: str | None, kind: str) -> Principal:
 
 
 def _lookup(digest: str) -> Principal | None:
-    now = clock.monotonic()
-    cached = _cache.get(digest)
-    if cached is not None:
-        principal, checked_at = cached
-        trusted_for = settings().key_cache_seconds if principal else UNKNOWN_KEY_SECONDS
-        if now - checked_at < trusted_for:
-            return None if principal is None or is_expired(principal.expires_at) else principal
-    principal = _load(digest)
-    _cache.pop(digest, None)
-    while len(_cache) >= MAX_CACHED_KEYS:
-        del _cache[next(iter(_cache))]
-    _cache[digest] = (principal, now)
-    return principal
+    principal = KEY_CACHE.get(digest, lambda: _load(digest))
+    return None if principal is None or is_expired(principal.expires_at) else principal
 
 
 def _load(digest: str) -> Principal | None:

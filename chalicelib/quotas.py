@@ -11,6 +11,7 @@ from . import clock
 from .config import settings
 from .models import Account
 from .ratelimit import OTP_LIMITS, SECONDS, Limit, Quota
+from .ttlcache import TtlCache
 
 # name -> (window, default). Intake limits: a phone sends 6-20 SMS a minute, the queues
 # hold the rest; a per-minute SMS quota must let one full bulk (100 recipients) in.
@@ -23,10 +24,9 @@ DEFAULTS: dict[str, tuple[str, int]] = {
     "bulkRecipientsPerDay": ("day", 5_000),
 }
 MAX_VALUE = 10_000_000
-MAX_CACHED_ACCOUNTS = 10_000
 
-# account id -> (monotonic time read, quotas)
-_cache: dict[str, tuple[float, dict[str, int]]] = {}
+# account id -> its quotas, read once per SMSGW_KEY_CACHE_SECONDS
+_cache: TtlCache[dict[str, int]] = TtlCache(lambda _: settings().key_cache_seconds)
 
 
 class QuotaValueError(ValueError):
@@ -35,10 +35,10 @@ class QuotaValueError(ValueError):
 
 def of(account_id: str) -> dict[str, int]:
     """The account's quotas: the defaults, with the operator's overrides."""
-    hit = _cache.get(account_id)
-    now = clock.monotonic()
-    if hit and now - hit[0] < settings().key_cache_seconds:
-        return hit[1]
+    return _cache.get(account_id, lambda: _read(account_id))
+
+
+def _read(account_id: str) -> dict[str, int]:
     values = {name: default for name, (_window, default) in DEFAULTS.items()}
     try:
         stored = Account.get(account_id, attributes_to_get=["quotas"]).quotas
@@ -47,17 +47,11 @@ def of(account_id: str) -> dict[str, int]:
     for name, value in (stored.as_dict() if stored is not None else {}).items():
         if name in values:
             values[name] = int(value)
-    if len(_cache) >= MAX_CACHED_ACCOUNTS:
-        _cache.clear()
-    _cache[account_id] = (now, values)
     return values
 
 
 def forget(account_id: str | None = None) -> None:
-    if account_id is None:
-        _cache.clear()
-    else:
-        _cache.pop(account_id, None)
+    _cache.forget(account_id)
 
 
 def _limits(values: dict[str, int], *names: str) -> tuple[Limit, ...]:

@@ -32,6 +32,7 @@ from .config import settings
 from .errors import NotFound, ValidationError
 from .models import Account, Device
 from .queue import PRIORITY_KINDS, queue_for
+from .ttlcache import TtlCache
 
 
 def is_online(device: Device) -> bool:
@@ -80,60 +81,55 @@ class Candidate:
     operators: frozenset[str]
 
 
-# pool (account id, or "" for the shared pool) -> (monotonic time read, its devices)
-_pools: dict[str, tuple[float, list[Candidate]]] = {}
-_device_pools: dict[str, tuple[float, tuple[str | None, bool]]] = {}
+def _cached(_value) -> float:
+    return settings().key_cache_seconds
+
+
+# pool (account id, or "" for the shared pool) -> its devices; device id -> its pool
+_pools: TtlCache[list[Candidate]] = TtlCache(_cached)
+_device_pools: TtlCache[tuple[str | None, bool]] = TtlCache(_cached)
 
 
 def forget() -> None:
-    _pools.clear()
-    _device_pools.clear()
-
-
-def _fresh(entry: tuple) -> bool:
-    return clock.monotonic() - entry[0] < settings().key_cache_seconds
+    _pools.forget()
+    _device_pools.forget()
 
 
 def _pool_of(device_id: str) -> tuple[str | None, bool]:
     """The account a device is dedicated to (None: the shared pool), and whether its
     bridge polls the device's own queues."""
-    hit = _device_pools.get(device_id)
-    if hit is not None and _fresh(hit):
-        return hit[1]
-    pool: tuple[str | None, bool]
+    return _device_pools.get(device_id, lambda: _read_pool(device_id))
+
+
+def _read_pool(device_id: str) -> tuple[str | None, bool]:
     try:
         device = Device.get(device_id, attributes_to_get=["account_id", "polls_own_queue"])
-        pool = (device.account_id, bool(device.polls_own_queue))
     except Device.DoesNotExist:
-        pool = (None, False)
-    _device_pools[device_id] = (clock.monotonic(), pool)
-    return pool
+        return (None, False)
+    return (device.account_id, bool(device.polls_own_queue))
 
 
 def _candidates(account_id: str | None) -> list[Candidate]:
-    key = account_id or ""
-    hit = _pools.get(key)
-    if hit is not None and _fresh(hit):
-        return hit[1]
+    """The devices of a pool that take SMS from their own queues, online or not."""
+    return _pools.get(account_id or "", lambda: _read_candidates(account_id))
+
+
+def _read_candidates(account_id: str | None) -> list[Candidate]:
     devices = (
         Device.by_account.query(account_id)
         if account_id
-        else [d for d in Device.scan(Device.account_id.does_not_exist())]
+        else Device.scan(Device.account_id.does_not_exist())
     )
-    candidates = sorted(
-        (
-            Candidate(
-                d.device_id,
-                is_online(d),
-                frozenset(line.operator for line in d.lines or [] if line.operator),
-            )
-            for d in devices
-            if d.polls_own_queue  # only these take SMS from their own queues
-        ),
-        key=lambda c: c.device_id,
-    )
-    _pools[key] = (clock.monotonic(), candidates)
-    return candidates
+    candidates = [
+        Candidate(
+            d.device_id,
+            is_online(d),
+            frozenset(line.operator for line in d.lines or [] if line.operator),
+        )
+        for d in devices
+        if d.polls_own_queue  # only these take SMS from their own queues
+    ]
+    return sorted(candidates, key=lambda c: c.device_id)
 
 
 def _spread(choices: list[Candidate], message_id: str) -> Candidate | None:

@@ -19,6 +19,7 @@ from ..config import settings
 from ..messages.events import Change, MessageEvent
 from ..messages.views import iso
 from ..models import Message, Webhook
+from ..ttlcache import TtlCache
 from ..wire.status import Status
 
 log = logging.getLogger("chinqit.webhooks")
@@ -39,35 +40,27 @@ STATUS_EVENTS: dict[str, str] = {
 }
 TEST_EVENT = "webhook.test"
 SQS_MAX_DELAY = 900  # seconds: SQS's DelaySeconds limit
-MAX_CACHED_ACCOUNTS = 10_000
 EVENT_NAMESPACE = uuid.UUID("2f0b8c1e-5a4d-4f7e-9c61-0e7d5b2a9c33")
 
-# account id -> (monotonic time read, subscribed events or None when there is no webhook)
-_cache: dict[str, tuple[float, frozenset | None]] = {}
+# account id -> its subscribed events (None: no webhook), read once per cache period
+_cache: TtlCache[frozenset | None] = TtlCache(lambda _: settings().webhook_cache_seconds)
 
 
 def forget(account_id: str | None = None) -> None:
     """Drop cached webhook configs (one account, or all)."""
-    if account_id is None:
-        _cache.clear()
-    else:
-        _cache.pop(account_id, None)
+    _cache.forget(account_id)
 
 
 def subscribed_events(account_id: str) -> frozenset | None:
     """The account's subscribed events (None: no webhook); one GetItem per cache period."""
-    hit = _cache.get(account_id)
-    now = clock.monotonic()
-    if hit and now - hit[0] < settings().webhook_cache_seconds:
-        return hit[1]
+    return _cache.get(account_id, lambda: _read_events(account_id))
+
+
+def _read_events(account_id: str) -> frozenset | None:
     try:
-        events = frozenset(Webhook.get(account_id, attributes_to_get=["events"]).events or ())
+        return frozenset(Webhook.get(account_id, attributes_to_get=["events"]).events or ())
     except Webhook.DoesNotExist:
-        events = None
-    if len(_cache) >= MAX_CACHED_ACCOUNTS:
-        _cache.clear()
-    _cache[account_id] = (now, events)
-    return events
+        return None
 
 
 def new_event_id(fact: str | None = None) -> str:

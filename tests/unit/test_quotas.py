@@ -202,7 +202,7 @@ def test_a_new_key_works_at_once_even_after_an_unknown_answer(api, key_reads):
 
 
 def test_the_key_cache_is_capped(api, key_reads, monkeypatch):
-    monkeypatch.setattr(auth, "MAX_CACHED_KEYS", 2)
+    monkeypatch.setattr(auth.KEY_CACHE, "max_entries", 2)
     keys = ["cq_live_" + c * 43 for c in "abc"]
     for key in keys:
         api.get("/messages", key=key)
