@@ -8,7 +8,10 @@ when the handler returns (as Lambda does).
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import uuid
+from datetime import UTC, datetime
 
 from chalicelib import queue
 
@@ -28,11 +31,25 @@ class ScheduleTrigger(threading.Thread):
     def run(self) -> None:
         while not self.stopping.wait(self.seconds):
             try:
-                self.handler({"detail-type": "Scheduled Event", "source": "aws.events"}, None)
+                self.handler(self.event(), None)
             except Exception:
                 log.exception(
                     "scheduled handler %s failed; next run in %s s", self.name, self.seconds
                 )
+
+    def event(self) -> dict:
+        """The event EventBridge hands a scheduled Lambda."""
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": "123456789012",
+            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+            "resources": [f"arn:aws:events:us-east-1:123456789012:rule/{self.name}"],
+            "detail": {},
+        }
 
 
 class SqsTrigger(threading.Thread):
