@@ -137,7 +137,7 @@ def device_aws_credentials(call):
 @api.route("/device/heartbeat", "POST", auth="device")
 def device_heartbeat(call):
     devices.heartbeat(call.device_id, call.json())
-    return {"success": True}
+    return {"success": True, "queues": devices.queues_to_poll(call.device_id)}
 
 
 @api.route("/device/messages/{message_id}/status", "POST", auth="device")

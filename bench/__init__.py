@@ -40,6 +40,18 @@ class Report:
     def ok(self) -> bool:
         return all(row.get("result") != "FAIL" for row in self.rows)
 
+    def add(self, measure: str, value: str, budget: str = "-", result: str = "reported") -> None:
+        """One row of this bench's table."""
+        self.rows.append(
+            {
+                "bench": self.name,
+                "measure": measure,
+                "value": value,
+                "budget": budget,
+                "result": result,
+            }
+        )
+
 
 def table(rows: list[dict], columns: list[str]) -> str:
     """A plain fixed-width table with a rule under the header."""

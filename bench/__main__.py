@@ -1,8 +1,8 @@
 """Run every bench and print one table: ``python -m bench`` (``make bench``).
 
 The in-process benches first; then one local stack (``python -m devstack``) is started for
-the end-to-end benches (bridge, webhook_latency) and stopped with SIGINT at the end. A
-bench that raises becomes a FAIL row (its error under the table) and the others still run.
+the end-to-end benches (bridge, webhook_latency) and stopped with SIGINT at the end;
+fair_share runs last on a stack of its own (its bridge is paced). A bench that raises becomes a FAIL row (its error under the table) and the others still run.
 """
 
 import sys
@@ -41,6 +41,7 @@ def main() -> int:
         _stack,
         aws_calls,
         bridge,
+        fair_share,
         import_time,
         message_log,
         routing,
@@ -69,6 +70,7 @@ def main() -> int:
         finally:
             stopped = _stack.finish(stack)
         reports.append(_stack.with_stop(Report("stack"), stopped))
+    reports.append(_attempt("fair_share", fair_share.run))  # a stack of its own, paced
     code = print_reports(reports)
     print(f"benches took {time.perf_counter() - started:.1f}s")
     return code

@@ -12,7 +12,7 @@ import functools
 import json
 import re
 
-from . import aws, queue, ratelimit, routing
+from . import aws, devices, queue, ratelimit, routing
 from .config import settings
 from .messages.views import iso
 
@@ -70,8 +70,5 @@ def issue(device_id: str) -> dict:
         "sessionToken": credentials["SessionToken"],
         "expiration": iso(credentials["Expiration"]),
         "region": aws.client("sts").meta.region_name,
-        "queues": {
-            kind: queue.queue_url(name)
-            for kind, name in routing.queues_of_device(device_id).items()
-        },
+        "queues": devices.queues_to_poll(device_id),
     }

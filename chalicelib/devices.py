@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from . import clock, phone, ratelimit, receipts, routing
+from . import clock, phone, queue, ratelimit, receipts, routing
 from .accounts import UNASSIGNED
 from .config import settings
 from .errors import NotFound, ValidationError
@@ -24,6 +24,9 @@ log = logging.getLogger("chinqit.devices")
 INBOUND_NAMESPACE = uuid.UUID("6f1b7c1e-33c8-4d4e-9a53-6c1f1f0c2a10")
 # What one phone line can really receive; beyond it a device key is being abused.
 INBOUND_LIMITS = ratelimit.limits(minute=60, day=5_000)
+# The latest SMS sent to a number (by any device) read to find whose reply an SMS is:
+# one query page, however busy the number. Claims older than these are not honoured.
+REPLY_CLAIMS_READ = 50
 T = TypeVar("T")
 
 
@@ -51,6 +54,20 @@ def heartbeat(device_id: str, body: dict) -> None:
     if beat.lines is not None:
         actions.append(Device.lines.set(_lines(beat.lines)))
     Device(device_id).update(actions=actions)
+
+
+def queues_to_poll(device_id: str) -> dict[str, str]:
+    """The URLs of the queues the device takes SMS from now (its pool's and its own): a
+    bridge that gets its credentials from the API follows a change of pool without a
+    restart. Cached per Lambda container: no AWS call on most heartbeats. A queue that was
+    never provisioned is left out (and logged): the heartbeat still counts."""
+    urls = {}
+    for kind, name in routing.queues_of_device(device_id).items():
+        try:
+            urls[kind] = queue.queue_url(name)
+        except queue.sqs().exceptions.QueueDoesNotExist:
+            log.warning("device %s: queue %s does not exist (run provision)", device_id, name)
+    return urls
 
 
 def _lines(reported: tuple[protocol.Line, ...]) -> list[LineAttribute]:
@@ -115,6 +132,7 @@ def report_status(device_id: str, message_id: str, body: dict) -> dict:
         at=report_time(report.at),
         device_id=device_id,
         device_received=received,
+        sim_slot=report.sim_slot,
     ).message
     if not received and message.device_id != device_id:
         raise NotFound("Message not found")
@@ -151,13 +169,15 @@ def sender_number(raw: str) -> str:
 def store_inbound(device_id: str, body: dict) -> tuple[Message, bool]:
     """Store an SMS the device received; the same (device, deviceRef) is stored once."""
     sms = _parsed(protocol.parse_inbound_sms, body)
+    device = Device.get(device_id)  # its key was just checked: it exists
+    slot = _own_line(device, sms.sim_slot)
     message_id = str(uuid.uuid5(INBOUND_NAMESPACE, f"{device_id}\n{sms.device_ref}"))
     now = clock.now()
     analysis = analyze(sms.text)
     sender = sender_number(sms.sender)
     message = Message(
         message_id,
-        account_id=owner_of_inbound(sender, device_id),
+        account_id=owner_of_inbound(sender, device, slot),
         direction="inbound",
         phone_number=sender,
         text=sms.text,
@@ -166,6 +186,7 @@ def store_inbound(device_id: str, body: dict) -> tuple[Message, bool]:
         segments=analysis.segments,
         status=Status.RECEIVED,
         device_id=device_id,
+        sim_slot=slot,
         created_at=report_time(sms.received_at),
         updated_at=now,
         purge_at=now + timedelta(days=settings().message_retention_days),
@@ -178,23 +199,39 @@ def store_inbound(device_id: str, body: dict) -> tuple[Message, bool]:
     return message, True
 
 
+def _own_line(device: Device, slot: int | None) -> int | None:
+    """The line an SMS arrived on: one the device reported in its heartbeat. A device of a
+    single line (or that reported none: a bridge that drives one) received it on that line;
+    None: one of several lines, the phone did not say which."""
+    slots = sorted(int(line.slot) for line in device.lines or []) or [1]
+    if slot is None:
+        return slots[0] if len(slots) == 1 else None
+    if device.lines and slot not in slots:
+        raise ValidationError.field("simSlot", f"is not a line of this device: {slots}")
+    return slot
+
+
 def inbound_quota(device_id: str) -> ratelimit.Quota:
     return ratelimit.Quota(f"inbound#{device_id}", INBOUND_LIMITS, "received SMS for this device")
 
 
-def owner_of_inbound(sender: str, device_id: str) -> str:
-    """Whose reply is this? The account whose SMS this device handed to the network for
-    ``sender`` most recently, within the reply window; without one, the account the device
-    is dedicated to; else nobody (the operator's unassigned inbox). A message that never
-    left a phone (failed, expired, still queued) claims nothing."""
+def owner_of_inbound(sender: str, device: Device, slot: int | None) -> str:
+    """Whose reply is this? On a dedicated device, the account it is dedicated to. On a
+    shared one, the account whose SMS left this device's line ``slot`` for ``sender`` most
+    recently, within the reply window; a message that never left a phone (failed, expired,
+    still queued) claims nothing. When the phone does not say which line (``slot`` None),
+    the device's last messages to ``sender`` must all be one account's. No claim: nobody
+    (the operator's unassigned inbox), never a guess."""
+    if device.account_id:
+        return device.account_id
     since = clock.now() - timedelta(days=settings().reply_window_days)
-    sent = Message.by_sent_to.query(
-        sender, Message.sent_at >= since, scan_index_forward=False, page_size=25
+    latest = Message.by_sent_to.query(
+        sender, Message.sent_at >= since, scan_index_forward=False, limit=REPLY_CLAIMS_READ
     )
-    for message in sent:
-        if message.device_id == device_id:
-            return message.account_id
-    try:
-        return Device.get(device_id).account_id or UNASSIGNED
-    except Device.DoesNotExist:
-        return UNASSIGNED
+    sent_here = [m for m in latest if m.device_id == device.device_id]
+    if slot is not None:
+        # A message reported without its line left a bridge that drove one line: slot 1.
+        claim = next((m for m in sent_here if (m.sent_slot or 1) == slot), None)
+        return claim.account_id if claim else UNASSIGNED
+    accounts = {m.account_id for m in sent_here}
+    return accounts.pop() if len(accounts) == 1 else UNASSIGNED

@@ -99,14 +99,14 @@ class AccountCreatedIndex(GlobalSecondaryIndex):
 
 class SentToIndex(GlobalSecondaryIndex):
     """Outbound SMS a device handed to the network, by recipient, newest first: whose
-    message went from which line to a number (the claim on its replies).
+    message went from which line (device and slot) to a number (the claim on its replies).
 
     Sparse: only messages a device reported sent or delivered carry ``sent_to``.
     """
 
     class Meta:
         index_name = "sent-to"
-        projection = IncludeProjection(["account_id", "device_id"])
+        projection = IncludeProjection(["account_id", "device_id", "sent_slot"])
 
     sent_to = UnicodeAttribute(hash_key=True)
     sent_at = UTCDateTimeAttribute(range_key=True)
@@ -142,6 +142,7 @@ class Message(_Table):
     read = BooleanAttribute(null=True)  # inbound only: marked read by the account
     route_device = UnicodeAttribute(null=True)  # the device the sender asked for (deviceId)
     sim_slot = NumberAttribute(null=True)  # and its SIM slot (simSlot)
+    sent_slot = NumberAttribute(null=True)  # the SIM slot it left from, as its device said
     purge_at = TTLAttribute(null=True)
 
     by_account = AccountCreatedIndex()

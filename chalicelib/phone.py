@@ -10,6 +10,9 @@ from __future__ import annotations
 import re
 
 from .errors import ValidationError
+from .wire.protocol import operator_of
+
+__all__ = ["mask", "normalize", "operator_of"]
 
 COUNTRY_CODE = "222"
 REGION = "MR"
@@ -47,20 +50,6 @@ def _problem(raw) -> str | None:
     if not _LOCAL.fullmatch(local):
         return "the 8-digit local number must start with 2, 3 or 4"
     return None
-
-
-# The first digit of a mobile number names its network (ITU notice of 2010; libphonenumber's
-# carrier data agrees); 25, 35 and 45 are fixed lines. No number portability is known.
-OPERATOR_BY_DIGIT = {"2": "chinguitel", "3": "mattel", "4": "mauritel"}
-FIXED_PREFIXES = ("25", "35", "45")
-
-
-def operator_of(number: str) -> str | None:
-    """The mobile network of a normalised +222XXXXXXXX number; None for a fixed line."""
-    local = number[-8:]
-    if local.startswith(FIXED_PREFIXES):
-        return None
-    return OPERATOR_BY_DIGIT.get(local[:1])
 
 
 def mask(number: str) -> str:

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from chalicelib.wire import protocol
@@ -152,10 +152,17 @@ class Job:
 
 
 class Hand:
-    """Messages received and not yet settled: buffered, waiting to retry, or being sent."""
+    """Messages received and not yet settled: buffered, waiting to retry, or being sent.
+
+    The next one to send is a priority (OTP) message if one is ready, and among those of
+    the same class, one of the account (SQS message group) served least recently: one
+    tenant's backlog in hand delays another's SMS by at most one send per busy account.
+    """
 
     def __init__(self):
         self._jobs: list[Job] = []
+        self._served: dict[str | None, int] = {}  # message group -> turn it was last served
+        self._turns = 0
         # Condition's default RLock lets a signal handler wake the main thread safely.
         self._changed = threading.Condition()
 
@@ -188,10 +195,21 @@ class Hand:
             return sum(1 for job in self._jobs if queue is None or job.queue is queue)
 
     def next_ready(self, now: float) -> Job | None:
-        """The oldest priority message ready to go, else the oldest bulk one."""
+        """A priority message ready to go, else a bulk one; the least recently served
+        account's first, then the oldest."""
         with self._changed:
             ready = [job for job in self._jobs if job.retry_at <= now]
-            return min(ready, key=lambda job: not job.priority, default=None)
+            return min(
+                ready,
+                key=lambda job: (not job.priority, self._served.get(job.received.group, -1)),
+                default=None,
+            )
+
+    def served(self, job: Job) -> None:
+        """``job``'s account had its turn: the others go first next time."""
+        with self._changed:
+            self._turns += 1
+            self._served[job.received.group] = self._turns
 
     def wait_for_ready(self, now: float, timeout: float) -> None:
         with self._changed:
@@ -234,15 +252,11 @@ class Agent:
         self._next_heartbeat = self._next_prune = clock()
         self._stopping = threading.Event()
         self._released = threading.Event()
-        self._pollers = [
-            threading.Thread(
-                target=self._poll,
-                args=(queue, kind.endswith("priority")),
-                name=f"poll-{kind}",
-                daemon=True,
-            )
-            for kind, queue in queues.items()
-        ]
+        self._pollers: dict[str, Poller] = {}
+        self._retired: list[Poller] = []  # stopped, maybe still in their last long poll
+        self._start_pollers = False
+        for kind, queue in queues.items():
+            self._add_poller(kind, queue)
         self._keeper = threading.Thread(target=self._keep_visible, name="visibility", daemon=True)
 
     @classmethod
@@ -272,8 +286,10 @@ class Agent:
         """Open the phone, settle sends a previous run left unfinished, start receiving."""
         self.driver.open()
         self._settle_interrupted_sends()
-        for thread in (*self._pollers, self._keeper):
-            thread.start()
+        self._start_pollers = True
+        for poller in self._pollers.values():
+            poller.thread.start()
+        self._keeper.start()
 
     def run(self) -> None:
         """Work until stop() (SIGTERM, SIGINT), then shut down cleanly."""
@@ -299,8 +315,8 @@ class Agent:
     def shutdown(self) -> None:
         """Stop receiving, give back every message not settled, close the phone."""
         self.stop()
-        for poller in self._pollers:
-            poller.join()  # at most one long poll; what it brings is released below
+        for poller in [*self._pollers.values(), *self._retired]:
+            poller.stop()  # at most one long poll; what it brings is released below
         self._release(self.hand.take_all())
         self._released.set()
         self._keeper.join()
@@ -320,9 +336,38 @@ class Agent:
 
     # ------------------------------------------------------------------ receiving (threads)
 
-    def _poll(self, queue: SqsQueue, priority: bool) -> None:
+    def _add_poller(self, kind: str, queue: SqsQueue) -> None:
+        poller = Poller(queue, kind.endswith("priority"), self._poll)
+        self._pollers[kind] = poller
+        self.queues[kind] = queue
+        if self._start_pollers:
+            poller.thread.start()
+
+    def _follow_pool(self, named: dict[str, str]) -> None:
+        """Poll the queues the API names now: an operator assigned this device to an
+        account or back to the shared pool. No restart: fresh credentials (their session
+        policy covers the new queues) and a poller per new queue; pollers of queues no
+        longer named stop, and what they hold is refused by the API (404) and released."""
+        if named == {kind: queue.name for kind, queue in self.queues.items()}:
+            return
+        answer = self.api.credentials()
+        sqs = sqs_client(
+            self.config.wait_time_seconds,
+            DeviceKeyCredentials(self.api.credentials, answer),
+            region=answer["region"],
+        )
+        named = answer["queues"]
+        for kind in [k for k, queue in self.queues.items() if named.get(k) != queue.name]:
+            self._retired.append(self._pollers.pop(kind))
+            self._retired[-1].stop(wait=False)
+            log.info("no longer polling %s (%s queue)", self.queues.pop(kind).name, kind)
+        for kind in named.keys() - self.queues.keys():
+            self._add_poller(kind, SqsQueue(sqs, named[kind]))
+            log.info("now polling %s (%s queue)", named[kind], kind)
+
+    def _poll(self, queue: SqsQueue, priority: bool, stopped: threading.Event) -> None:
         backoff = Backoff(self.config.backoff_max, self.clock)
-        while not self._stopping.is_set():
+        while not self._stopping.is_set() and not stopped.is_set():
             room = min(self.config.max_buffered - self.hand.count(queue), SQS_BATCH_LIMIT)
             if room <= 0:
                 self.hand.wait(self.config.poll_interval)
@@ -430,6 +475,7 @@ class Agent:
                 self._stopping.wait(min(pause, self.config.poll_interval))
             else:
                 self.bucket.take()
+                self.hand.served(job)
                 self._send(job)
 
     def _settle_without_sending(self, job: Job) -> bool:
@@ -493,8 +539,9 @@ class Agent:
             "priority" if job.priority else "bulk",
             attempt,
         )
+        slot = self._line_for(job)
         try:
-            result = self.driver.send(OutboundSms(job.message_id, job.to, job.text, job.sim_slot))
+            result = self.driver.send(OutboundSms(job.message_id, job.to, job.text, slot))
         except (SendError, DriverError) as error:
             self._refused(job, attempt, error)
             return
@@ -505,9 +552,20 @@ class Agent:
             segments=result.segments,
             references=result.references,
             at=_utcnow(),
+            sim_slot=slot,
         )
         log.info("message %s sent (%d segment(s))", job.message_id, result.segments)
         self._finish(job)
+
+    def _line_for(self, job: Job) -> int | None:
+        """The SIM an SMS leaves from: the one its sender asked for, else a line of the
+        recipient's network (on-net: cheaper, and what carriers expect), else the first
+        line. None when no lines are configured: the driver's default SIM."""
+        if job.sim_slot is not None or not self.config.lines:
+            return job.sim_slot
+        network = protocol.operator_of(job.to)
+        on_net = [line.slot for line in self.config.lines if _network_of(line) == network]
+        return on_net[0] if on_net else self.config.lines[0].slot
 
     def _claim(self, job: Job) -> dict | None:
         """Post ``sending``; returns the API's answer (stored status, claim), None if it cannot tell.
@@ -587,7 +645,8 @@ class Agent:
         self.phone_backoff.succeeded()
         for event in events:
             if isinstance(event, InboundSms):
-                self.journal.add_inbound(event)  # before any post: nothing received is lost
+                # before any post: nothing received is lost
+                self.journal.add_inbound(self._with_line(event))
                 log.info("SMS received (device ref %s)", event.device_ref)
             elif isinstance(event, DeliveryReport):
                 message_id = self.journal.record_delivery(
@@ -599,6 +658,12 @@ class Agent:
                     message_id,
                     "delivered" if event.delivered else "not delivered",
                 )
+
+    def _with_line(self, sms: InboundSms) -> InboundSms:
+        """A device of one line received everything on it, whether the driver says so or not."""
+        if sms.sim_slot is None and len(self.config.lines) == 1:
+            return replace(sms, sim_slot=self.config.lines[0].slot)
+        return sms
 
     def _flush_outbox(self) -> None:
         """Post what the API has not acknowledged yet: statuses first, then received SMS."""
@@ -655,7 +720,7 @@ class Agent:
         self._next_heartbeat = self.clock() + self.config.heartbeat_interval
         info = self._device_info()
         try:
-            self.api.heartbeat(
+            answer = self.api.heartbeat(
                 protocol.heartbeat(
                     self.config.driver,
                     info.signal_percent,
@@ -665,6 +730,8 @@ class Agent:
                     own_queue="device-bulk" in self.queues,
                 )
             )
+            if self.config.aws_credentials == "device" and isinstance(answer.get("queues"), dict):
+                self._follow_pool(answer["queues"])
         except ApiUnavailable as error:
             self._api_unavailable(error)
         except ApiRejected as error:
@@ -691,6 +758,24 @@ class Agent:
 NOT_OURS: dict = {"status": None}  # _claim's answer when the API says 404
 
 
+class Poller:
+    """The thread that receives from one queue into the hand, until stopped."""
+
+    def __init__(self, queue: SqsQueue, priority: bool, poll: Callable):
+        self._stopped = threading.Event()
+        self.thread = threading.Thread(
+            target=poll,
+            args=(queue, priority, self._stopped),
+            name=f"poll-{queue.name}",
+            daemon=True,
+        )
+
+    def stop(self, wait: bool = True) -> None:
+        self._stopped.set()
+        if wait and self.thread.is_alive():
+            self.thread.join()
+
+
 def _first_credentials(api: ApiClient, longest_pause: float = 60.0) -> dict:
     """Wait for the API (a phone may boot before its network): the bridge needs its queues."""
     pause = 1.0
@@ -703,6 +788,10 @@ def _first_credentials(api: ApiClient, longest_pause: float = 60.0) -> dict:
             )
             time.sleep(pause)
             pause = min(longest_pause, pause * 2)
+
+
+def _network_of(line: protocol.Line) -> str | None:
+    return line.operator or protocol.operator_of(line.number)
 
 
 def _by_queue(jobs: Iterable[Job]) -> dict[SqsQueue, list[Job]]:

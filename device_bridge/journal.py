@@ -156,8 +156,10 @@ class Journal:
         references: tuple = (),
         at: datetime | None = None,
         claim: str | None = None,
+        sim_slot: int | None = None,
     ) -> None:
-        """Settle a message and queue its status for the API (``skipped`` is not posted)."""
+        """Settle a message and queue its status for the API (``skipped`` is not posted);
+        ``sim_slot``: the line a sent SMS left from, said in its ``sent`` report."""
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO outbound (sqs_message_id, message_id, state, segments, reason, "
@@ -175,7 +177,7 @@ class Journal:
                 [(str(reference), sqs_message_id) for reference in references],
             )
             if state != "skipped":
-                self._queue_status(db, message_id, state, reason, segments, at, claim)
+                self._queue_status(db, message_id, state, reason, segments, at, claim, sim_slot)
 
     def interrupted_sends(self) -> list[OutboundEntry]:
         """Messages handed to the driver by a bridge that died before recording the outcome."""
@@ -228,8 +230,10 @@ class Journal:
     # ------------------------------------------------------------------ status posts
 
     @staticmethod
-    def _queue_status(db, message_id, status, reason, segments, at, claim) -> None:
-        body = protocol.status_report(status, reason=reason, segments=segments, at=at, claim=claim)
+    def _queue_status(db, message_id, status, reason, segments, at, claim, sim_slot=None) -> None:
+        body = protocol.status_report(
+            status, reason=reason, segments=segments, at=at, claim=claim, sim_slot=sim_slot
+        )
         db.execute(
             "INSERT INTO status_post (message_id, body) VALUES (?, ?)",
             (message_id, json.dumps(body)),
@@ -249,7 +253,9 @@ class Journal:
     # ------------------------------------------------------------------ inbound
 
     def add_inbound(self, sms: InboundSms) -> None:
-        body = protocol.inbound_sms(sms.sender, sms.text, sms.device_ref, sms.received_at)
+        body = protocol.inbound_sms(
+            sms.sender, sms.text, sms.device_ref, sms.received_at, sms.sim_slot
+        )
         with self._transaction() as db:
             db.execute(
                 "INSERT OR IGNORE INTO inbound (device_ref, body) VALUES (?, ?)",

@@ -69,6 +69,7 @@ class Received:
     sqs_id: str
     receipt: str
     body: str = field(repr=False)  # carries the SMS text, never logged
+    group: str | None = None  # MessageGroupId: the sending account, for a fair share
 
 
 class SqsQueue:
@@ -93,9 +94,15 @@ class SqsQueue:
             MaxNumberOfMessages=max_messages,
             WaitTimeSeconds=wait_seconds,
             VisibilityTimeout=visibility_timeout,
+            MessageSystemAttributeNames=["MessageGroupId"],
         )
         return [
-            Received(m["MessageId"], m["ReceiptHandle"], m["Body"])
+            Received(
+                m["MessageId"],
+                m["ReceiptHandle"],
+                m["Body"],
+                m.get("Attributes", {}).get("MessageGroupId"),
+            )
             for m in reply.get("Messages", [])
         ]
 
@@ -149,8 +156,9 @@ class ApiClient:
         self.session = session or requests.Session()
         self.session.headers.update({"X-Device-Key": device_key, "User-Agent": user_agent})
 
-    def heartbeat(self, body: dict) -> None:
-        self._post("/device/heartbeat", body)
+    def heartbeat(self, body: dict) -> dict:
+        """The answer names the queues the device should poll now (an API of 1.1 or later)."""
+        return self._post("/device/heartbeat", body)
 
     def post_status(self, message_id: str, body: dict) -> dict:
         """Report a status; the answer has the status the API now stores (stale reports change

@@ -43,6 +43,31 @@ class SerialDynamoDB:
         return self.app(environ, start_response)
 
 
+def fair_queues() -> None:
+    """Give moto's standard queues the order of SQS fair queues.
+
+    moto hands out a standard queue's messages oldest first, whoever sent them. SQS fair
+    queues (a MessageGroupId on a standard queue: the gateway tags each SMS with its
+    account) hand out first the messages of groups with few messages in flight, so one
+    tenant's backlog does not hold back a quiet tenant's. Same order here: messages of the
+    groups with the fewest in flight first, oldest first within that.
+    """
+    from collections import Counter
+
+    from moto.sqs.models import Queue
+
+    oldest_first = Queue.messages.fget  # type: ignore[attr-defined]
+
+    def fair(queue):
+        visible = oldest_first(queue)
+        if queue.fifo_queue:
+            return visible
+        in_flight = Counter(m.group_id for m in queue._messages if not m.visible)
+        return sorted(visible, key=lambda message: in_flight[message.group_id])
+
+    Queue.messages = property(fair)  # type: ignore[method-assign,assignment]
+
+
 def exit_with_parent(parent_pid: int) -> None:
     def watch():
         while os.getppid() == parent_pid:
@@ -61,6 +86,7 @@ def main(argv=None) -> None:
     # parent terminates it, so the bridge can still hand its messages back to SQS.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    fair_queues()
     app = SerialDynamoDB(DomainDispatcherApplication(create_backend_app))
     server = make_server(
         "127.0.0.1", args.port, app, threaded=True, request_handler=MotoRequestHandler

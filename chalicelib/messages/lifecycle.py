@@ -137,6 +137,7 @@ def transition(
     account_id: str | None = None,
     device_id: str | None = None,
     device_received: bool = False,
+    sim_slot: int | None = None,
     provider_message_id: str | None = None,
 ) -> Outcome:
     """Move an outbound message to ``target`` if the table allows it from where it stands.
@@ -145,7 +146,8 @@ def transition(
     ``only_from`` narrows the statuses it may start from; ``account_id`` requires the
     message to be that account's. ``device_id``: the device reporting; the message must be
     bound to it already, or be bound to none when ``device_received`` (it proved receipt),
-    and is bound to it from now on. A refused change returns the stored message unchanged.
+    and is bound to it from now on; ``sim_slot``: the device's line it left from. A
+    refused change returns the stored message unchanged.
     """
     require_message_id(message_id)
     sources = [
@@ -167,7 +169,7 @@ def transition(
     message = Message(message_id)
     try:
         message.update(
-            actions=_actions(target, reason, at, device_id, provider_message_id),
+            actions=_actions(target, reason, at, device_id, sim_slot, provider_message_id),
             condition=condition,
         )
     except UpdateError as exc:
@@ -178,7 +180,7 @@ def transition(
     return Outcome(message, changed=True)
 
 
-def _actions(target: Status, reason, at, device_id, provider_message_id) -> list:
+def _actions(target: Status, reason, at, device_id, sim_slot, provider_message_id) -> list:
     actions = [
         Message.status.set(target),
         Message.updated_at.set(clock.now()),
@@ -192,6 +194,8 @@ def _actions(target: Status, reason, at, device_id, provider_message_id) -> list
         # The claim on the recipient's replies (devices.owner_of_inbound); a delivery
         # report without a "sent" before it dates the sending too.
         actions.append(Message.sent_to.set(Message.phone_number))
+        if sim_slot is not None:
+            actions.append(Message.sent_slot.set(sim_slot))
         if target != Status.SENT:
             actions.append(Message.sent_at.set(Message.sent_at | at))
     elif target == Status.QUEUED:  # a resend: any device of the pool may take it again

@@ -29,7 +29,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from .status import DEVICE_REPORTS
 
@@ -39,6 +39,23 @@ DEVICE_STATUSES = tuple(DEVICE_REPORTS)  # what a bridge may report of an outbou
 OPERATORS = ("chinguitel", "mattel", "mauritel")  # Mauritania's mobile networks
 MAX_LINES = 16  # SIM lines one bridge reports (a modem pool)
 INBOUND_TEXT_LIMIT = 2000  # characters: a received SMS of about 13 concatenated segments
+
+# The first digit of a Mauritanian mobile number names its network (ITU notice of 2010;
+# libphonenumber's carrier data agrees); 25, 35 and 45 are fixed lines. No number
+# portability is known. Here because both sides need it: the API routes by it, a bridge
+# picks the line of the recipient's network by it.
+OPERATOR_BY_DIGIT = dict(zip("234", OPERATORS, strict=True))
+FIXED_PREFIXES = ("25", "35", "45")
+
+
+def operator_of(number: str) -> str | None:
+    """The mobile network of a Mauritanian number (+222XXXXXXXX or its 8 local digits);
+    None for a fixed line or a number of another country."""
+    local = number[-8:]
+    foreign = len(number) > 8 and not number.lstrip("+").startswith("222")
+    if foreign or local.startswith(FIXED_PREFIXES):
+        return None
+    return OPERATOR_BY_DIGIT.get(local[:1])
 
 
 class WireError(ValueError):
@@ -112,8 +129,8 @@ class OutboundSms:
         if claim is not None and not isinstance(claim, str):
             raise WireError("claim must be a string")
         slot = fields.get("simSlot")
-        if slot is not None and (not isinstance(slot, int) or isinstance(slot, bool) or slot < 1):
-            raise WireError("simSlot must be a whole number from 1")
+        if slot is not None and not _is_slot(slot):
+            raise WireError(f"simSlot must be a whole number from 1 to {MAX_LINES}")
         send_before = _send_before(fields.get("sendBefore"))
         return cls(message_id, to, text, kind, send_before, claim, slot)
 
@@ -149,28 +166,41 @@ def status_report(
     segments: int | None = None,
     at: datetime | None = None,
     claim: str | None = None,
+    sim_slot: int | None = None,
 ) -> dict:
     """POST /device/messages/{id}/status. ``segments`` is informational: the API ignores it.
 
-    ``claim`` is the queue body's token: needed on a device's first report of a message."""
+    ``claim`` is the queue body's token: needed on a device's first report of a message.
+    ``sim_slot``: the line a ``sent`` SMS left from (replies to it belong to its sender)."""
     body = {
         "status": status,
         "reason": reason,
         "segments": segments,
         "at": iso_utc(at) if at else None,
         "claim": claim,
+        "simSlot": sim_slot,
     }
     return {name: value for name, value in body.items() if value is not None}
 
 
-def inbound_sms(sender: str, text: str, device_ref: str, received_at: datetime) -> dict:
-    """POST /device/inbound: an SMS the phone received; ``device_ref`` makes reposts harmless."""
-    return {
+def inbound_sms(
+    sender: str,
+    text: str,
+    device_ref: str,
+    received_at: datetime,
+    sim_slot: int | None = None,
+) -> dict:
+    """POST /device/inbound: an SMS the phone received; ``device_ref`` makes reposts harmless;
+    ``sim_slot``: the line it arrived on, when the phone tells."""
+    body: dict[str, Any] = {
         "from": sender,
         "text": text,
         "receivedAt": iso_utc(received_at),
         "deviceRef": device_ref,
     }
+    if sim_slot is not None:
+        body["simSlot"] = sim_slot
+    return body
 
 
 @dataclass(frozen=True)
@@ -218,6 +248,7 @@ class StatusReport:
     reason: str | None
     at: datetime | None  # None: the API uses the time it received the report
     claim: str | None = None  # the queue body's token (protocol version 3)
+    sim_slot: int | None = None  # the line it left from (None: not said)
 
 
 @dataclass(frozen=True)
@@ -226,6 +257,7 @@ class InboundReport:
     text: str
     device_ref: str
     received_at: datetime | None
+    sim_slot: int | None = None  # the line it arrived on (None: the phone does not tell)
 
 
 @dataclass(frozen=True)
@@ -245,10 +277,11 @@ def parse_status_report(body: Any) -> StatusReport:
     reason = fields.check("reason", _optional_text(500))
     at = fields.check("at", _timestamp)
     claim = fields.check("claim", _optional_text(100))
+    sim_slot = fields.check("simSlot", _slot)
     if status is None and not fields.errors:
         fields.errors.append({"field": "status", "message": "is required"})
     fields.done()
-    return StatusReport(status, reason, at, claim)
+    return StatusReport(status, reason, at, claim, sim_slot)
 
 
 def parse_inbound_sms(body: Any) -> InboundReport:
@@ -258,10 +291,11 @@ def parse_inbound_sms(body: Any) -> InboundReport:
     text = fields.check("text", _optional_text(INBOUND_TEXT_LIMIT))
     received_at = fields.check("receivedAt", _timestamp)
     device_ref = fields.check("deviceRef", _required_text(200))
+    sim_slot = fields.check("simSlot", _slot)
     if text is None and not any(e["field"] == "text" for e in fields.errors):
         fields.errors.append({"field": "text", "message": "is required"})
     fields.done()
-    return InboundReport(sender, text, device_ref, received_at)
+    return InboundReport(sender, text, device_ref, received_at, sim_slot)
 
 
 def parse_heartbeat(body: Any) -> Heartbeat:
@@ -290,7 +324,7 @@ def _lines(value: Any) -> tuple[Line, ...] | None:
         if not isinstance(item, dict):
             raise _Problem(f"{where} must be an object with slot, number and operator")
         slot, number, operator = item.get("slot"), item.get("number"), item.get("operator")
-        if not isinstance(slot, int) or isinstance(slot, bool) or not 1 <= slot <= MAX_LINES:
+        if not _is_slot(slot):
             raise _Problem(f"{where}: slot must be a whole number from 1 to {MAX_LINES}")
         if not isinstance(number, str) or not 1 <= len(number) <= 20:
             raise _Problem(f"{where}: number must be a phone number")
@@ -300,6 +334,16 @@ def _lines(value: Any) -> tuple[Line, ...] | None:
     if len({line.slot for line in lines}) != len(lines):
         raise _Problem("two lines have the same slot")
     return tuple(lines)
+
+
+def _is_slot(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_LINES
+
+
+def _slot(value: Any) -> int | None:
+    if value is not None and not _is_slot(value):
+        raise _Problem(f"must be a whole number from 1 to {MAX_LINES}")
+    return value
 
 
 class _Problem(Exception):

@@ -42,6 +42,7 @@ class InboundSms:
     received_at: datetime  # timezone-aware
     # Stable id on the device, so the API can deduplicate a repost of the same SMS.
     device_ref: str
+    sim_slot: int | None = None  # the SIM it arrived on, 1 first; None: the phone does not tell
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,14 @@
 Every SMS it "sends" is appended to the outbox, one JSON object a line::
 
     {"messageId": "...", "to": "+22238089336", "text": "...",
-     "sentAt": "2025-01-20T10:14:50.123456+00:00", "segments": 1}
+     "sentAt": "2025-01-20T10:14:50.123456+00:00", "segments": 1, "simSlot": 1}
 
 and every line appended to the inbox is an SMS the phone receives::
 
-    {"from": "+22238089336", "text": "...", "receivedAt": "2025-01-20T10:14:50Z"}
+    {"from": "+22238089336", "text": "...", "receivedAt": "2025-01-20T10:14:50Z", "simSlot": 2}
 
 ``receivedAt`` is optional: ISO 8601, read as UTC when it has no offset; when absent, the
-time the line is read. A line is taken once its newline is written; a line that is not
+time the line is read. ``simSlot`` (optional) is the line it arrived on. A line is taken once its newline is written; a line that is not
 such a JSON object is skipped with a warning.
 
 The read position in the inbox is kept in memory only: a restarted bridge reads the inbox
@@ -178,6 +178,7 @@ class SimulatorDriver(Driver):
                 text=_text_field(record, "text", allow_empty=True),
                 received_at=_received_at(record.get("receivedAt")),
                 device_ref=_device_ref(offset, line),
+                sim_slot=_sim_slot(record.get("simSlot")),
             )
         except (ValueError, TypeError, AttributeError) as error:
             log.warning(
@@ -190,6 +191,12 @@ def _text_field(record: dict, key: str, allow_empty: bool) -> str:
     value = record.get(key)
     if not isinstance(value, str) or not (value or allow_empty):
         raise ValueError(f'"{key}" must be a {"string" if allow_empty else "non-empty string"}')
+    return value
+
+
+def _sim_slot(value) -> int | None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise ValueError('"simSlot" must be a whole number from 1')
     return value
 
 

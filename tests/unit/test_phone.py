@@ -52,6 +52,8 @@ def test_invalid_numbers_name_the_problem(raw, reason):
         ("+22225251234", None),  # fixed lines
         ("+22235251234", None),
         ("+22245251234", None),
+        ("38089336", "mattel"),  # as a bridge's lines option may give it
+        ("+33638089336", None),  # another country
     ],
 )
 def test_the_operator_comes_from_the_first_digit(number, operator):

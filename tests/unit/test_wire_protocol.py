@@ -107,6 +107,26 @@ def test_status_report_carries_the_claim():
     assert protocol.parse_status_report(body).claim == "tok"
 
 
+def test_reports_name_the_line_they_concern():
+    sent = protocol.status_report("sent", sim_slot=2)
+    assert sent == {"status": "sent", "simSlot": 2}
+    assert protocol.parse_status_report(sent).sim_slot == 2
+    received = protocol.inbound_sms("+22238089336", "Oui", "sim:8", AT, sim_slot=1)
+    assert received["simSlot"] == 1
+    assert protocol.parse_inbound_sms(received).sim_slot == 1
+
+
+@pytest.mark.parametrize("slot", [0, 17, "1", True, 1.5])
+def test_a_line_is_a_slot_from_1_to_16(slot):
+    with pytest.raises(PayloadError) as caught:
+        protocol.parse_status_report({"status": "sent", "simSlot": slot})
+    assert caught.value.errors == [
+        {"field": "simSlot", "message": "must be a whole number from 1 to 16"}
+    ]
+    with pytest.raises(PayloadError):
+        protocol.parse_inbound_sms({"from": "x", "text": "", "deviceRef": "r", "simSlot": slot})
+
+
 def test_status_report_leaves_out_what_it_does_not_know():
     assert protocol.status_report("sending") == {"status": "sending"}
     assert protocol.parse_status_report({"status": "SENT"}) == protocol.StatusReport(

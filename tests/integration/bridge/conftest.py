@@ -52,8 +52,10 @@ class Queues:
         send_before: datetime | None = None,
         message_id: str | None = None,
         claim: str | None = None,
+        group: str | None = None,
     ) -> str:
-        """Queue a body as the Lambdas of gateway 1.0 wrote it, or with a ``claim`` (version 3)."""
+        """Queue a body as the Lambdas of gateway 1.0 wrote it, or with a ``claim`` (version 3);
+        ``group``: the MessageGroupId (the sending account) the Lambdas tag it with."""
         message_id = message_id or str(uuid.uuid4())
         body = {
             "messageId": message_id,
@@ -64,7 +66,8 @@ class Queues:
         }
         if claim is not None:
             body |= {"v": 3, "claim": claim}
-        self.sqs.send_message(QueueUrl=self.urls[kind], MessageBody=json.dumps(body))
+        tag = {"MessageGroupId": group} if group else {}
+        self.sqs.send_message(QueueUrl=self.urls[kind], MessageBody=json.dumps(body), **tag)
         return message_id
 
     def counts(self, kind: str = "bulk") -> tuple[int, int]:

@@ -188,8 +188,9 @@ class FakeApi:
             return self._route(path, body, key)
 
     def _route(self, path: str, body: dict, key: str) -> tuple[int, dict]:
-        if path == "/device/heartbeat":
-            return 200, {"success": True}
+        if path == "/device/heartbeat":  # as the API does, it names the queues of credentials
+            named = {"queues": self.credentials()["queues"]} if self.credentials else {}
+            return 200, {"success": True, **named}
         if path == "/device/credentials" and self.credentials is not None:
             return 200, {"success": True, **self.credentials()}
         if path == "/device/inbound":

@@ -26,6 +26,18 @@ def received(device_ref: str, text: str = "Oui") -> InboundSms:
     )
 
 
+def device_credentials(queue_urls: dict, lasting: timedelta) -> dict:
+    """What POST /device/credentials answers (moto takes any keys)."""
+    return {
+        "accessKeyId": "ASIADEVICE",
+        "secretAccessKey": "short-lived",
+        "sessionToken": "token",
+        "expiration": (datetime.now(UTC) + lasting).isoformat(),
+        "region": "us-east-1",
+        "queues": queue_urls,
+    }
+
+
 def test_sends_the_sms_and_reports_sending_then_sent(queues, api, make_agent):
     message_id = queues.put(text="Bonjour Aminata")
     driver = FakeDriver()
@@ -68,14 +80,7 @@ def test_an_interrupted_send_is_reported_with_its_claim(queues, api, make_agent,
 def test_with_device_credentials_the_key_is_all_a_bridge_needs(queues, api, make_agent):
     """The API names the queues and hands out credentials that expire soon: the bridge
     asks again before they do (botocore refreshes within 10 minutes of the expiry)."""
-    api.credentials = lambda: {
-        "accessKeyId": "ASIADEVICE",
-        "secretAccessKey": "short-lived",
-        "sessionToken": "token",
-        "expiration": (datetime.now(UTC) + timedelta(minutes=5)).isoformat(),
-        "region": "us-east-1",
-        "queues": queues.urls,
-    }
+    api.credentials = lambda: device_credentials(queues.urls, timedelta(minutes=5))
     first, second = queues.put(), queues.put(kind="priority")
     agent = make_agent(aws_credentials="device", outbound_queue="elsewhere", priority_queue="x")
     with running(agent):
@@ -85,6 +90,36 @@ def test_with_device_credentials_the_key_is_all_a_bridge_needs(queues, api, make
         )
     asked = [path for path, _ in api.calls if path == "/device/credentials"]
     assert len(asked) >= 2
+
+
+def test_a_bridge_follows_a_change_of_pool_without_a_restart(queues, api, make_agent):
+    """The operator dedicates the device to an account: the API names its own queue instead
+    of the shared ones; at its next heartbeat the bridge gets fresh credentials, polls the
+    new queue and stops taking from the shared ones."""
+    named = dict(queues.urls)
+    api.credentials = lambda: device_credentials(dict(named), timedelta(hours=1))
+    own = queues.sqs.create_queue(QueueName=queues.names["bulk"] + "-device-d1")["QueueUrl"]
+    clock = FakeClock()
+    agent = make_agent(aws_credentials="device", heartbeat_interval=60, clock=clock)
+    with running(agent):
+        before = queues.put()
+        agent.run_until(lambda: api.statuses.get(before) == "sent", timeout=10)
+        named.clear()
+        named["device-bulk"] = own
+        clock.advance(60)
+        agent.run_until(lambda: set(agent.queues) == {"device-bulk"}, timeout=10)
+        time.sleep(0.3)  # the shared queues' pollers finish their last receive
+        shared = queues.put()
+        body = {"v": 3, "messageId": "own-1", "to": "+22238089336", "text": "x"}
+        queues.sqs.send_message(QueueUrl=own, MessageBody=json.dumps(body))
+        agent.run_until(lambda: api.statuses.get("own-1") == "sent", timeout=10)
+        time.sleep(0.3)
+        assert shared not in api.statuses
+        beats = len(api.heartbeats())
+        clock.advance(60)
+        agent.run_until(lambda: len(api.heartbeats()) > beats, timeout=10)
+    assert queues.counts() == (1, 0), "the shared queue's SMS waits for the shared pool"
+    assert api.heartbeats()[-1]["ownQueue"] is True  # SMS may be addressed to it now
 
 
 def test_long_polls_in_batches_of_ten_and_buffers_at_most_max_buffered(queues, make_agent):
@@ -108,10 +143,24 @@ def test_long_polls_in_batches_of_ten_and_buffers_at_most_max_buffered(queues, m
             "MaxNumberOfMessages": 10,
             "WaitTimeSeconds": 20,
             "VisibilityTimeout": 60,
+            "MessageSystemAttributeNames": ["MessageGroupId"],
         }
         for kind in sorted(queues.urls, key=queues.urls.get)
     ]
     assert queues.counts("bulk") == queues.counts("priority") == (12, 0)  # released at shutdown
+
+
+def test_one_accounts_backlog_delays_anothers_otp_by_one_send(queues, api, make_agent):
+    flood = [queues.put("priority", group="account-b") for _ in range(6)]
+    otp = queues.put("priority", group="account-a")
+    driver = FakeDriver()
+    agent = make_agent(driver)
+    with running(agent):
+        wait_until(lambda: agent.hand.count() == 7)  # all in hand before the first send
+        agent.run_until(lambda: len(driver.sent) == 7, timeout=10)
+    order = [sms.message_id for sms in driver.sent]
+    assert order.index(otp) <= 1, "A's OTP waited for at most one of B's"
+    assert [m for m in order if m != otp] == flood  # B's own stay in order
 
 
 def test_visibility_is_extended_while_a_slow_phone_sends(queues, api, make_agent):
@@ -572,6 +621,38 @@ def test_heartbeat_reports_the_configured_sim_lines(api, make_agent):
         {"slot": 1, "number": "+22238000001"},
         {"slot": 2, "number": "+22222000002", "operator": "mattel"},
     ]
+
+
+@pytest.mark.parametrize(
+    ("to", "line"),
+    [("+22238089336", 2), ("+22244089336", 1), ("+22222089336", 1)],  # Mattel, Mauritel, other
+)
+def test_an_sms_leaves_from_a_line_of_the_recipients_network(queues, api, make_agent, to, line):
+    message_id = queues.put(to=to)
+    driver = FakeDriver()
+    agent = make_agent(driver, lines=parse_lines("+22244000001, +22238000002"))
+    with running(agent):
+        agent.run_until(lambda: api.statuses.get(message_id) == "sent", timeout=10)
+    assert [sms.sim_slot for sms in driver.sent] == [line]
+    assert api.status_calls(message_id)[-1][1]["simSlot"] == line  # whose replies come there
+
+
+def test_the_line_the_sender_asked_for_wins(queues, api, make_agent):
+    body = {"v": 3, "messageId": "m-1", "to": "+22238089336", "text": "x", "simSlot": 1}
+    queues.sqs.send_message(QueueUrl=queues.urls["bulk"], MessageBody=json.dumps(body))
+    driver = FakeDriver()
+    agent = make_agent(driver, lines=parse_lines("+22244000001, +22238000002"))
+    with running(agent):
+        agent.run_until(lambda: api.statuses.get("m-1") == "sent", timeout=10)
+    assert [sms.sim_slot for sms in driver.sent] == [1]
+
+
+def test_an_sms_received_on_a_one_line_device_names_its_line(api, make_agent):
+    driver = FakeDriver()
+    with running(make_agent(driver, lines=parse_lines("+22238000001"))) as agent:
+        driver.events.append(received("sim-1"))
+        agent.run_until(lambda: "sim-1" in api.inbound, timeout=10)
+    assert api.inbound["sim-1"]["simSlot"] == 1
 
 
 def test_logs_never_show_sms_texts_or_the_device_key(queues, api, make_agent):
