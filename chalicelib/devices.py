@@ -81,6 +81,7 @@ def _lines(reported: tuple[protocol.Line, ...]) -> list[LineAttribute]:
                 number=number,
                 operator=line.operator or phone.operator_of(number),
                 operator_reported=line.operator is not None,
+                signal_percent=line.signal_percent,
             )
         )
     return lines
@@ -98,10 +99,19 @@ def to_json(device: Device) -> dict:
         "batteryPercent": info.get("batteryPercent"),
         "bridgeVersion": info.get("version"),
         "lines": [
-            {"slot": int(line.slot), "number": line.number, "operator": line.operator}
+            {
+                "slot": int(line.slot),
+                "number": line.number,
+                "operator": line.operator,
+                "signalPercent": _whole(line.signal_percent),
+            }
             for line in device.lines or []
         ],
     }
+
+
+def _whole(number) -> int | None:
+    return None if number is None else int(number)
 
 
 def of_account(account_id: str) -> list[dict]:

@@ -183,6 +183,7 @@ class LineAttribute(MapAttribute):
     number = UnicodeAttribute()  # +222XXXXXXXX
     operator = UnicodeAttribute(null=True)  # chinguitel, mattel, mauritel; None: unknown
     operator_reported = BooleanAttribute(default=False)  # set by the bridge, not the prefix
+    signal_percent = NumberAttribute(null=True)
 
 
 class DeviceAccountIndex(GlobalSecondaryIndex):

@@ -139,7 +139,9 @@ def cmd_devices_list(_args) -> str:
             "signal": _info(d, "signalPercent"),
             "battery": _info(d, "batteryPercent"),
             "lines": " ".join(
-                f"{int(x.slot)}:{x.number}({x.operator or '?'})" for x in d.lines or []
+                f"{int(x.slot)}:{x.number}({x.operator or '?'}"
+                + (f", {int(x.signal_percent)}%)" if x.signal_percent is not None else ")")
+                for x in d.lines or []
             ),
         }
         for d in Device.scan()
@@ -229,35 +231,59 @@ def cmd_inbox(args) -> str:
 
 
 def cmd_pools(_args) -> str:
-    """The shared pool's queues and devices (every device serves them today)."""
-    from chalicelib import queue, routing
+    """Each pool (the shared one, then each account with dedicated devices): how many SMS
+    wait on its queues and how old the oldest is, and how many of its devices are online."""
+    from chalicelib import routing
     from chalicelib.config import settings
     from chalicelib.models import Device
 
-    fleet = list(Device.scan())
-    online = sum(routing.is_online(d) for d in fleet)
+    pools: dict[str, list] = {"shared": []}
+    for device in Device.scan():
+        pools.setdefault(device.account_id or "shared", []).append(device)
     config = settings()
     rows = []
-    for kind, name in (("otp", config.priority_queue), ("bulk", config.outbound_queue)):
-        attributes = queue.sqs().get_queue_attributes(
-            QueueUrl=queue.queue_url(name),
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        rows.append(
-            {
-                "pool": "shared",
-                "queue": kind,
-                "waiting": attributes["ApproximateNumberOfMessages"],
-                "in flight": attributes["ApproximateNumberOfMessagesNotVisible"],
-                "oldest": _oldest_message_age(name),
-                "devices online": f"{online}/{len(fleet)}",
-            }
-        )
+    for pool, devices in sorted(pools.items(), key=lambda item: (item[0] != "shared", item[0])):
+        online = sum(routing.is_online(d) for d in devices)
+        for kind, shared_queue in (("otp", config.priority_queue), ("sms", config.outbound_queue)):
+            names = [routing.device_queue(d.device_id, kind) for d in devices]
+            rows.append(
+                {
+                    "pool": pool,
+                    "queue": "otp" if kind == "otp" else "bulk",
+                    **_depth([shared_queue, *names] if pool == "shared" else names),
+                    "devices online": f"{online}/{len(devices)}",
+                }
+            )
     columns = ["pool", "queue", "waiting", "in flight", "oldest", "devices online"]
     return _table(rows, columns)
 
 
-def _oldest_message_age(queue_name: str) -> str:
+def _depth(queue_names: list[str]) -> dict:
+    """Messages waiting and in flight on these queues together, and the oldest one's age;
+    a queue that was never provisioned counts nothing."""
+    from chalicelib import queue
+
+    waiting = in_flight = 0
+    ages = []
+    for name in queue_names:
+        try:
+            attributes = queue.sqs().get_queue_attributes(
+                QueueUrl=queue.queue_url(name),
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )["Attributes"]
+        except queue.sqs().exceptions.QueueDoesNotExist:
+            continue
+        waiting += int(attributes["ApproximateNumberOfMessages"])
+        in_flight += int(attributes["ApproximateNumberOfMessagesNotVisible"])
+        ages += [age] if (age := _oldest_message_age(name)) is not None else []
+    oldest = f"{max(ages):.0f} s" if ages else "n/a"
+    return {"waiting": waiting, "in flight": in_flight, "oldest": oldest}
+
+
+def _oldest_message_age(queue_name: str) -> float | None:
     """SQS reports it only as a CloudWatch metric (ApproximateAgeOfOldestMessage)."""
     from datetime import UTC, datetime, timedelta
 
@@ -274,9 +300,8 @@ def _oldest_message_age(queue_name: str) -> str:
         Statistics=["Maximum"],
     )["Datapoints"]
     if not points:
-        return "n/a"
-    latest = max(points, key=lambda p: p["Timestamp"])
-    return f"{latest['Maximum']:.0f} s"
+        return None
+    return max(points, key=lambda p: p["Timestamp"])["Maximum"]
 
 
 def cmd_oauth_create(args) -> str:

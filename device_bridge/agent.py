@@ -726,7 +726,7 @@ class Agent:
                     info.signal_percent,
                     info.battery_percent,
                     __version__,
-                    lines=list(self.config.lines) or None,
+                    lines=self._lines_with_signal(info),
                     own_queue="device-bulk" in self.queues,
                 )
             )
@@ -738,6 +738,13 @@ class Agent:
             log.error("API refused the heartbeat (%s)", error)
         else:
             self.api_backoff.succeeded()
+
+    def _lines_with_signal(self, info: DeviceInfo) -> list[protocol.Line] | None:
+        """The configured lines; a device of one line has the driver's signal on it."""
+        lines = list(self.config.lines)
+        if len(lines) == 1:
+            lines = [replace(lines[0], signal_percent=info.signal_percent)]
+        return lines or None
 
     def _device_info(self) -> DeviceInfo:
         try:

@@ -211,9 +211,15 @@ class Line:
     slot: int
     number: str
     operator: str | None = None
+    signal_percent: int | None = None  # of this SIM's network, when the bridge knows it
 
     def to_json(self) -> dict:
-        body = {"slot": self.slot, "number": self.number, "operator": self.operator}
+        body = {
+            "slot": self.slot,
+            "number": self.number,
+            "operator": self.operator,
+            "signalPercent": self.signal_percent,
+        }
         return {name: value for name, value in body.items() if value is not None}
 
 
@@ -330,7 +336,11 @@ def _lines(value: Any) -> tuple[Line, ...] | None:
             raise _Problem(f"{where}: number must be a phone number")
         if operator is not None and operator not in OPERATORS:
             raise _Problem(f"{where}: operator must be one of {', '.join(OPERATORS)}")
-        lines.append(Line(slot, number, operator))
+        try:
+            signal = _percent(item.get("signalPercent"))
+        except _Problem as problem:
+            raise _Problem(f"{where}: signalPercent {problem}") from None
+        lines.append(Line(slot, number, operator, signal))
     if len({line.slot for line in lines}) != len(lines):
         raise _Problem("two lines have the same slot")
     return tuple(lines)

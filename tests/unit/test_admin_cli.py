@@ -110,6 +110,23 @@ def test_pools_show_queue_depth_and_devices(api, capsys):
     assert bulk.split()[-1] == "1/2"  # one device with a recent heartbeat
 
 
+def test_pools_list_each_account_with_dedicated_devices(api, capsys):
+    from chalicelib import clock
+    from chinqit_admin import provision
+
+    Device("acme-phone", account_id="acme", last_seen_at=clock.now(), polls_own_queue=True).save()
+    provision.device_queues("acme-phone")
+    assert (
+        api.post("/messages/send", {"message": "x", "phoneNumber": "38089336"}).status_code == 200
+    )
+    code, out = admin(capsys, "pools")
+    assert code == 0, out
+    rows = [line.split() for line in out.splitlines()[1:]]
+    acme = {row[1]: row for row in rows if row[0] == "acme"}
+    assert acme["bulk"][2] == "1" and acme["otp"][2] == "0"  # acme's SMS waits on its phone
+    assert [row[2] for row in rows if row[0] == "shared"] == ["0", "0"]
+
+
 def test_fallback_is_set_per_account(aws, capsys):
     from chalicelib.models import Account
 

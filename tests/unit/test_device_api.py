@@ -293,16 +293,16 @@ def test_devices_need_an_api_key(api, device_key):
 
 def test_a_heartbeat_reports_the_sim_lines_with_their_operators(api, device_key):
     lines = [
-        {"slot": 2, "number": "44000002"},
+        {"slot": 2, "number": "44000002", "signalPercent": 35},
         {"slot": 1, "number": "+22238000001"},
         {"slot": 3, "number": "+22222000003", "operator": "mattel"},  # overrides the prefix
     ]
     assert api.device_post("/device/heartbeat", {"lines": lines}, device_key).status_code == 200
     [phone] = api.get("/devices").json["devices"]
     assert phone["lines"] == [
-        {"slot": 1, "number": "+22238000001", "operator": "mattel"},
-        {"slot": 2, "number": "+22244000002", "operator": "mauritel"},
-        {"slot": 3, "number": "+22222000003", "operator": "mattel"},
+        {"slot": 1, "number": "+22238000001", "operator": "mattel", "signalPercent": None},
+        {"slot": 2, "number": "+22244000002", "operator": "mauritel", "signalPercent": 35},
+        {"slot": 3, "number": "+22222000003", "operator": "mattel", "signalPercent": None},
     ]
     # a heartbeat without lines (an older bridge) keeps what was reported
     assert api.device_post("/device/heartbeat", {"driver": "modem"}, device_key).status_code == 200

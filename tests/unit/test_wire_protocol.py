@@ -253,6 +253,7 @@ def test_heartbeat_lines_round_trip():
         ([{"slot": 1}], "number must be a phone number"),
         ([{"slot": 1, "number": "+22238000001", "operator": "orange"}], "operator must be one of"),
         ([{"slot": 1, "number": "1"}, {"slot": 1, "number": "2"}], "same slot"),
+        ([{"slot": 1, "number": "1", "signalPercent": 101}], "signalPercent must be a whole"),
         ([{"slot": i, "number": "1"} for i in range(1, 18)], "at most 16"),
     ],
 )

@@ -655,6 +655,15 @@ def test_an_sms_received_on_a_one_line_device_names_its_line(api, make_agent):
     assert api.inbound["sim-1"]["simSlot"] == 1
 
 
+def test_a_one_line_device_reports_the_signal_on_its_line(api, make_agent):
+    agent = make_agent(lines=parse_lines("+22238000001"))
+    with running(agent):
+        agent.run_until(lambda: len(api.heartbeats()) == 1, timeout=10)
+    assert api.heartbeats()[0]["lines"] == [
+        {"slot": 1, "number": "+22238000001", "signalPercent": 70}  # the fake phone's signal
+    ]
+
+
 def test_logs_never_show_sms_texts_or_the_device_key(queues, api, make_agent):
     message_id = queues.put(kind="priority", text="Votre code Chinqit: 482916")
     api.fail_with = 500  # failures log the most
