@@ -12,6 +12,7 @@ from chalicelib import (
     oauth,
     otp,
     presence,
+    readiness,
     routing,
     webhooks,
 )
@@ -28,7 +29,14 @@ api = Router(app)
 
 @api.route("/health", "GET", auth=None)
 def health(call):
+    """Liveness: the Lambda answers (no AWS call)."""
     return {"success": True, "status": "ok"}
+
+
+@api.route("/ready", "GET", auth=None)
+def ready(call):
+    """Readiness: DynamoDB and SQS answer (checked at most every 5 s per container)."""
+    return {"success": True, "status": "ready", "checks": readiness.check()}
 
 
 @api.route("/messages/send", "POST")

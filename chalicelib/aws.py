@@ -1,12 +1,36 @@
-"""boto3 clients, created on first use and kept for the life of the Lambda container."""
+"""boto3 clients, created on first use and kept for the life of the Lambda container.
+
+Every AWS call is bounded. One try waits at most SMSGW_AWS_CONNECT_TIMEOUT (1 s) for a
+connection and SMSGW_AWS_READ_TIMEOUT (3 s) for the answer; a call makes at most
+SMSGW_AWS_MAX_ATTEMPTS (2) tries (botocore's standard retry mode: throttling and 5xx
+retried with jittered backoff). So one call gives up within 2 x (1 + 3) = 8 s, and a
+request whose first AWS call meets a frozen AWS answers 500 in under 10 s, well inside
+the API Lambda's 15 s (prod) and API Gateway's 29 s. DynamoDB answers in milliseconds and
+SQS in tens of them: the limits only bite when AWS is in trouble. botocore's defaults (60 s
+reads, 3 to 5 tries) would outlast the Lambda. The DynamoDB connection (models.py) uses
+the same limits.
+"""
 
 from __future__ import annotations
 
 import functools
+
+from .config import settings
+
+
+def client_config():
+    from botocore.config import Config
+
+    config = settings()
+    return Config(
+        connect_timeout=config.aws_connect_timeout,
+        read_timeout=config.aws_read_timeout,
+        retries={"mode": "standard", "total_max_attempts": config.aws_max_attempts},
+    )
 
 
 @functools.cache
 def client(service: str):
     import boto3  # imported here: the Lambda module's import time stays low (cold start)
 
-    return boto3.client(service)
+    return boto3.client(service, config=client_config())

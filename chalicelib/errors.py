@@ -91,6 +91,13 @@ class RateLimited(GatewayError):
         )
 
 
+class ServiceUnavailable(GatewayError):
+    """Something the gateway needs (DynamoDB, SQS) cannot be reached now."""
+
+    status = 503
+    message = "Service unavailable"
+
+
 class ProviderError(GatewayError):
     """An upstream provider (WhatsApp Cloud API) failed or timed out."""
 

@@ -38,6 +38,10 @@ class StatusAttribute(UnicodeAttribute):
 class _Meta:
     region = None  # botocore picks AWS_REGION / AWS_DEFAULT_REGION
     billing_mode = "PAY_PER_REQUEST"
+    # Bounded like every AWS call (chalicelib/aws.py); PynamoDB counts retries, not tries.
+    connect_timeout_seconds = settings().aws_connect_timeout
+    read_timeout_seconds = settings().aws_read_timeout
+    max_retry_attempts = settings().aws_max_attempts - 1
 
 
 @functools.lru_cache(maxsize=1)
@@ -47,7 +51,11 @@ def connection() -> Connection:
     PynamoDB gives each model a connection, and so a client, of its own: ~35 ms each on a
     cold Lambda. Models and transactions share this one instead.
     """
-    return Connection()
+    return Connection(
+        connect_timeout_seconds=_Meta.connect_timeout_seconds,
+        read_timeout_seconds=_Meta.read_timeout_seconds,
+        max_retry_attempts=_Meta.max_retry_attempts,
+    )
 
 
 class _Table(Model):

@@ -36,6 +36,7 @@ def reset() -> None:
         models,
         queue,
         quotas,
+        readiness,
         routing,
         server_secret,
         webhooks,
@@ -51,6 +52,7 @@ def reset() -> None:
     server_secret.server_secret.cache_clear()
     auth.forget()
     quotas.forget()
+    readiness.forget()
     routing.forget()
     webhooks.forget()
     for model in models.ALL_MODELS:
