@@ -7,6 +7,7 @@ from chalicelib import (
     device_credentials,
     devices,
     dlq,
+    idempotency,
     logs,
     metrics,
     oauth,
@@ -41,17 +42,24 @@ def ready(call):
 
 @api.route("/messages/send", "POST")
 def send_message(call):
-    message = outbound.send_sms(call.account_id, call.json())
-    return {"success": True, "messageId": message.message_id, "queued": True}
+    return outbound.send_sms(call.account_id, call.json(), idempotency.of(call, call.account_id))
 
 
 @api.route("/messages/bulk", "POST")
 def send_bulk(call):
     body = call.json()
     route = routing.requested(call.account_id, body.get("deviceId"), body.get("simSlot"))
-    queued, errors = outbound.send_many(
-        call.account_id, body.get("message"), body.get("phoneNumbers"), route=route
+    return outbound.send_many(
+        call.account_id,
+        body.get("message"),
+        body.get("phoneNumbers"),
+        _bulk_answer,
+        route=route,
+        key=idempotency.of(call, call.account_id),
     )
+
+
+def _bulk_answer(queued, errors) -> dict:
     return {
         "success": True,
         "queued": len(queued),
@@ -70,9 +78,18 @@ def sendsms(call):
     route = routing.requested(
         call.account_id, params.get("sIdentifiant"), params.get("port"), "sIdentifiant", "port"
     )
-    queued, errors = outbound.send_many(
-        call.account_id, params.get("message"), numbers, field="recipients", route=route
+    return outbound.send_many(
+        call.account_id,
+        params.get("message"),
+        numbers,
+        _sendsms_answer,
+        field="recipients",
+        route=route,
+        key=idempotency.of(call, call.account_id),
     )
+
+
+def _sendsms_answer(queued, errors) -> dict:
     return {
         "success": True,
         "errors": errors,
@@ -117,12 +134,7 @@ def oauth2_token(call):
 
 @api.route("/otp/send", "POST")
 def send_otp(call):
-    message = otp.send(call.principal, call.json())
-    return {
-        "success": True,
-        "messageId": message.message_id,
-        "expiresIn": settings().otp_ttl_seconds,
-    }
+    return otp.send(call.principal, call.json(), idempotency.of(call, call.account_id))
 
 
 @api.route("/otp/verify", "POST")

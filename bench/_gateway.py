@@ -63,15 +63,15 @@ class Api:
         self.client = client
         self.key = key
 
-    def call(self, method, path, body=None):
-        headers = {"Content-Type": "application/json", "X-API-Key": self.key}
+    def call(self, method, path, body=None, headers=None):
+        headers = {"Content-Type": "application/json", "X-API-Key": self.key, **(headers or {})}
         payload = json.dumps(body) if body is not None else None
         response = getattr(self.client.http, method.lower())(path, headers=headers, body=payload)
         response.json = json.loads(response.body) if response.body else None
         return response
 
-    def post(self, path, body=None):
-        return self.call("POST", path, body)
+    def post(self, path, body=None, headers=None):
+        return self.call("POST", path, body, headers)
 
     def get(self, path):
         return self.call("GET", path)

@@ -21,8 +21,11 @@ from bench._gateway import CALLS, gateway
 BULK = "POST /messages/bulk (100 numbers)"
 # bulk: one TransactWriteItems of its quota counters, 4 BatchWriteItem of 25 messages,
 # 10 SendMessageBatch of 10
+KEYED = "POST /messages/send (Idempotency-Key)"
+RETRY = "POST /messages/send (its retry: replayed)"
 BUDGET = {
     "POST /messages/send": 2,
+    KEYED: 2,  # the key's record rides in the message's transaction
     "POST /otp/send": 2,
     "POST /otp/verify (right code)": 2,
     "POST /otp/verify (wrong code)": 2,
@@ -30,6 +33,8 @@ BUDGET = {
 }
 ORDER = [
     "POST /messages/send",
+    KEYED,
+    RETRY,
     BULK,
     "POST /otp/send",
     "POST /otp/verify (right code)",
@@ -68,6 +73,12 @@ def _round(api, n: int) -> dict[str, list]:
             "messages/send",
         )
     made["POST /messages/send"] = calls
+    keyed = {"phoneNumber": sms_phone, "message": "bench keyed"}
+    key = {"Idempotency-Key": f"bench-{n}"}
+    for name in (KEYED, RETRY):
+        with CALLS.recording() as calls:
+            _expect(api.post("/messages/send", keyed, key), 200, name)
+        made[name] = calls
     with CALLS.recording() as calls:
         _expect(api.get(f"/messages/{body['messageId']}"), 200, "GET message")
     made["GET /messages/{id}"] = calls

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl
 
 from chalice import Response
 
-from . import auth
+from . import auth, idempotency
 from .errors import GatewayError, MethodNotAllowed, NotFound, ValidationError
 
 log = logging.getLogger("chinqit.http")
@@ -33,6 +33,7 @@ class Call:
     request: Any  # chalice.app.Request
     principal: auth.Principal | None
     path_params: dict  # the {placeholders} of the route
+    route: str = ""  # the route's path as registered, e.g. /messages/{message_id}
 
     @property
     def account_id(self) -> str:
@@ -158,7 +159,7 @@ class Router:
         def dispatch(**params):
             request = self.app.current_request
             started = time.perf_counter()
-            call = Call(request, None, params)
+            call = Call(request, None, params, path)
             try:
                 if kind:
                     key = auth.presented_key(request, kind)
@@ -167,6 +168,8 @@ class Router:
                         key = key if isinstance(key, str) else None
                     call.principal = auth.authenticate(key, kind)
                 response = view(call)
+            except idempotency.Replayed as replay:
+                response = Response(replay.answer, headers={"Idempotent-Replayed": "true"})
             except GatewayError as error:
                 response = error_response(error)
             except Exception:

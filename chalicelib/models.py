@@ -157,6 +157,22 @@ class Message(_Table):
     by_sent_to = SentToIndex()
 
 
+class RequestRecord(_Table):
+    """A request made with an Idempotency-Key, and the answer it got (chalicelib/idempotency.py).
+
+    Kept in the rate-limits table, whose items are all keyed by a string and expire within
+    a day or so: one table fewer to provision and to grant.
+    """
+
+    class Meta(_Meta):
+        table_name = settings().rate_limits_table
+
+    bucket = UnicodeAttribute(hash_key=True)  # "idempotency#" + a hash of account, route, key
+    fingerprint = UnicodeAttribute()  # of the request's method, path, query and body
+    answer = UnicodeAttribute()  # the JSON body it was answered
+    expires_at = TTLAttribute()
+
+
 class Otp(_Table):
     """The live OTP for one (account, phone, channel); a new send replaces it."""
 
@@ -284,6 +300,7 @@ ALL_MODELS = (
     Message,
     Otp,
     RateCounter,
+    RequestRecord,
     Device,
     Account,
     Webhook,

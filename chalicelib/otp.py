@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from pynamodb.exceptions import UpdateError
 
-from . import clock, phone, quotas, ratelimit, whatsapp
+from . import clock, idempotency, phone, quotas, ratelimit, whatsapp
 from .config import settings
 from .errors import BadRequest, ProviderError, ValidationError
 from .messages import lifecycle, outbound
@@ -73,7 +73,8 @@ def _parse_code(value):
     return value
 
 
-def send(principal, body: dict) -> Message:
+def send(principal, body: dict, key: idempotency.Key = idempotency.NO_KEY) -> dict:
+    """Store and send a new code; the answer of POST /otp/send."""
     fields = Fields(body)
     phone_number = fields.check("phoneNumber", phone.normalize)
     language = fields.check("language", choice("language", TEXTS, "fr"))
@@ -109,28 +110,47 @@ def send(principal, body: dict) -> Message:
         created_at=now,
         expires_at=expires_at,
     )
-    _store(record, message, principal.account_id, phone_number)
+    answer = {
+        "success": True,
+        "messageId": message.message_id,
+        "expiresIn": settings().otp_ttl_seconds,
+    }
+    idempotency.once(
+        key, lambda: _store(record, message, principal.account_id, phone_number, key, answer)
+    )
     lifecycle.announce_created(message)
-
-    if channel == "sms":
-        outbound.dispatch(message, render(language, code, app_hash))
-    else:
-        _send_whatsapp(message, code, language)
+    try:
+        if channel == "sms":
+            outbound.dispatch(message, render(language, code, app_hash))
+        else:
+            _send_whatsapp(message, code, language)
+    except Exception:
+        key.forget()  # the OTP's message failed: a retry with this key sends a new code
+        raise
     log.info(
         "otp sent message=%s to=%s channel=%s",
         message.message_id,
         phone.mask(phone_number),
         channel,
     )
-    return message
+    return answer
 
 
-def _store(record: Otp, message: Message, account_id: str, phone_number: str) -> None:
-    """Count the quotas, replace the OTP and save the message in one transaction."""
+def _store(
+    record: Otp,
+    message: Message,
+    account_id: str,
+    phone_number: str,
+    key: idempotency.Key,
+    answer: dict,
+) -> None:
+    """Count the quotas, replace the OTP, save the message and record the request's key
+    in one transaction."""
 
     def writes(transaction) -> None:
         transaction.save(record)
         lifecycle.create_in(transaction, message)
+        key.add(transaction, answer)
 
     ratelimit.write_counted(quotas.otp(account_id, phone_number), writes)
 

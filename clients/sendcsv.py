@@ -6,6 +6,8 @@
 The CSV has a ``phoneNumber`` column and, unless --message is given, a ``message``
 column. Rows sharing a text go out through POST /messages/bulk, 100 numbers a call.
 A report line per refused number goes to stderr; the exit status is 1 if any was refused.
+Each call carries an Idempotency-Key, so a call that timed out, lost its connection or got
+a 5xx is retried (TRIES times) without sending anything twice.
 Environment: CHINQIT_API_URL and CHINQIT_API_KEY stand in for --api and --key.
 """
 
@@ -15,11 +17,14 @@ import argparse
 import csv
 import os
 import sys
+import time
+import uuid
 from itertools import groupby
 
 import requests
 
 BATCH = 100  # the API's limit of numbers per bulk request
+TRIES = 3
 
 
 def read_rows(path: str, fixed_message: str | None) -> list[tuple[str, str]]:
@@ -44,8 +49,26 @@ def batches(rows):
 def progress(done: int, total: int, refused: int, out=sys.stderr) -> None:
     width = 30
     filled = width * done // max(total, 1)
-    out.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} sent, {refused} refused")
+    bar = "#" * filled + "." * (width - filled)
+    out.write(f"\r[{bar}] {done}/{total}: {done - refused} queued, {refused} refused")
     out.flush()
+
+
+def post_bulk(session, url: str, text: str, numbers: list[str]):
+    """POST one batch; retried with the same Idempotency-Key when the answer is lost."""
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    for attempt in range(1, TRIES + 1):
+        try:
+            response = session.post(
+                url, json={"message": text, "phoneNumbers": numbers}, headers=headers, timeout=30
+            )
+        except (requests.ConnectionError, requests.Timeout):
+            if attempt == TRIES:
+                raise
+        else:
+            if response.status_code < 500 or attempt == TRIES:
+                return response
+        time.sleep(attempt)
 
 
 def send(api: str, key: str, rows) -> int:
@@ -54,11 +77,7 @@ def send(api: str, key: str, rows) -> int:
     done = refused = 0
     progress(done, len(rows), refused)
     for text, numbers in batches(rows):
-        response = session.post(
-            f"{api.rstrip('/')}/messages/bulk",
-            json={"message": text, "phoneNumbers": numbers},
-            timeout=30,
-        )
+        response = post_bulk(session, f"{api.rstrip('/')}/messages/bulk", text, numbers)
         body = response.json()
         errors = body.get("errors", [])
         if not response.ok and not body.get("messages"):

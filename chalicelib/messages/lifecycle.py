@@ -15,11 +15,12 @@ Each write that succeeds publishes exactly one event (chalicelib.messages.events
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from pynamodb.exceptions import DeleteError, PutError, TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
 
 from .. import clock, ratelimit
 from ..errors import NotFound
@@ -76,16 +77,27 @@ def _check_initial(message: Message) -> None:
         raise TransitionNotAllowed(f"a message cannot be created {message.status}")
 
 
-def create(message: Message, counted: Sequence[ratelimit.Quota] = ()) -> bool:
+def create(
+    message: Message,
+    counted: Sequence[ratelimit.Quota] = (),
+    also: Callable[[TransactWrite], None] | None = None,
+) -> bool:
     """Store a new message; False (nothing written) when its id is stored already.
 
-    ``counted``: quotas the creation counts against, in the same write (429 when full).
+    ``counted``: quotas the creation counts against, in the same write (429 when full);
+    ``also`` adds more writes to it (an idempotency record).
     """
     _check_initial(message)
     new = Message.message_id.does_not_exist()
+
+    def writes(transaction: TransactWrite) -> None:
+        transaction.save(message, condition=new)
+        if also is not None:
+            also(transaction)
+
     try:
-        if counted:
-            ratelimit.write_counted(list(counted), lambda t: t.save(message, condition=new))
+        if counted or also:
+            ratelimit.write_counted(list(counted), writes)
         else:
             message.save(new)
     except PutError as exc:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from .. import clock, phone, queue, quotas, ratelimit, routing
+from .. import clock, idempotency, phone, queue, quotas, ratelimit, routing
 from ..config import settings
 from ..errors import BadRequest, ValidationError
 from ..models import Message
@@ -74,7 +75,8 @@ def _text(fields: Fields) -> str | None:
     return text
 
 
-def send_sms(account_id: str, body: dict) -> Message:
+def send_sms(account_id: str, body: dict, key: idempotency.Key = idempotency.NO_KEY) -> dict:
+    """Store and queue one SMS; the answer of POST /messages/send."""
     fields = Fields(body)
     text = _text(fields)
     phone_number = fields.check("phoneNumber", phone.normalize)
@@ -83,21 +85,37 @@ def send_sms(account_id: str, body: dict) -> Message:
     assert text is not None  # fields.done() raised otherwise
     route = routing.requested(account_id, device_id, sim_slot)
     message = new_outbound(account_id, phone_number, text, route=route)
-    lifecycle.create(message, counted=quotas.sms(account_id))
-    dispatch(message, text)
-    return message
+    answer = {"success": True, "messageId": message.message_id, "queued": True}
+    idempotency.once(
+        key,
+        lambda: lifecycle.create(
+            message, counted=quotas.sms(account_id), also=lambda t: key.add(t, answer)
+        ),
+    )
+    try:
+        dispatch(message, text)
+    except Exception:
+        key.forget()  # the message is failed: a retry with this key sends anew
+        raise
+    return answer
+
+
+Answer = Callable[[list[Message], list[dict]], dict]
 
 
 def send_many(
     account_id: str,
     text,
     numbers,
+    answer_of: Answer,
     field: str = "phoneNumbers",
     route: routing.Route = routing.ANYWHERE,
-) -> tuple[list[Message], list[dict]]:
+    key: idempotency.Key = idempotency.NO_KEY,
+) -> dict:
     """Queue one text to many numbers; invalid numbers are reported, not fatal.
 
-    Returns the queued messages and the field errors of the numbers left out.
+    ``answer_of(queued, errors)`` makes the answer from the messages queued and the errors
+    of the numbers left out (or refused by the queue, then marked failed).
     """
     fields = Fields({"message": text})
     text = _text(fields)
@@ -122,16 +140,22 @@ def send_many(
     if not accepted:
         raise ValidationError("No valid phone number to send to", errors=errors)
     batch = list(accepted.values())
-    # Counted before anything is stored: over quota, nothing is queued.
-    ratelimit.take(
-        quotas.bulk(account_id, len(batch)) if len(batch) > 1 else quotas.sms(account_id)
-    )
+    answer = answer_of(batch, errors)
+    # Counted (and the key recorded) before anything is stored: over quota, nothing is.
+    counted = quotas.bulk(account_id, len(batch)) if len(batch) > 1 else quotas.sms(account_id)
+    idempotency.once(key, lambda: ratelimit.write_counted(counted, lambda t: key.add(t, answer)))
     lifecycle.create_many(batch)
     names = [routing.queue_name(message) for message in batch]
-    for message in queue.enqueue_many(batch, text, names):
+    refused = queue.enqueue_many(batch, text, names)
+    if not refused:
+        return answer
+    for message in refused:
         _not_queued(message)
         errors.append({"field": field, "message": f"{message.phone_number}: {NOT_QUEUED}"})
-    return batch, errors
+    refused_ids = {message.message_id for message in refused}
+    answer = answer_of([m for m in batch if m.message_id not in refused_ids], errors)
+    key.settle(answer)
+    return answer
 
 
 def dispatch(message: Message, text: str) -> None:

@@ -190,3 +190,24 @@ def test_every_queued_sms_is_tagged_with_its_account_for_fair_queueing(api):
             MessageSystemAttributeNames=["MessageGroupId"],
         )["Messages"]
         assert [m["Attributes"]["MessageGroupId"] for m in received] == ["acme"] * count
+
+
+def test_bulk_counts_only_what_the_queue_took(api):
+    """The queue refuses: the answer says so, and the messages are failed, not queued."""
+    from chalicelib import queue
+    from chalicelib.models import Message
+
+    def refuse(params, **_):
+        raise RuntimeError("simulated SQS outage")
+
+    queue.sqs().meta.events.register("provide-client-params.sqs.SendMessageBatch", refuse)
+    body = {"message": "Promo", "phoneNumbers": ["38089336", "48089336"]}
+    response = api.post("/messages/bulk", body)
+    assert response.status_code == 200
+    assert response.json["queued"] == 0 and response.json["messages"] == []
+    assert [e["message"] for e in response.json["errors"]] == [
+        f"{PHONE}: could not be queued",
+        "+22248089336: could not be queued",
+    ]
+    stored = list(Message.scan())
+    assert len(stored) == 2 and {m.status for m in stored} == {"failed"}
