@@ -12,6 +12,7 @@ from chalicelib import (
     metrics,
     oauth,
     otp,
+    outbox,
     presence,
     readiness,
     routing,
@@ -211,6 +212,12 @@ def docs_asset(call):
 
 
 api.not_found("/{proxy+}")
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def outbox_sweep(event):
+    """SMS stored but never queued are queued again; OTPs that waited past expiry expire."""
+    outbox.sweep()
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 from datetime import datetime
 
 from pynamodb.attributes import (
@@ -15,7 +16,12 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
 )
 from pynamodb.connection import Connection
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection
+from pynamodb.indexes import (
+    AllProjection,
+    GlobalSecondaryIndex,
+    IncludeProjection,
+    KeysOnlyProjection,
+)
 from pynamodb.models import Model
 
 from . import clock
@@ -120,6 +126,26 @@ class SentToIndex(GlobalSecondaryIndex):
     sent_at = UTCDateTimeAttribute(range_key=True)
 
 
+class WaitingIndex(GlobalSecondaryIndex):
+    """Outbound SMS still ``queued``, oldest first, spread over WAITING_SHARDS keys: what
+    the outbox sweep (chalicelib/outbox.py) checks. Sparse: ``waiting_shard`` exists only
+    while a message is queued (lifecycle sets and removes it in the same writes)."""
+
+    class Meta:
+        index_name = "waiting"
+        projection = KeysOnlyProjection()
+
+    waiting_shard = UnicodeAttribute(hash_key=True)
+    waiting_since = UTCDateTimeAttribute(range_key=True)
+
+
+WAITING_SHARDS = 8  # spreads the index's writes over partitions
+
+
+def waiting_shard(message_id: str) -> str:
+    return f"waiting#{int(hashlib.sha256(message_id.encode()).hexdigest(), 16) % WAITING_SHARDS}"
+
+
 class Message(_Table):
     """One SMS, outbound or inbound, with its delivery status."""
 
@@ -151,10 +177,15 @@ class Message(_Table):
     route_device = UnicodeAttribute(null=True)  # the device the sender asked for (deviceId)
     sim_slot = NumberAttribute(null=True)  # and its SIM slot (simSlot)
     sent_slot = NumberAttribute(null=True)  # the SIM slot it left from, as its device said
+    waiting_shard = UnicodeAttribute(null=True)  # while queued: the WaitingIndex key
+    waiting_since = UTCDateTimeAttribute(null=True)  # and since when (created or resent)
+    requeued_at = UTCDateTimeAttribute(null=True)  # the outbox sweep queued it again then
+    requeues = NumberAttribute(null=True)  # how many times it did
     purge_at = TTLAttribute(null=True)
 
     by_account = AccountCreatedIndex()
     by_sent_to = SentToIndex()
+    waiting = WaitingIndex()
 
 
 class RequestRecord(_Table):

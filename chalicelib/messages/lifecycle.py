@@ -24,7 +24,7 @@ from pynamodb.transactions import TransactWrite
 
 from .. import clock, ratelimit
 from ..errors import NotFound
-from ..models import Message
+from ..models import Message, waiting_shard
 from ..wire.status import Status
 from .events import Change, MessageEvent, publish
 
@@ -75,6 +75,9 @@ def require_message_id(message_id: str) -> None:
 def _check_initial(message: Message) -> None:
     if not allowed(None, Status(message.status)):
         raise TransitionNotAllowed(f"a message cannot be created {message.status}")
+    if message.status == Status.QUEUED:  # the outbox sweep watches it until it moves on
+        message.waiting_shard = waiting_shard(message.message_id)
+        message.waiting_since = message.created_at
 
 
 def create(
@@ -181,7 +184,9 @@ def transition(
     message = Message(message_id)
     try:
         message.update(
-            actions=_actions(target, reason, at, device_id, sim_slot, provider_message_id),
+            actions=_actions(
+                message_id, target, reason, at, device_id, sim_slot, provider_message_id
+            ),
             condition=condition,
         )
     except UpdateError as exc:
@@ -192,7 +197,9 @@ def transition(
     return Outcome(message, changed=True)
 
 
-def _actions(target: Status, reason, at, device_id, sim_slot, provider_message_id) -> list:
+def _actions(
+    message_id: str, target: Status, reason, at, device_id, sim_slot, provider_message_id
+) -> list:
     actions = [
         Message.status.set(target),
         Message.updated_at.set(clock.now()),
@@ -202,6 +209,11 @@ def _actions(target: Status, reason, at, device_id, sim_slot, provider_message_i
         actions.append(REACHED_AT[target].set(at))
     if device_id is not None:
         actions.append(Message.device_id.set(device_id))
+    if target == Status.QUEUED:
+        actions.append(Message.waiting_shard.set(waiting_shard(message_id)))
+        actions.append(Message.waiting_since.set(clock.now()))
+    else:
+        actions += [Message.waiting_shard.remove(), Message.waiting_since.remove()]
     if device_id is not None and target in HANDED_TO_NETWORK:
         # The claim on the recipient's replies (devices.owner_of_inbound); a delivery
         # report without a "sent" before it dates the sending too.

@@ -242,7 +242,8 @@ def test_inbound_text_is_size_checked(api, device_key):
     )
 
 
-def test_inbound_is_rate_limited_per_device(api, device_key, intruder_key):
+def test_inbound_is_rate_limited_per_device(api, device_key, intruder_key, manual_clock):
+    # manual_clock: the 61 posts fall in one minute window, wherever the test starts
     statuses = [
         api.device_post(
             "/device/inbound", {"from": "38089336", "text": "x", "deviceRef": f"r{i}"}, device_key

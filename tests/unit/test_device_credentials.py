@@ -73,7 +73,7 @@ def test_only_devices_get_credentials(api, device_key):
     assert api.device_post(PATH, {}, "cq_dev_" + "x" * 43).status_code == 403
 
 
-def test_a_device_asks_at_most_30_times_an_hour(api, device_key):
+def test_a_device_asks_at_most_30_times_an_hour(api, device_key, manual_clock):
     statuses = [api.device_post(PATH, {}, device_key).status_code for _ in range(31)]
     assert statuses == [200] * 30 + [429]
 

@@ -39,7 +39,7 @@ def assert_429(response, words):
 # --- OTP: the seed's per-phone limits count per account --------------------------------------
 
 
-def test_every_key_of_an_account_shares_the_per_phone_otp_limit(api, second_key):
+def test_every_key_of_an_account_shares_the_per_phone_otp_limit(api, second_key, manual_clock):
     client_id, secret = oauth.create_client("acme")
     bearer = {"Authorization": "Bearer " + token(api, client_id, secret).json["access_token"]}
     assert api.post("/otp/send", {"phoneNumber": PHONE}).status_code == 200
@@ -53,7 +53,7 @@ def test_every_key_of_an_account_shares_the_per_phone_otp_limit(api, second_key)
     assert len(queued_bodies(settings().priority_queue)) == 3
 
 
-def test_account_otp_quota_spans_phone_numbers(api, other_key):
+def test_account_otp_quota_spans_phone_numbers(api, other_key, manual_clock):
     quotas.set_quotas("acme", {"otpPerMinute": 2})
     phones = ["+22238089336", "+22248089336", "+22228089336"]
     statuses = [api.post("/otp/send", {"phoneNumber": p}).status_code for p in phones]
@@ -64,7 +64,9 @@ def test_account_otp_quota_spans_phone_numbers(api, other_key):
 # --- SMS --------------------------------------------------------------------------------------
 
 
-def test_sms_quota_counts_across_keys_and_stores_nothing_over_it(api, second_key, other_key):
+def test_sms_quota_counts_across_keys_and_stores_nothing_over_it(
+    api, second_key, other_key, manual_clock
+):
     quotas.set_quotas("acme", {"smsPerMinute": 3})
     body = {"message": "Salam", "phoneNumber": PHONE}
     statuses = [
@@ -145,7 +147,7 @@ def test_overrides_are_kept_one_by_one(aws):
 # --- limits on what costs a write -------------------------------------------------------------
 
 
-def test_token_minting_is_limited_per_client(api):
+def test_token_minting_is_limited_per_client(api, manual_clock):
     client_id, secret = oauth.create_client("acme")
     statuses = [token(api, client_id, secret).status_code for _ in range(11)]
     assert statuses == [200] * 10 + [429]
@@ -153,7 +155,7 @@ def test_token_minting_is_limited_per_client(api):
     assert token(api, other_id, other_secret).status_code == 200
 
 
-def test_webhook_test_events_are_limited(api, public_dns):
+def test_webhook_test_events_are_limited(api, public_dns, manual_clock):
     assert api.call("PUT", "/webhook", {"url": "https://hooks.example.com/sms"}).status_code == 200
     statuses = [api.post("/webhook/test").status_code for _ in range(6)]
     assert statuses == [200] * 5 + [429]

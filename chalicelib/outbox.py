@@ -1,0 +1,107 @@
+"""The outbox sweep: no SMS stays ``queued`` without being on a queue.
+
+Sending stores a message, then puts it on its queue: two calls. When the second never
+happens (the Lambda died in between; SQS failed and so did marking the message failed),
+the message would wait forever. Once a minute (the ``outbox_sweep`` Lambda) the messages
+``queued`` for more than STALE_AFTER (the sparse ``waiting`` index) are put on their queue
+again. An extra copy on a queue is harmless: a bridge claims a message before it sends
+(only one claim wins) and skips a copy of a message already settled. A message waiting
+for its pool's phones is copied again at growing intervals (2, 4, 8 ... minutes, at most
+LONGEST_WAIT), a few copies a day at most.
+
+An OTP's code is not stored (only its hash), so an OTP is never copied: one still queued
+at its ``send_before`` is marked ``expired`` here, as a bridge would.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from pynamodb.exceptions import UpdateError
+
+from . import clock, queue, routing
+from .messages import lifecycle
+from .models import WAITING_SHARDS, Message
+from .queue import PRIORITY_KINDS
+from .wire.status import Status
+
+log = logging.getLogger("chinqit.outbox")
+
+STALE_AFTER = timedelta(minutes=2)
+LONGEST_WAIT = timedelta(hours=6)
+MAX_PER_RUN = 500  # bounds the Lambda's time; the rest waits for the next run
+NOT_SENT_IN_TIME = "not sent before it expired"
+
+
+def sweep() -> dict[str, int]:
+    """Queue again, or expire, what waits too long; returns how many of each."""
+    now = clock.now()
+    done = {"requeued": 0, "expired": 0}
+    looked = 0
+    for shard in range(WAITING_SHARDS):
+        stale = Message.waiting.query(
+            f"waiting#{shard}",
+            Message.waiting_since < now - STALE_AFTER,
+            limit=MAX_PER_RUN - looked,
+        )
+        for key in stale:
+            looked += 1
+            try:
+                outcome = _settle(key.message_id, now)
+            except Exception:  # one message never stops the sweep of the others
+                log.exception("outbox sweep: message %s", key.message_id)
+                continue
+            if outcome:
+                done[outcome] += 1
+        if looked >= MAX_PER_RUN:
+            break
+    if any(done.values()):
+        log.warning("outbox sweep: %(requeued)d queued again, %(expired)d expired", done)
+    return done
+
+
+def _settle(message_id: str, now: datetime) -> str | None:
+    try:
+        message = Message.get(message_id, consistent_read=True)
+    except Message.DoesNotExist:
+        return None
+    if message.status != Status.QUEUED:
+        return None
+    if message.send_before is not None and message.send_before <= now:
+        outcome = lifecycle.transition(
+            message_id, Status.EXPIRED, reason=NOT_SENT_IN_TIME, only_from=(Status.QUEUED,)
+        )
+        return "expired" if outcome.changed else None
+    if message.kind in PRIORITY_KINDS or not _due(message, now) or not _take_turn(message, now):
+        return None
+    queue.enqueue_sms(message, message.text, routing.queue_name(message))
+    log.info("outbox sweep: message %s queued again", message_id)
+    return "requeued"
+
+
+def _due(message: Message, now: datetime) -> bool:
+    if message.requeued_at is None:
+        return True
+    wait = min(LONGEST_WAIT, STALE_AFTER * 2 ** int(message.requeues or 0))
+    return now - message.requeued_at >= wait
+
+
+def _take_turn(message: Message, now: datetime) -> bool:
+    """Record this copy, on the condition that nothing moved since it was read: two sweeps
+    running at once never both copy it. (Not a status change: lifecycle is not involved.)"""
+    unchanged = Message.status == Status.QUEUED
+    unchanged &= (
+        Message.requeued_at.does_not_exist()
+        if message.requeued_at is None
+        else Message.requeued_at == message.requeued_at
+    )
+    try:
+        message.update(
+            actions=[Message.requeued_at.set(now), Message.requeues.add(1)], condition=unchanged
+        )
+    except UpdateError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
