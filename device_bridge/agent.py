@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from chalicelib.wire import protocol
+from chalicelib.wire.sms_encoding import analyze
 
 from . import __version__
 from .config import BridgeConfig
@@ -50,6 +51,7 @@ from .transport import (
 # tell whether it left. Resending risks a duplicate (an OTP twice); reporting "sent" could
 # hide an SMS that never left. "failed" says what is known, and the integrator decides.
 INTERRUPTED = "bridge restarted during send, not resent"
+UNFORESEEN_PAUSE = 1.0  # seconds after an unforeseen failure, so a persistent one cannot spin
 OUTBOX_BATCH = 50  # API posts per loop turn, so a backlog after an outage does not stall sends
 PRUNE_EVERY = 3600.0  # seconds between journal clean-ups
 
@@ -456,12 +458,21 @@ class Agent:
     # ------------------------------------------------------------------ the main loop
 
     def step(self) -> None:
-        """One turn: phone events, API posts, heartbeat, then at most one SMS."""
-        self._collect_phone_events()
-        self._flush_outbox()
-        self._heartbeat_if_due()
-        self._prune_if_due()
-        self._work_next()
+        """One turn: phone events, API posts, heartbeat, then at most one SMS. A phase
+        that fails in a way nobody foresaw is logged and the loop goes on: the bridge
+        outlives any message, payload or driver bug."""
+        for phase in (
+            self._collect_phone_events,
+            self._flush_outbox,
+            self._heartbeat_if_due,
+            self._prune_if_due,
+            self._work_next,
+        ):
+            try:
+                phase()
+            except Exception:  # noqa: BLE001 - the loop must go on; the log has the trace
+                log.exception("bridge: %s failed; going on", phase.__name__.strip("_"))
+                self._stopping.wait(UNFORESEEN_PAUSE)
 
     def _work_next(self) -> None:
         job = self.hand.next_ready(self.clock())
@@ -502,6 +513,19 @@ class Agent:
         return True
 
     def _send(self, job: Job) -> None:
+        refusal = self._unsendable(job)
+        if refusal is not None:
+            log.warning("message %s not sent: %s", job.message_id, refusal)
+            self.journal.record_outcome(
+                job.received.sqs_id,
+                job.message_id,
+                "failed",
+                reason=refusal,
+                at=_utcnow(),
+                claim=job.claim,
+            )
+            self._finish(job)
+            return
         answer = self._claim(job)
         if answer is NOT_OURS:
             # The API does not know the message, or it is not this device's to send (it was
@@ -545,6 +569,11 @@ class Agent:
         except (SendError, DriverError) as error:
             self._refused(job, attempt, error)
             return
+        except Exception as error:  # noqa: BLE001 - a driver bug: settled, never retried
+            log.exception("message %s: the driver failed unexpectedly", job.message_id)
+            reason = f"driver error: {type(error).__name__}: {error}"[:300]
+            self._refused(job, attempt, SendError(reason, retryable=False))
+            return
         self.journal.record_outcome(
             job.received.sqs_id,
             job.message_id,
@@ -556,6 +585,15 @@ class Agent:
         )
         log.info("message %s sent (%d segment(s))", job.message_id, result.segments)
         self._finish(job)
+
+    def _unsendable(self, job: Job) -> str | None:
+        """Why ``job``'s text can never be sent, checked before anything is claimed."""
+        if any(0xD800 <= ord(char) <= 0xDFFF for char in job.text):
+            return "the text holds a lone UTF-16 surrogate: it cannot be encoded as an SMS"
+        segments = analyze(job.text).segments
+        if segments > self.config.max_segments:
+            return f"too long: {segments} SMS segments, at most {self.config.max_segments}"
+        return None
 
     def _line_for(self, job: Job) -> int | None:
         """The SIM an SMS leaves from: the one its sender asked for, else a line of the

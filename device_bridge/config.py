@@ -169,6 +169,14 @@ class BridgeConfig:
         low=1,
         high=43200,
     )
+    max_segments: int = _option(
+        "Longest SMS sent, in segments (the API's SMSGW_MAX_SEGMENTS): a longer text is "
+        "reported failed, never sent.",
+        10,
+        int,
+        low=1,
+        high=255,
+    )
     max_buffered: int = _option(
         "Messages taken from each queue ahead of sending; more is faster, fewer leaves "
         "more work to the other bridges on the same queue.",

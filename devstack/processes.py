@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 
 from chalice import local
 from chalice.app import Rate, ScheduledEventConfig, SQSEventConfig
 
 from .sqs_trigger import ScheduleTrigger, SqsTrigger
+
+# A crashed bridge is started again after 1 s, then 2, 4 ... 30 s while it keeps dying
+# within a minute of its start.
+BRIDGE_RESTART_PAUSE = 1.0
+BRIDGE_LONGEST_PAUSE = 30.0
+BRIDGE_HEALTHY_RUN = 60.0
+log = logging.getLogger("chinqit.devstack")
 
 NOT_FOUND = b'{"success": false, "message": "Route not found", "errors": []}'
 
@@ -51,6 +60,9 @@ class Stack:
         self.bridge: subprocess.Popen | None = None
         self.api_server = None
         self.triggers: list[SqsTrigger | ScheduleTrigger] = []
+        self.stopping = threading.Event()
+        self._bridge_lock = threading.Lock()
+        self._bridge_environment: dict = {}
 
     def start_aws(self) -> str:
         """Start the embedded AWS in a child process; return its endpoint URL."""
@@ -65,12 +77,38 @@ class Stack:
         return line.removeprefix("listening on ")
 
     def start_bridge(self, environment: dict) -> None:
-        """Run the device bridge in a child process (its logs go to this terminal)."""
-        self.bridge = subprocess.Popen(
-            [sys.executable, "-m", "device_bridge"],
-            env={**os.environ, **environment},
-            preexec_fn=_terminate_with_parent,
-        )
+        """Run the device bridge in a child process (its logs go to this terminal), and
+        start it again whenever it dies (a non-zero exit), waiting longer after each
+        quick death."""
+        self._bridge_environment = {**os.environ, **environment}
+        self._spawn_bridge()
+        threading.Thread(target=self._supervise_bridge, daemon=True, name="bridge").start()
+
+    def _spawn_bridge(self) -> None:
+        with self._bridge_lock:  # never a new bridge once stop() has begun
+            if self.stopping.is_set():
+                return
+            self.bridge = subprocess.Popen(
+                [sys.executable, "-m", "device_bridge"],
+                env=self._bridge_environment,
+                preexec_fn=_terminate_with_parent,
+            )
+
+    def _supervise_bridge(self) -> None:
+        pause = BRIDGE_RESTART_PAUSE
+        while True:
+            started = time.monotonic()
+            assert self.bridge is not None
+            code = self.bridge.wait()
+            if self.stopping.is_set() or code == 0:  # 0: it was asked to stop (Ctrl-C)
+                return
+            if time.monotonic() - started > BRIDGE_HEALTHY_RUN:
+                pause = BRIDGE_RESTART_PAUSE
+            log.warning("device bridge exited with %s; starting it again in %.0f s", code, pause)
+            if self.stopping.wait(pause):
+                return
+            pause = min(BRIDGE_LONGEST_PAUSE, pause * 2)
+            self._spawn_bridge()
 
     def serve_api(self, project_dir, host: str, port: int) -> None:
         from chalice.cli import create_local_server
@@ -106,6 +144,8 @@ class Stack:
 
     def stop(self) -> None:
         """Stop in reverse order of start: the bridge, then the API, the embedded AWS last."""
+        with self._bridge_lock:
+            self.stopping.set()
         self._end(self.bridge)
         for trigger in self.triggers:
             trigger.stopping.set()

@@ -714,3 +714,64 @@ def test_a_message_the_bridge_cannot_read_is_left_for_the_dead_letter_queue(
     assert [sms.message_id for sms in driver.sent] == [message_id]
     assert complaint in caplog.text
     assert queues.counts() == (0, 1)  # not deleted: after 5 receives SQS moves it to the DLQ
+
+
+def put_body(queues, body: dict, kind: str = "bulk") -> None:
+    queues.sqs.send_message(QueueUrl=queues.urls[kind], MessageBody=json.dumps(body))
+
+
+def test_a_text_that_cannot_be_encoded_is_failed_and_the_bridge_goes_on(queues, api, make_agent):
+    put_body(queues, {"v": 3, "messageId": "bad-1", "to": "+22238089336", "text": "a\ud800b"})
+    good = queues.put(text="Bonjour")
+    driver = FakeDriver()
+    with running(make_agent(driver)) as agent:
+        agent.run_until(
+            lambda: api.statuses.get("bad-1") == "failed" and api.statuses.get(good) == "sent",
+            timeout=10,
+        )
+    assert [sms.message_id for sms in driver.sent] == [good]
+    assert "surrogate" in api.status_calls("bad-1")[-1][1]["reason"]
+    assert api.posted_statuses("bad-1") == ["failed"]  # refused before any claim
+    assert queues.counts() == (0, 0)
+
+
+def test_a_text_over_the_segment_limit_is_failed_before_sending(queues, api, make_agent):
+    long_id = queues.put(text="x" * 153 * 11)  # 11 concatenated GSM-7 segments
+    driver = FakeDriver()
+    with running(make_agent(driver, max_segments=10)) as agent:
+        agent.run_until(lambda: api.statuses.get(long_id) == "failed", timeout=10)
+    assert driver.attempts == []
+    assert api.status_calls(long_id)[-1][1]["reason"] == ("too long: 11 SMS segments, at most 10")
+
+
+def test_a_driver_bug_fails_that_message_only(queues, api, make_agent):
+    first, second = queues.put(), queues.put()
+    driver = FakeDriver()
+    driver.refusals.append(ZeroDivisionError("division by zero"))
+    with running(make_agent(driver)) as agent:
+        agent.run_until(
+            lambda: {api.statuses.get(first), api.statuses.get(second)} == {"failed", "sent"},
+            timeout=10,
+        )
+    failed = first if api.statuses.get(first) == "failed" else second
+    assert api.status_calls(failed)[-1][1]["reason"] == (
+        "driver error: ZeroDivisionError: division by zero"
+    )
+    assert len(driver.attempts) == 2  # the failed one was not retried
+
+
+def test_a_phase_that_fails_unexpectedly_does_not_stop_the_bridge(queues, api, make_agent):
+    message_id = queues.put()
+    driver = FakeDriver()
+    polls = []
+
+    def poll():
+        polls.append(1)
+        if len(polls) == 1:
+            raise KeyError("a bug in the phone's answer")
+        return []
+
+    driver.poll = poll
+    with running(make_agent(driver)) as agent:
+        agent.run_until(lambda: api.statuses.get(message_id) == "sent", timeout=10)
+    assert len(polls) > 1

@@ -1,5 +1,6 @@
-"""Presence on the local stack: the device_watch schedule (run by devstack every second
-here) sees the phone's bridge go silent and come back, and tells the operator."""
+"""The phone's bridge on the local stack: the device_watch schedule (run every second
+here) sees it go silent and come back and tells the operator; when it crashes, the stack
+starts it again."""
 
 import os
 import signal
@@ -43,3 +44,17 @@ def test_a_silent_bridge_is_reported_offline_then_back_online(quick_stack):
         os.kill(bridge.pid, signal.SIGCONT)
     wait_for_log(quick_stack, "(shared pool) is back online", start_of_test)
     assert "scheduled handler" not in quick_stack.log_since(start_of_test)  # it never failed
+
+
+def test_a_crashed_bridge_is_started_again_and_sends(quick_stack):
+    (bridge,) = [p for p in descendants(quick_stack.pid) if "-m device_bridge" in p.cmdline]
+    since = quick_stack.log_size()
+    os.kill(bridge.pid, signal.SIGKILL)
+    wait_for_log(quick_stack, "device bridge exited with -9; starting it again", since)
+    sent = quick_stack.post(
+        "/messages/send", {"message": "après la panne", "phoneNumber": "38089336"}
+    )
+    message_id = sent.json()["messageId"]
+    assert quick_stack.wait_outbox([message_id], 30)[message_id]["text"] == "après la panne"
+    (again,) = [p for p in descendants(quick_stack.pid) if "-m device_bridge" in p.cmdline]
+    assert again.pid != bridge.pid
