@@ -1,33 +1,106 @@
-"""Outbound SMS that no bridge could send: SQS moved them to a dead-letter queue."""
+"""Outbound SMS that SQS moved to a dead-letter queue after MAX_RECEIVES deliveries.
+
+A message no bridge ever claimed (still ``queued``) was never handed to a phone: bridges
+were stopped, killed or handing it back while it was received again and again. It goes
+back on a queue, at most MAX_DEAD_LETTERS times (an OTP with the text its dead letter
+carries, since codes are not stored), or ``expired`` once past its ``send_before``. Only
+a message a bridge claimed (``sending``) and never reported on, or one dead-lettered too
+often, ends ``failed``.
+
+Records are handled one by one: a malformed or unknown one is logged and dropped. When one
+could not be handled now (AWS trouble), the handler raises after the others so Lambda
+delivers the batch again; every step is idempotent (conditional writes, bounded copies).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 
-from .errors import NotFound
+from pynamodb.exceptions import UpdateError
+
+from . import clock, queue, routing
 from .messages import lifecycle
-from .queue import MAX_RECEIVES
+from .models import Message
+from .queue import MAX_RECEIVES, PRIORITY_KINDS
+from .wire import protocol
 from .wire.status import Status
 
 log = logging.getLogger("chinqit.dlq")
+MAX_DEAD_LETTERS = 3
 REASON = f"not sent: moved to the dead-letter queue after {MAX_RECEIVES} delivery attempts"
+NOT_SENT_IN_TIME = "not sent before it expired"
 
 
 def mark_dead_letters(bodies) -> None:
-    """Mark each message failed unless a bridge already settled it (idempotent)."""
+    """Settle each dead letter; raise at the end if some could not be settled now."""
+    unsettled = 0
     for body in bodies:
         try:
-            message_id = json.loads(body)["messageId"]
-        except (ValueError, KeyError, TypeError):
-            log.error("dead letter that is not an outbound SMS dropped: %.100s", body)
-            continue
-        try:
-            # Only a message no bridge reported on: a "sent" one reached the phone network.
-            message = lifecycle.transition(
-                message_id, Status.FAILED, reason=REASON, only_from=(Status.QUEUED, Status.SENDING)
-            ).message
-        except NotFound:
-            log.warning("dead letter for unknown message %s dropped", message_id)
-            continue
-        log.info("dead letter message=%s status=%s", message_id, message.status)
+            _settle(body)
+        except Exception:  # noqa: BLE001 - one record never holds back the others
+            log.exception("dead letter could not be settled now: %.100s", body)
+            unsettled += 1
+    if unsettled:
+        raise RuntimeError(f"{unsettled} dead letter(s) not settled; the batch comes again")
+
+
+def _settle(body: str) -> None:
+    try:
+        message_id = json.loads(body)["messageId"]
+        message = Message.get(message_id, consistent_read=True)
+    except (ValueError, KeyError, TypeError):
+        log.error("dead letter that is not an outbound SMS dropped: %.100s", body)
+        return
+    except Message.DoesNotExist:
+        log.warning("dead letter for unknown message %s dropped", message_id)
+        return
+    if message.direction != "outbound":
+        return
+    if message.status == Status.QUEUED and _again(message, body):
+        return
+    # Only a message no bridge reported on: a "sent" one reached the phone network.
+    outcome = lifecycle.transition(
+        message_id, Status.FAILED, reason=REASON, only_from=(Status.QUEUED, Status.SENDING)
+    )
+    log.info("dead letter message=%s status=%s", message_id, outcome.message.status)
+
+
+def _again(message: Message, body: str) -> bool:
+    """Give a never-tried message another chance; False when it has had its chances."""
+    if message.send_before is not None and message.send_before <= clock.now():
+        lifecycle.transition(
+            message.message_id,
+            Status.EXPIRED,
+            reason=NOT_SENT_IN_TIME,
+            only_from=(Status.QUEUED,),
+        )
+        return True
+    text = _text_of(body) if message.kind in PRIORITY_KINDS else message.text
+    seen = int(message.dead_letters or 0)
+    if text is None or seen >= MAX_DEAD_LETTERS:
+        return False
+    try:
+        message.update(
+            actions=[Message.dead_letters.add(1)],
+            condition=(Message.status == Status.QUEUED)
+            & (
+                Message.dead_letters.does_not_exist()
+                if message.dead_letters is None
+                else Message.dead_letters == seen
+            ),
+        )
+    except UpdateError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            return True  # it moved on meanwhile, or another run took this turn
+        raise
+    queue.enqueue_sms(message, text, routing.queue_name(message))
+    log.info("dead letter message=%s never tried: queued again (%d)", message.message_id, seen + 1)
+    return True
+
+
+def _text_of(body: str) -> str | None:
+    try:
+        return protocol.OutboundSms.from_json(body).text
+    except protocol.WireError:
+        return None

@@ -181,6 +181,7 @@ class Message(_Table):
     waiting_since = UTCDateTimeAttribute(null=True)  # and since when (created or resent)
     requeued_at = UTCDateTimeAttribute(null=True)  # the outbox sweep queued it again then
     requeues = NumberAttribute(null=True)  # how many times it did
+    dead_letters = NumberAttribute(null=True)  # times a never-tried copy was dead-lettered
     purge_at = TTLAttribute(null=True)
 
     by_account = AccountCreatedIndex()

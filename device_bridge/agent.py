@@ -15,6 +15,7 @@ them, so nothing is lost while the API is unreachable.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -51,6 +52,7 @@ from .transport import (
 # tell whether it left. Resending risks a duplicate (an OTP twice); reporting "sent" could
 # hide an SMS that never left. "failed" says what is known, and the integrator decides.
 INTERRUPTED = "bridge restarted during send, not resent"
+PREFETCH_SECONDS = 20.0
 UNFORESEEN_PAUSE = 1.0  # seconds after an unforeseen failure, so a persistent one cannot spin
 OUTBOX_BATCH = 50  # API posts per loop turn, so a backlog after an outage does not stall sends
 PRUNE_EVERY = 3600.0  # seconds between journal clean-ups
@@ -249,6 +251,13 @@ class Agent:
         self.clock = clock
         self.hand = Hand()
         self.bucket = TokenBucket(config.sends_per_minute, config.send_burst, clock)
+        # Held per queue: what this bridge sends in PREFETCH_SECONDS at its pace, at least 1,
+        # at most max_buffered. A slow SIM does not sit on messages other bridges could
+        # send, nor hand them back (each handing back counts towards the dead-letter queue).
+        self.prefetch = max(
+            1,
+            min(config.max_buffered, math.ceil(config.sends_per_minute * PREFETCH_SECONDS / 60)),
+        )
         self.api_backoff = Backoff(config.backoff_max, clock)
         self.phone_backoff = Backoff(config.backoff_max, clock)
         self._next_heartbeat = self._next_prune = clock()
@@ -370,7 +379,7 @@ class Agent:
     def _poll(self, queue: SqsQueue, priority: bool, stopped: threading.Event) -> None:
         backoff = Backoff(self.config.backoff_max, self.clock)
         while not self._stopping.is_set() and not stopped.is_set():
-            room = min(self.config.max_buffered - self.hand.count(queue), SQS_BATCH_LIMIT)
+            room = min(self.prefetch - self.hand.count(queue), SQS_BATCH_LIMIT)
             if room <= 0:
                 self.hand.wait(self.config.poll_interval)
                 continue

@@ -179,7 +179,8 @@ class BridgeConfig:
     )
     max_buffered: int = _option(
         "Messages taken from each queue ahead of sending; more is faster, fewer leaves "
-        "more work to the other bridges on the same queue.",
+        "more work to the other bridges on the same queue. Never more than the bridge "
+        "sends in 20 s at sends_per_minute (2 at 6 a minute).",
         10,
         int,
         low=1,

@@ -153,7 +153,8 @@ def api(aws, api_key):
 
 
 def queued_bodies(queue_name):
-    """Every SQS body waiting on a queue (read without deleting, visibility 0)."""
+    """Every SQS body waiting on a queue, read without deleting; they stay hidden 30 s, so
+    a second call sees only what was queued since."""
     sqs = queue.sqs()
     url = queue.queue_url(queue_name)
     bodies = []

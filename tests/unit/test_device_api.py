@@ -5,8 +5,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from chalicelib import auth, dlq
+from chalicelib import auth, dlq, queue
+from chalicelib.config import settings
 from chalicelib.models import Device, Message
+from tests.conftest import queued_bodies
 
 PHONE = "+22238089336"
 
@@ -135,14 +137,46 @@ def test_heartbeat_validation(api, device_key):
 
 
 def test_dead_letters_fail_unsettled_messages_only(api, device_key):
-    waiting, delivered = queued_message(api), queued_message(api)
+    claimed, delivered = queued_message(api), queued_message(api)
+    api.device_post(f"/device/messages/{claimed}/status", {"status": "sending"}, device_key)
     api.device_post(f"/device/messages/{delivered}/status", {"status": "delivered"}, device_key)
-    bodies = [json.dumps({"messageId": m}) for m in (waiting, delivered, "unknown")]
+    bodies = [json.dumps({"messageId": m}) for m in (claimed, delivered, "unknown", "{bad")]
     dlq.mark_dead_letters(bodies)
     dlq.mark_dead_letters(bodies)
-    assert Message.get(waiting).status == "failed"
-    assert "dead-letter queue" in Message.get(waiting).status_reason
+    assert Message.get(claimed).status == "failed"  # a bridge took it, never said how it went
+    assert "dead-letter queue" in Message.get(claimed).status_reason
     assert Message.get(delivered).status == "delivered"
+
+
+def test_a_dead_letter_never_handed_to_a_phone_is_queued_again(api):
+    waiting = queued_message(api)
+    body = json.dumps({"messageId": waiting})
+    for _ in range(dlq.MAX_DEAD_LETTERS):
+        dlq.mark_dead_letters([body])
+        assert Message.get(waiting).status == "queued"
+    assert [b["messageId"] for b in queued_bodies(settings().outbound_queue)] == [waiting] * (
+        1 + dlq.MAX_DEAD_LETTERS
+    )
+    dlq.mark_dead_letters([body])  # its chances are used up
+    assert Message.get(waiting).status == "failed"
+
+
+def test_a_dead_lettered_otp_goes_back_with_its_code_until_it_expires(api, manual_clock):
+    message_id = api.post("/otp/send", {"phoneNumber": "38089336"}).json["messageId"]
+    [body] = queued_bodies(settings().priority_queue)
+    dlq.mark_dead_letters([json.dumps(body)])
+    [copy] = queued_bodies(settings().priority_queue)  # (the first read hid the original)
+    assert copy["text"] == body["text"] and copy["messageId"] == message_id  # its code
+    manual_clock.advance(settings().otp_ttl_seconds + 1)
+    dlq.mark_dead_letters([json.dumps(body)])
+    assert Message.get(message_id).status == "expired"
+
+
+def test_a_dead_letter_that_cannot_be_settled_now_makes_the_batch_come_again(api):
+    waiting = queued_message(api)
+    queue.sqs().delete_queue(QueueUrl=queue.queue_url(settings().outbound_queue))
+    with pytest.raises(RuntimeError, match="1 dead letter"):
+        dlq.mark_dead_letters([json.dumps({"messageId": waiting}), "not json"])
 
 
 def test_sending_is_a_claim_only_one_device_wins(api, device_key):

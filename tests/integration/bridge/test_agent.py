@@ -163,6 +163,17 @@ def test_one_accounts_backlog_delays_anothers_otp_by_one_send(queues, api, make_
     assert [m for m in order if m != otp] == flood  # B's own stay in order
 
 
+def test_a_slow_sim_holds_only_what_it_sends_within_20_seconds(queues, make_agent):
+    for _ in range(10):
+        queues.put()
+    agent = make_agent(sends_per_minute=6, max_buffered=10)
+    with running(agent):  # the loop never turns: only the pollers work
+        wait_until(lambda: agent.hand.count() == 2)
+        time.sleep(0.2)
+        assert agent.hand.count() == 2, "6 SMS a minute: two in 20 s"
+        assert queues.counts() == (8, 2)
+
+
 def test_visibility_is_extended_while_a_slow_phone_sends(queues, api, make_agent):
     first, second = queues.put(), queues.put()
     driver = FakeDriver()
@@ -479,7 +490,7 @@ def test_agent_sends_no_faster_than_sends_per_minute(queues, api, make_agent):
     driver = FakeDriver()
     agent = make_agent(driver, clock=clock, sends_per_minute=6, send_burst=1)
     with running(agent):
-        wait_until(lambda: agent.hand.count() == 3)
+        wait_until(lambda: agent.hand.count() == 2)  # 6 a minute: it holds two
         agent.run_until(lambda: len(driver.sent) == 1, timeout=10)
         for _ in range(20):
             agent.step()
