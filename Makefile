@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit lint bench clean
+.PHONY: run test unit lint bench chaos clean
 
 # The project itself is installed editable so its metadata (the bridge's version) exists.
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
@@ -30,6 +30,10 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# The full chaos run (a short one is part of `make test`): about 5 minutes.
+chaos: $(STAMP)
+	$(PY) -m tests.chaos
 
 clean:
 	rm -rf $(VENV) var

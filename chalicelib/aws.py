@@ -8,7 +8,8 @@ request whose first AWS call meets a frozen AWS answers 500 in under 10 s, well 
 the API Lambda's 15 s (prod) and API Gateway's 29 s. DynamoDB answers in milliseconds and
 SQS in tens of them: the limits only bite when AWS is in trouble. botocore's defaults (60 s
 reads, 3 to 5 tries) would outlast the Lambda. The DynamoDB connection (models.py) uses
-the same limits.
+the same limits. After a call that got no answer (``unreachable``), a request makes no
+best-effort follow-up call that would wait as long again: the outbox sweep repairs later.
 """
 
 from __future__ import annotations
@@ -26,6 +27,21 @@ def client_config():
         connect_timeout=config.aws_connect_timeout,
         read_timeout=config.aws_read_timeout,
         retries={"mode": "standard", "total_max_attempts": config.aws_max_attempts},
+    )
+
+
+def unreachable(error: BaseException) -> bool:
+    """AWS did not answer in time (or at all): another call now would wait as long."""
+    from botocore import exceptions
+
+    return isinstance(
+        error,
+        (
+            exceptions.ConnectTimeoutError,
+            exceptions.ReadTimeoutError,
+            exceptions.EndpointConnectionError,
+            exceptions.ConnectionClosedError,
+        ),
     )
 
 

@@ -47,6 +47,7 @@ class Settings:
     message_retention_days: int  # SMSGW_MESSAGE_RETENTION_DAYS: TTL of the message log
     device_offline_seconds: int  # SMSGW_DEVICE_OFFLINE_SECONDS: no heartbeat this long = offline
     reply_window_days: float  # SMSGW_REPLY_WINDOW_DAYS: how long a sent SMS claims its replies
+    outbox_stale_seconds: float  # SMSGW_OUTBOX_STALE_SECONDS: queued this long: queued again
     # Every AWS call is bounded (chalicelib/aws.py explains the budget)
     aws_connect_timeout: float  # SMSGW_AWS_CONNECT_TIMEOUT: seconds to open a connection
     aws_read_timeout: float  # SMSGW_AWS_READ_TIMEOUT: seconds to wait for an answer
@@ -112,6 +113,7 @@ def settings() -> Settings:
         message_retention_days=int(_env("SMSGW_MESSAGE_RETENTION_DAYS", "90")),
         reply_window_days=float(_env("SMSGW_REPLY_WINDOW_DAYS", "7")),
         device_offline_seconds=int(_env("SMSGW_DEVICE_OFFLINE_SECONDS", "180")),
+        outbox_stale_seconds=float(_env("SMSGW_OUTBOX_STALE_SECONDS", "120")),
         aws_connect_timeout=float(_env("SMSGW_AWS_CONNECT_TIMEOUT", "1")),
         aws_read_timeout=float(_env("SMSGW_AWS_READ_TIMEOUT", "3")),
         aws_max_attempts=int(_env("SMSGW_AWS_MAX_ATTEMPTS", "2")),

@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from pynamodb.exceptions import TransactWriteError
 
-from . import clock
+from . import aws, clock
 from .errors import GatewayError, RateLimited, ValidationError
 from .models import RequestRecord
 
@@ -108,8 +108,9 @@ def once(key: Key, run: Callable[[], T]) -> T:
     a request already done with this key is replayed instead of failing."""
     try:
         return run()
-    except (TransactWriteError, RateLimited):
-        key.replay_if_done()
+    except (TransactWriteError, RateLimited) as error:
+        if not aws.unreachable(getattr(error, "cause", None) or error):  # else it waits again
+            key.replay_if_done()
         raise
 
 

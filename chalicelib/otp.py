@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from pynamodb.exceptions import UpdateError
 
-from . import clock, idempotency, phone, quotas, ratelimit, whatsapp
+from . import aws, clock, idempotency, phone, quotas, ratelimit, whatsapp
 from .config import settings
 from .errors import BadRequest, ProviderError, ValidationError
 from .messages import lifecycle, outbound
@@ -124,8 +124,9 @@ def send(principal, body: dict, key: idempotency.Key = idempotency.NO_KEY) -> di
             outbound.dispatch(message, render(language, code, app_hash))
         else:
             _send_whatsapp(message, code, language)
-    except Exception:
-        key.forget()  # the OTP's message failed: a retry with this key sends a new code
+    except Exception as error:
+        if not aws.unreachable(error):
+            key.forget()  # the OTP's message failed: a retry with this key sends a new code
         raise
     log.info(
         "otp sent message=%s to=%s channel=%s",

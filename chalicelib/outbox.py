@@ -3,8 +3,8 @@
 Sending stores a message, then puts it on its queue: two calls. When the second never
 happens (the Lambda died in between; SQS failed and so did marking the message failed),
 the message would wait forever. Once a minute (the ``outbox_sweep`` Lambda) the messages
-``queued`` for more than STALE_AFTER (the sparse ``waiting`` index) are put on their queue
-again. An extra copy on a queue is harmless: a bridge claims a message before it sends
+``queued`` for more than SMSGW_OUTBOX_STALE_SECONDS (120; the sparse ``waiting`` index)
+are put on their queue again. An extra copy on a queue is harmless: a bridge claims a message before it sends
 (only one claim wins) and skips a copy of a message already settled. A message waiting
 for its pool's phones is copied again at growing intervals (2, 4, 8 ... minutes, at most
 LONGEST_WAIT), a few copies a day at most.
@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from pynamodb.exceptions import UpdateError
 
 from . import clock, queue, routing
+from .config import settings
 from .messages import lifecycle
 from .models import WAITING_SHARDS, Message
 from .queue import PRIORITY_KINDS
@@ -28,7 +29,6 @@ from .wire.status import Status
 
 log = logging.getLogger("chinqit.outbox")
 
-STALE_AFTER = timedelta(minutes=2)
 LONGEST_WAIT = timedelta(hours=6)
 MAX_PER_RUN = 500  # bounds the Lambda's time; the rest waits for the next run
 NOT_SENT_IN_TIME = "not sent before it expired"
@@ -37,12 +37,13 @@ NOT_SENT_IN_TIME = "not sent before it expired"
 def sweep() -> dict[str, int]:
     """Queue again, or expire, what waits too long; returns how many of each."""
     now = clock.now()
+    stale_after = _stale_after()
     done = {"requeued": 0, "expired": 0}
     looked = 0
     for shard in range(WAITING_SHARDS):
         stale = Message.waiting.query(
             f"waiting#{shard}",
-            Message.waiting_since < now - STALE_AFTER,
+            Message.waiting_since < now - stale_after,
             limit=MAX_PER_RUN - looked,
         )
         for key in stale:
@@ -80,10 +81,14 @@ def _settle(message_id: str, now: datetime) -> str | None:
     return "requeued"
 
 
+def _stale_after() -> timedelta:
+    return timedelta(seconds=settings().outbox_stale_seconds)
+
+
 def _due(message: Message, now: datetime) -> bool:
     if message.requeued_at is None:
         return True
-    wait = min(LONGEST_WAIT, STALE_AFTER * 2 ** int(message.requeues or 0))
+    wait = min(LONGEST_WAIT, _stale_after() * 2 ** int(message.requeues or 0))
     return now - message.requeued_at >= wait
 
 

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from .. import clock, idempotency, phone, queue, quotas, ratelimit, routing
+from .. import aws, clock, idempotency, phone, queue, quotas, ratelimit, routing
 from ..config import settings
 from ..errors import BadRequest, ValidationError
 from ..models import Message
@@ -94,8 +94,9 @@ def send_sms(account_id: str, body: dict, key: idempotency.Key = idempotency.NO_
     )
     try:
         dispatch(message, text)
-    except Exception:
-        key.forget()  # the message is failed: a retry with this key sends anew
+    except Exception as error:
+        if not aws.unreachable(error):
+            key.forget()  # the message is failed: a retry with this key sends anew
         raise
     return answer
 
@@ -159,12 +160,17 @@ def send_many(
 
 
 def dispatch(message: Message, text: str) -> None:
-    """Queue a stored message; if the queue refuses it, record the failure and re-raise."""
+    """Queue a stored message; if the queue refuses it, record the failure and re-raise.
+
+    If SQS did not answer at all, AWS is in trouble and marking the message would wait as
+    long again: it stays ``queued`` and the outbox sweep queues it (the answer is a 500
+    within the time budget; a retry with its Idempotency-Key gets the first answer)."""
     try:
         queue.enqueue_sms(message, text, routing.queue_name(message))
-    except Exception:
+    except Exception as error:
         log.exception("could not queue message %s", message.message_id)
-        _not_queued(message)
+        if not aws.unreachable(error):
+            _not_queued(message)
         raise
 
 

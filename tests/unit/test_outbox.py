@@ -100,3 +100,26 @@ def test_a_resent_message_waits_from_its_resend(api, manual_clock):
     assert outbox.sweep()["requeued"] == 0  # just queued again by the resend
     manual_clock.advance(121)
     assert outbox.sweep()["requeued"] == 1
+
+
+def test_when_sqs_does_not_answer_the_message_waits_for_the_sweep(api, manual_clock):
+    """No second call that would wait as long: the answer is a quick 500, the message
+    stays queued, a retry with its key gets the first answer, and the sweep queues it."""
+    from botocore.exceptions import ReadTimeoutError
+
+    def hang(**_):
+        raise ReadTimeoutError(endpoint_url="https://sqs.example")
+
+    key = {"Idempotency-Key": "retry-me"}
+    queue.sqs().meta.events.register("before-call.sqs.SendMessage", hang)
+    try:
+        assert api.post("/messages/send", SEND, headers=key).status_code == 500
+    finally:
+        queue.sqs().meta.events.unregister("before-call.sqs.SendMessage", hang)
+    [message] = Message.scan()
+    assert message.status == "queued"
+    again = api.post("/messages/send", SEND, headers=key)
+    assert again.json["messageId"] == message.message_id and bulk_queue() == []
+    manual_clock.advance(121)
+    assert outbox.sweep()["requeued"] == 1
+    assert bulk_queue() == [message.message_id]
