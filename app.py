@@ -43,7 +43,7 @@ def ready(call):
 
 @api.route("/messages/send", "POST")
 def send_message(call):
-    return outbound.send_sms(call.account_id, call.json(), idempotency.of(call, call.account_id))
+    return outbound.send_sms(call.account_id, call.json(), idempotency.of(call))
 
 
 @api.route("/messages/bulk", "POST")
@@ -56,7 +56,7 @@ def send_bulk(call):
         body.get("phoneNumbers"),
         _bulk_answer,
         route=route,
-        key=idempotency.of(call, call.account_id),
+        key=idempotency.of(call),
     )
 
 
@@ -86,7 +86,7 @@ def sendsms(call):
         _sendsms_answer,
         field="recipients",
         route=route,
-        key=idempotency.of(call, call.account_id),
+        key=idempotency.of(call),
     )
 
 
@@ -135,7 +135,7 @@ def oauth2_token(call):
 
 @api.route("/otp/send", "POST")
 def send_otp(call):
-    return otp.send(call.principal, call.json(), idempotency.of(call, call.account_id))
+    return otp.send(call.principal, call.json(), idempotency.of(call))
 
 
 @api.route("/otp/verify", "POST")

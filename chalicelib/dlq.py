@@ -17,9 +17,8 @@ from __future__ import annotations
 import json
 import logging
 
-from pynamodb.exceptions import UpdateError
-
-from . import clock, queue, routing
+from . import clock, outbox
+from .errors import NotFound
 from .messages import lifecycle
 from .models import Message
 from .queue import MAX_RECEIVES, PRIORITY_KINDS
@@ -29,7 +28,6 @@ from .wire.status import Status
 log = logging.getLogger("chinqit.dlq")
 MAX_DEAD_LETTERS = 3
 REASON = f"not sent: moved to the dead-letter queue after {MAX_RECEIVES} delivery attempts"
-NOT_SENT_IN_TIME = "not sent before it expired"
 
 
 def mark_dead_letters(bodies) -> None:
@@ -48,11 +46,12 @@ def mark_dead_letters(bodies) -> None:
 def _settle(body: str) -> None:
     try:
         message_id = json.loads(body)["messageId"]
+        lifecycle.require_message_id(message_id)  # a UUID, or NotFound (never to DynamoDB)
         message = Message.get(message_id, consistent_read=True)
     except (ValueError, KeyError, TypeError):
         log.error("dead letter that is not an outbound SMS dropped: %.100s", body)
         return
-    except Message.DoesNotExist:
+    except (NotFound, Message.DoesNotExist):
         log.warning("dead letter for unknown message %s dropped", message_id)
         return
     if message.direction != "outbound":
@@ -68,35 +67,14 @@ def _settle(body: str) -> None:
 
 def _again(message: Message, body: str) -> bool:
     """Give a never-tried message another chance; False when it has had its chances."""
-    if message.send_before is not None and message.send_before <= clock.now():
-        lifecycle.transition(
-            message.message_id,
-            Status.EXPIRED,
-            reason=NOT_SENT_IN_TIME,
-            only_from=(Status.QUEUED,),
-        )
+    if outbox.expire_if_late(message, clock.now()):
         return True
     text = _text_of(body) if message.kind in PRIORITY_KINDS else message.text
-    seen = int(message.dead_letters or 0)
-    if text is None or seen >= MAX_DEAD_LETTERS:
+    if text is None or int(message.dead_letters or 0) >= MAX_DEAD_LETTERS:
         return False
-    try:
-        message.update(
-            actions=[Message.dead_letters.add(1)],
-            condition=(Message.status == Status.QUEUED)
-            & (
-                Message.dead_letters.does_not_exist()
-                if message.dead_letters is None
-                else Message.dead_letters == seen
-            ),
-        )
-    except UpdateError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
-            return True  # it moved on meanwhile, or another run took this turn
-        raise
-    queue.enqueue_sms(message, text, routing.queue_name(message))
-    log.info("dead letter message=%s never tried: queued again (%d)", message.message_id, seen + 1)
-    return True
+    if outbox.queue_again(message, text, Message.dead_letters):
+        log.info("dead letter message=%s never tried: queued again", message.message_id)
+    return True  # queued again, or it moved on meanwhile
 
 
 def _text_of(body: str) -> str | None:

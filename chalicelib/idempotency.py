@@ -114,13 +114,13 @@ def once(key: Key, run: Callable[[], T]) -> T:
         raise
 
 
-def of(call, account_id: str) -> Key:
-    """The Idempotency-Key of ``call`` (a chalicelib.http.Call), or NO_KEY."""
+def of(call) -> Key:
+    """The Idempotency-Key of ``call`` (a chalicelib.http.Call of an API key), or NO_KEY."""
     raw = call.request.headers.get(HEADER.lower())
     if raw is None:
         return NO_KEY
     value = _parse(raw)
-    scope = f"{account_id}\n{call.route}\n{value}"
+    scope = f"{call.account_id}\n{call.route}\n{value}"
     record_id = "idempotency#" + hashlib.sha256(scope.encode()).hexdigest()
     return Key(record_id, _fingerprint(call))
 

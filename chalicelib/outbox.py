@@ -69,16 +69,44 @@ def _settle(message_id: str, now: datetime) -> str | None:
         return None
     if message.status != Status.QUEUED:
         return None
-    if message.send_before is not None and message.send_before <= now:
-        outcome = lifecycle.transition(
-            message_id, Status.EXPIRED, reason=NOT_SENT_IN_TIME, only_from=(Status.QUEUED,)
-        )
-        return "expired" if outcome.changed else None
-    if message.kind in PRIORITY_KINDS or not _due(message, now) or not _take_turn(message, now):
+    if expire_if_late(message, now):
+        return "expired"
+    if message.kind in PRIORITY_KINDS or not _due(message, now):
         return None
-    queue.enqueue_sms(message, message.text, routing.queue_name(message))
+    stamp = [Message.requeued_at.set(now)]
+    if not queue_again(message, message.text, Message.requeues, also=stamp):
+        return None
     log.info("outbox sweep: message %s queued again", message_id)
     return "requeued"
+
+
+def expire_if_late(message: Message, now: datetime) -> bool:
+    """A queued message past its ``send_before`` becomes expired (True) instead of sent."""
+    if message.send_before is None or message.send_before > now:
+        return False
+    lifecycle.transition(
+        message.message_id, Status.EXPIRED, reason=NOT_SENT_IN_TIME, only_from=(Status.QUEUED,)
+    )
+    return True
+
+
+def queue_again(message: Message, text: str, counter, also: list | None = None) -> bool:
+    """Put a queued message on its (current) queue once more, counting it in ``counter``
+    (a NumberAttribute of Message), on the condition that nothing moved since it was read:
+    two runs at once never both copy it. False when it moved on. (Not a status change:
+    lifecycle is not involved.)"""
+    seen = getattr(message, counter.attr_name)
+    unchanged = (Message.status == Status.QUEUED) & (
+        counter.does_not_exist() if seen is None else counter == seen
+    )
+    try:
+        message.update(actions=[counter.add(1), *(also or [])], condition=unchanged)
+    except UpdateError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    queue.enqueue_sms(message, text, routing.queue_name(message))
+    return True
 
 
 def _stale_after() -> timedelta:
@@ -90,23 +118,3 @@ def _due(message: Message, now: datetime) -> bool:
         return True
     wait = min(LONGEST_WAIT, _stale_after() * 2 ** int(message.requeues or 0))
     return now - message.requeued_at >= wait
-
-
-def _take_turn(message: Message, now: datetime) -> bool:
-    """Record this copy, on the condition that nothing moved since it was read: two sweeps
-    running at once never both copy it. (Not a status change: lifecycle is not involved.)"""
-    unchanged = Message.status == Status.QUEUED
-    unchanged &= (
-        Message.requeued_at.does_not_exist()
-        if message.requeued_at is None
-        else Message.requeued_at == message.requeued_at
-    )
-    try:
-        message.update(
-            actions=[Message.requeued_at.set(now), Message.requeues.add(1)], condition=unchanged
-        )
-    except UpdateError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True

@@ -63,7 +63,7 @@ def require_message_id(message_id: str) -> None:
     """Message ids are UUIDs: anything else is unknown, and never reaches DynamoDB."""
     try:
         valid = str(uuid.UUID(message_id)) == message_id
-    except ValueError:
+    except (ValueError, TypeError, AttributeError):  # not a string at all
         valid = False
     if not valid:
         raise NotFound("Message not found")

@@ -140,7 +140,7 @@ def test_dead_letters_fail_unsettled_messages_only(api, device_key):
     claimed, delivered = queued_message(api), queued_message(api)
     api.device_post(f"/device/messages/{claimed}/status", {"status": "sending"}, device_key)
     api.device_post(f"/device/messages/{delivered}/status", {"status": "delivered"}, device_key)
-    bodies = [json.dumps({"messageId": m}) for m in (claimed, delivered, "unknown", "{bad")]
+    bodies = [json.dumps({"messageId": m}) for m in (claimed, delivered, "unknown", "{bad", 5)]
     dlq.mark_dead_letters(bodies)
     dlq.mark_dead_letters(bodies)
     assert Message.get(claimed).status == "failed"  # a bridge took it, never said how it went
