@@ -692,9 +692,10 @@ class Agent:
         self.phone_backoff.succeeded()
         for event in events:
             if isinstance(event, InboundSms):
-                # before any post: nothing received is lost
+                # before any post, and before the phone forgets it: nothing received is lost
                 self.journal.add_inbound(self._with_line(event))
                 log.info("SMS received (device ref %s)", event.device_ref)
+                self._acknowledge(event)
             elif isinstance(event, DeliveryReport):
                 message_id = self.journal.record_delivery(
                     event.reference, event.delivered, event.detail, _utcnow()
@@ -705,6 +706,12 @@ class Agent:
                     message_id,
                     "delivered" if event.delivered else "not delivered",
                 )
+
+    def _acknowledge(self, sms: InboundSms) -> None:
+        try:
+            self.driver.acknowledge(sms)
+        except DriverError as error:  # kept on the phone: read again, deduplicated, later
+            log.warning("cannot tell the phone SMS %s is stored (%s)", sms.device_ref, error)
 
     def _with_line(self, sms: InboundSms) -> InboundSms:
         """A device of one line received everything on it, whether the driver says so or not."""

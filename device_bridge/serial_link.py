@@ -59,6 +59,11 @@ class LinkTimeout(LinkError):
     """The modem did not finish answering in time."""
 
 
+class PayloadUnconfirmed(LinkError):
+    """The payload of a prompted command went out, and then the modem gave no final result
+    (in time, or at all: the link failed): the command may have taken effect."""
+
+
 class _Exchange:
     """One command waiting for its response."""
 
@@ -119,7 +124,8 @@ class SerialLink:
         """Send ``line``, then at the "> " prompt ``payload`` and Ctrl-Z (as AT+CMGS wants).
 
         When the modem answers with a final result instead of the prompt, the payload is
-        not sent and that answer is returned.
+        not sent and that answer is returned. LinkTimeout: no prompt, nothing was sent;
+        PayloadUnconfirmed: the payload was sent and its result never came.
         """
         with self._one_command_at_a_time:
             exchange = self._start(line)
@@ -130,7 +136,10 @@ class SerialLink:
                 raise
             if not exchange.finished:
                 self._write(payload.encode("ascii") + _CTRL_Z)
-                self._wait(exchange, lambda: exchange.finished, timeout)
+                try:
+                    self._wait(exchange, lambda: exchange.finished, timeout)
+                except LinkError as error:
+                    raise PayloadUnconfirmed(str(error)) from error
             return exchange.lines
 
     def abort_prompt(self) -> None:

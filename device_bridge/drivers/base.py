@@ -2,7 +2,7 @@
 
 A driver owns one phone or modem. The bridge calls ``send`` for each outbound SMS and
 ``poll`` a few times a second to collect what the phone received (inbound SMS and
-delivery reports). Drivers never talk to SQS or the API; the bridge does.
+delivery reports), and ``acknowledge`` each received SMS once its journal has it. Drivers never talk to SQS or the API; the bridge does.
 """
 
 from __future__ import annotations
@@ -98,6 +98,11 @@ class Driver(abc.ABC):
 
         Never blocks for long: the bridge calls it between sends.
         """
+
+    def acknowledge(self, sms: InboundSms) -> None:  # noqa: B027 (optional hook)
+        """The bridge has ``sms`` in its journal: the phone may forget it (a modem deletes it
+        from the SIM). Until then a restart may pass it on again, with the same device_ref.
+        Raises DriverError when the phone cannot be reached."""
 
     def info(self) -> DeviceInfo:
         """Signal and battery, where the driver can read them."""

@@ -1,8 +1,15 @@
 """GSM/LTE modem driver: a USB modem or a SIM800/Quectel module driven by AT commands.
 
 The modem works in PDU mode. New SMS are stored by the modem and announced with +CMTI;
-the driver reads, decodes and deletes them. Status reports come straight as +CDS. Parts
-of a long SMS stay on the SIM until the whole message is there, so a restart loses none.
+the driver reads and decodes them, and deletes them once the bridge has them in its
+journal (``acknowledge``): until then a restart reads them again, under the same
+``device_ref``. Status reports come straight as +CDS. Parts of a long SMS stay on the SIM
+until the whole message is there, so a restart loses none.
+
+A send whose AT+CMGS got no result is never resent blindly: the modem's answer to the
+next command tells whether it left (a late +CMGS) or was refused; when it cannot tell,
+the send fails as "outcome unknown". A long SMS refused in its middle is resumed, not
+sent again from its first segment.
 """
 
 from __future__ import annotations
@@ -13,12 +20,12 @@ import queue
 import random
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import serial
 
 from .. import pdu
-from ..serial_link import LinkError, LinkTimeout, SerialLink
+from ..serial_link import LinkError, LinkTimeout, PayloadUnconfirmed, SerialLink
 from .base import (
     DeliveryReport,
     DeviceInfo,
@@ -36,6 +43,8 @@ _WAKE_TIMEOUT = 1.0
 _WAKE_ATTEMPTS = 3
 _SIM_READY_TIMEOUT = 15.0
 _RECEIVED_STATUSES = (0, 1)  # +CMGL <stat>: REC UNREAD, REC READ (2 and 3 are outgoing)
+_RESUMABLE_SENDS = 64  # long SMS interrupted mid-way whose sent segments are remembered
+OUTCOME_UNKNOWN = "outcome unknown"
 
 # +CMS ERROR codes (3GPP TS 24.011 RP causes, TS 23.040 TP-FCS, TS 27.005 ME errors) that
 # blame the message or its destination: sending it again would fail again.
@@ -114,6 +123,14 @@ class _Slot:
     index: int
 
 
+@dataclass
+class _PartlySent:
+    """A long SMS being sent: its concatenation reference and the segments that left."""
+
+    concat_reference: int
+    references: list = field(default_factory=list)
+
+
 class _PartialMessage:
     """Parts of one long inbound SMS, by sequence number, waiting for the rest."""
 
@@ -135,6 +152,10 @@ class ModemDriver(Driver):
         self._read_storage: str | None = None  # <mem1> of AT+CPMS, None until known
         self._concat_reference = random.randrange(256)
         self._battery_supported = True
+        # Received SMS passed on and not acknowledged yet: where they are kept, by device_ref
+        self._unacknowledged: dict[str, list[_Slot]] = {}
+        # messageId -> the segments of a long SMS that left before a later one was refused
+        self._interrupted: dict[str, _PartlySent] = {}
 
     # ------------------------------------------------------------------ Driver interface
 
@@ -158,19 +179,38 @@ class ModemDriver(Driver):
     def send(self, sms: OutboundSms) -> SendResult:
         if sms.sim_slot not in (None, 1):
             raise SendError(f"this modem has one SIM; slot {sms.sim_slot} asked", retryable=False)
+        progress = self._interrupted.pop(sms.message_id, None) or _PartlySent(
+            self._next_concat_reference()
+        )
         try:
             pdus = pdu.encode_submit(
                 sms.to,
                 sms.text,
                 status_report=self.options.delivery_reports,
-                concat_reference=self._next_concat_reference(),
+                concat_reference=progress.concat_reference,
             )
         except pdu.PduError as error:
             raise SendError(str(error), retryable=False) from error
-        references = tuple(self._submit(submit_pdu) for submit_pdu in pdus)
+        for submit_pdu in pdus[len(progress.references) :]:
+            try:
+                progress.references.append(self._submit(submit_pdu))
+            except SendError as error:
+                if error.retryable and progress.references:
+                    self._remember_interrupted(sms.message_id, progress)
+                raise
+        references = tuple(progress.references)
         return SendResult(
             segments=len(pdus), references=references if self.options.delivery_reports else ()
         )
+
+    def acknowledge(self, sms: InboundSms) -> None:
+        for slot in self._unacknowledged.pop(sms.device_ref, []):
+            try:
+                self._delete(slot)
+            except LinkError as error:
+                raise DriverError(
+                    f"modem on {self.options.port} is not answering: {error}"
+                ) from error
 
     def poll(self) -> list:
         while not self._unsolicited.empty():
@@ -283,19 +323,44 @@ class ModemDriver(Driver):
         self._concat_reference = (self._concat_reference + 1) % 256
         return self._concat_reference
 
+    def _remember_interrupted(self, message_id: str, progress: _PartlySent) -> None:
+        if len(self._interrupted) >= _RESUMABLE_SENDS:
+            del self._interrupted[next(iter(self._interrupted))]  # the oldest
+        self._interrupted[message_id] = progress
+
     def _submit(self, submit_pdu: pdu.SubmitPdu) -> str:
         """Send one segment; return the message reference the network gave it."""
         try:
             lines = self._link.command_with_prompt(
                 f"AT+CMGS={submit_pdu.tpdu_length}", submit_pdu.hex, self.options.send_timeout
             )
+        except PayloadUnconfirmed as error:
+            lines = self._late_submit_result(error)
         except LinkTimeout as error:
-            raise SendError(f"the modem did not confirm the send: {error}") from error
+            raise SendError(f"the modem gave no prompt for the SMS: {error}") from error
         except LinkError as error:
             raise SendError(f"the modem is not reachable: {error}") from error
         if lines[-1] != "OK":
             raise _send_error(lines[-1])
         return _field_line(lines, "+CMGS:").split(",")[0]
+
+    def _late_submit_result(self, unconfirmed: PayloadUnconfirmed) -> list:
+        """Ask the modem how a segment it took without answering went: a modem still busy
+        with it answers the next command once the network has, and its late +CMGS or
+        +CMS ERROR comes first. An idle or silent modem cannot tell: the segment may have
+        left, so sending it again risks a duplicate (an OTP twice)."""
+        try:
+            lines = self._link.command("AT", self.options.send_timeout)
+        except LinkError:
+            lines = []
+        if _field_line(lines, "+CMGS:") or (lines and lines[-1].startswith("+CMS ERROR:")):
+            log.warning("the modem answered a send late: %s", lines)
+            return lines
+        raise SendError(
+            f"{OUTCOME_UNKNOWN}: the modem took the SMS but never said whether the network "
+            f"accepted it ({unconfirmed}); not resent",
+            retryable=False,
+        )
 
     # ------------------------------------------------------------------ receiving
 
@@ -341,8 +406,7 @@ class ModemDriver(Driver):
         elif message.concat and message.concat.total > 1:
             self._add_part(slot, message, message.concat)
         else:
-            self._events.append(_inbound([message]))
-            self._delete(slot)
+            self._pass_on_sms([message], [slot])
 
     def _report(self, report: pdu.StatusReport) -> None:
         if not report.final:
@@ -377,9 +441,15 @@ class ModemDriver(Driver):
 
     def _pass_on(self, key: tuple) -> None:
         partial = self._partial_messages.pop(key)
-        self._events.append(_inbound([partial.parts[seq] for seq in sorted(partial.parts)]))
-        for slot in partial.slots:
-            self._delete(slot)
+        self._pass_on_sms([partial.parts[seq] for seq in sorted(partial.parts)], partial.slots)
+
+    def _pass_on_sms(self, parts: list, slots: list[_Slot]) -> None:
+        """An SMS for the bridge; its parts stay on the SIM until it is acknowledged."""
+        sms = _inbound(parts, slots)
+        if sms.device_ref in self._unacknowledged:
+            return  # read again (a second +CMTI for the same slot): passed on already
+        self._unacknowledged[sms.device_ref] = slots
+        self._events.append(sms)
 
     def _delete(self, slot: _Slot) -> None:
         try:
@@ -437,10 +507,14 @@ def _pdus_in(lines: list, prefix: str) -> list:
     ]
 
 
-def _inbound(parts: list) -> InboundSms:
+def _inbound(parts: list, slots: list[_Slot]) -> InboundSms:
+    """The SMS, with a device_ref unique per received PDU yet the same when a restart reads
+    it again: where it is stored (its storage indexes), the service centre's time stamp and
+    what it says. Two identical SMS in the same second are two SMS, kept in two places."""
     first = parts[0]
     text = pdu.join_parts([part.text for part in parts])
-    fingerprint = f"{first.sender}\n{first.timestamp.isoformat()}\n{text}".encode()
+    places = ",".join(str(index) for index in sorted(slot.index for slot in slots))
+    fingerprint = f"{places}\n{first.sender}\n{first.timestamp.isoformat()}\n{text}".encode()
     return InboundSms(
         sender=first.sender,
         text=text,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from device_bridge.drivers.base import DeviceInfo, Driver, OutboundSms, SendResult
+from device_bridge.drivers.base import DeviceInfo, Driver, InboundSms, OutboundSms, SendResult
 
 DEVICE_KEY = "dk_test_device_key_never_logged"
 CRASH_EXIT = 137  # what a shell reports for a process killed with -9
@@ -38,6 +38,9 @@ class FakeDriver(Driver):
         self.attempts: list[str] = []  # messageId of every send call, refused or not
         self.refusals: deque = deque()  # exceptions the next send calls raise, in order
         self.events: deque = deque()  # InboundSms / DeliveryReport the next poll returns
+        # (device_ref, whether the journal had it then) of each acknowledge call
+        self.acknowledged: list[tuple[str, bool]] = []
+        self.journal = None  # set by a test that checks what acknowledge comes after
         self.during_send: Callable[[OutboundSms], None] | None = None
         self.opened = self.closed = False
         self.sent_log = Path(sent_log) if sent_log else None
@@ -68,6 +71,12 @@ class FakeDriver(Driver):
         events = list(self.events)
         self.events.clear()
         return events
+
+    def acknowledge(self, sms: InboundSms) -> None:
+        journaled = self.journal is not None and sms.device_ref in [
+            body["deviceRef"] for body in self.journal.pending_inbound(100)
+        ]
+        self.acknowledged.append((sms.device_ref, journaled))
 
     def info(self) -> DeviceInfo:
         return DeviceInfo(signal_percent=70, battery_percent=80)

@@ -410,6 +410,16 @@ def test_received_sms_is_posted_with_its_device_ref(api, make_agent):
     }
 
 
+def test_the_phone_may_forget_a_received_sms_only_once_the_journal_has_it(api, make_agent):
+    api.stop()
+    driver = FakeDriver()
+    with running(make_agent(driver)) as agent:
+        driver.journal = agent.journal
+        driver.events.append(received("sim-1"))
+        agent.run_until(lambda: driver.acknowledged, timeout=10)
+    assert driver.acknowledged == [("sim-1", True)]
+
+
 def test_received_sms_waits_in_the_journal_while_the_api_fails(api, make_agent):
     clock = FakeClock()
     driver = FakeDriver()

@@ -106,6 +106,10 @@ class FakeModem:
         self._read_storage = self.profile.read_storage_at_start
         self._storages: dict[str, dict[int, _Stored]] = {"SM": {}, "ME": {}}
         self._refusal: str | None = None
+        self._refuse_after = 0  # submits accepted before the refusal
+        self._submit_fault: str | None = None  # "no prompt", "silent" or "late"
+        self._late_seconds = 0.0
+        self._backlog: bytearray | None = None  # bytes received while busy with a late send
         self._next_message_reference = 1
         self._next_concat_reference = 0x1F0
         self._input = bytearray()
@@ -144,9 +148,26 @@ class FakeModem:
                 if self._new_message_indications[1] == "1":
                     self._write_lines(f'+CMTI: "{self.profile.new_sms_storage}",{index}')
 
-    def refuse_next_send(self, code: str) -> None:
+    def refuse_next_send(self, code: str, after: int = 0) -> None:
+        """Refuse a send with +CMS ERROR ``code``, once ``after`` more were accepted."""
         with self._lock:
-            self._refusal = code
+            self._refusal, self._refuse_after = code, after
+
+    def give_no_prompt_next_send(self) -> None:
+        """The next AT+CMGS gets no answer at all: nothing reaches the network."""
+        with self._lock:
+            self._submit_fault = "no prompt"
+
+    def keep_silent_next_send(self) -> None:
+        """The network accepts the next SMS, and the modem never says so."""
+        with self._lock:
+            self._submit_fault = "silent"
+
+    def answer_next_send_late(self, seconds: float) -> None:
+        """The network takes ``seconds`` to accept the next SMS; the modem, busy meanwhile,
+        answers commands only after it has given the +CMGS result."""
+        with self._lock:
+            self._submit_fault, self._late_seconds = "late", seconds
 
     def network_sent(self) -> list[tuple[str, str]]:
         """(to, text) of every SMS that reached the network, parts joined, in order."""
@@ -193,14 +214,16 @@ class FakeModem:
                     self._take_byte(byte)
 
     def _take_byte(self, byte: int) -> None:
-        if self._awaited_tpdu_length is not None:
+        if self._backlog is not None:
+            self._backlog.append(byte)
+        elif self._awaited_tpdu_length is not None:
             self._take_pdu_byte(byte)
         elif byte == ord("\r"):
             command = self._input.decode("ascii").strip()
             self._input.clear()
             if command:
                 self._answer(command)
-        elif byte != ord("\n"):
+        elif byte not in (ord("\n"), _ESC):  # ESC outside a prompt is ignored
             self._input.append(byte)
 
     def _take_pdu_byte(self, byte: int) -> None:
@@ -290,14 +313,18 @@ class FakeModem:
         if not self._pdu_mode:
             self._write_result(final="+CMS ERROR: 302")
             return
+        if self._submit_fault == "no prompt":
+            self._submit_fault = None
+            return
         self._awaited_tpdu_length = int(tpdu_length)
         self._write("\r\n> ")
 
     def _submit(self, pdu_hex: str, tpdu_length: int) -> None:
-        if self._refusal is not None:
+        if self._refusal is not None and self._refuse_after == 0:
             code, self._refusal = self._refusal, None
             self._write_result(final=f"+CMS ERROR: {code}")
             return
+        self._refuse_after = max(0, self._refuse_after - 1)
         try:
             to, text, concat, report_requested = _read_submit(bytes.fromhex(pdu_hex), tpdu_length)
         except (ValueError, IndexError):
@@ -306,6 +333,25 @@ class FakeModem:
         reference = self._next_message_reference
         self._next_message_reference = reference % 255 + 1
         self.segments.append(Segment(to, text, concat, report_requested, reference))
+        fault, self._submit_fault = self._submit_fault, None
+        if fault == "silent":
+            return
+        if fault == "late":
+            self._backlog = bytearray()
+            timer = threading.Timer(self._late_seconds, self._answer_late, (reference, to))
+            timer.daemon = True
+            timer.start()
+            return
+        self._answer_submit(reference, to, report_requested)
+
+    def _answer_late(self, reference: int, to: str) -> None:
+        with self._lock:
+            self._answer_submit(reference, to, self.segments[-1].status_report_requested)
+            backlog, self._backlog = self._backlog or b"", None
+            for byte in backlog:
+                self._take_byte(byte)
+
+    def _answer_submit(self, reference: int, to: str, report_requested: bool) -> None:
         self._write_lines(*self.profile.noise)
         self._write_result(f"+CMGS: {reference}")
         if report_requested and self._new_message_indications[3] == "1":

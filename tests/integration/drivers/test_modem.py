@@ -225,17 +225,83 @@ def test_invalid_number_is_not_retryable(harness):
     assert harness.modem.segments == []
 
 
+def test_a_send_with_no_prompt_is_retryable_and_nothing_left(harness):
+    harness.modem.give_no_prompt_next_send()
+    with pytest.raises(SendError, match="no prompt") as refused:
+        harness.driver.send(sms("premier essai"))
+    assert refused.value.retryable
+    assert harness.network_sent() == []
+    harness.driver.send(sms("premier essai"))
+    assert harness.network_sent() == [(TO, "premier essai")]
+
+
+def test_a_send_the_modem_never_confirms_fails_as_outcome_unknown_and_is_not_resent(
+    fake_modem, opened
+):
+    modem = fake_modem()
+    driver = opened(modem, send_timeout=0.5)
+    modem.keep_silent_next_send()
+    with pytest.raises(SendError, match="outcome unknown") as unknown:
+        driver.send(sms("Votre code est 4821"))
+    assert not unknown.value.retryable
+    assert modem.network_sent() == [(TO, "Votre code est 4821")]
+    driver.send(sms("suivant"))  # the modem is usable again
+    assert modem.network_sent()[-1] == (TO, "suivant")
+
+
+def test_a_late_confirmation_is_read_from_the_modem_after_the_timeout(fake_modem, opened):
+    modem = fake_modem()
+    driver = opened(modem, send_timeout=0.5)
+    modem.answer_next_send_late(0.75)  # after the timeout (0.5 s), while the modem is asked
+    result = driver.send(sms("Votre code est 4821"))
+    assert result.references == (str(modem.segments[-1].reference),)
+    assert modem.network_sent() == [(TO, "Votre code est 4821")]
+    [report] = poll_until(driver, 1)
+    assert report == DeliveryReport(result.references[0], True, report.detail)
+
+
+def test_a_long_sms_refused_midway_is_resumed_not_sent_again(harness):
+    harness.modem.refuse_next_send("42", after=1)  # network congestion on segment 2
+    message = OutboundSms(message_id="m-long", to=TO, text=LONG_TEXT)
+    with pytest.raises(SendError) as refused:
+        harness.driver.send(message)
+    assert refused.value.retryable
+    result = harness.driver.send(message)  # the bridge's retry
+    assert result.segments == 3 and len(result.references) == 3
+    assert [segment.concat[2] for segment in harness.modem.segments] == [1, 2, 3]
+    assert len({segment.concat[0] for segment in harness.modem.segments}) == 1
+    assert harness.network_sent() == [(TO, LONG_TEXT)]
+
+
 # ---------------------------------------------------------------------------- receiving
 
 
-def test_inbound_sms_is_read_and_deleted(harness):
+def test_inbound_sms_is_read_and_deleted_once_acknowledged(harness):
     sent_at = datetime(2025, 1, 20, 10, 14, 50, tzinfo=timezone(timedelta(hours=1)))
     harness.modem.receive(TO, "Bonjour {€}", timestamp=sent_at)
     [inbound] = poll_until(harness.driver, 1)
     assert isinstance(inbound, InboundSms)
     assert (inbound.sender, inbound.text, inbound.received_at) == (TO, "Bonjour {€}", sent_at)
     assert inbound.received_at.utcoffset() == timedelta(hours=1)
+    assert harness.modem.stored_count() == 1  # until the bridge's journal has it
+    harness.driver.acknowledge(inbound)
     assert harness.modem.stored_count() == 0
+
+
+def test_an_sms_not_acknowledged_is_read_again_after_a_restart_with_the_same_ref(
+    fake_modem, opened
+):
+    modem = fake_modem()
+    driver = opened(modem)
+    modem.receive(TO, LONG_TEXT)
+    [first] = poll_until(driver, 1)
+    driver.close()  # the bridge died before its journal had the SMS
+
+    restarted = opened(modem)
+    [again] = restarted.poll()
+    assert (again.text, again.device_ref) == (LONG_TEXT, first.device_ref)
+    restarted.acknowledge(again)
+    assert modem.stored_count() == 0
 
 
 def test_inbound_arabic(harness):
@@ -255,6 +321,7 @@ def test_inbound_long_sms_is_reassembled(harness, text):
     harness.receive(TO, text)
     [inbound] = poll_until(harness.driver, 1)
     assert inbound.text == text
+    harness.driver.acknowledge(inbound)
     assert harness.modem.stored_count() == 0
 
 
@@ -269,6 +336,7 @@ def test_inbound_parts_wait_on_the_sim_until_the_message_is_complete(fake_modem,
     restarted = opened(modem, incomplete_timeout=0)  # the parts are read again at open
     [inbound] = poll_until(restarted, 1)  # and passed on as they are once the wait is over
     assert inbound.text == LONG_TEXT[:153] + LONG_TEXT[306:]
+    restarted.acknowledge(inbound)
     assert modem.stored_count() == 0
 
 
@@ -276,14 +344,14 @@ def _count(commands, prefix):
     return sum(command.startswith(prefix) for command in commands)
 
 
-def test_device_ref_is_stable_for_the_same_sms(harness):
+def test_identical_sms_in_the_same_second_are_two_sms(harness):
     sent_at = datetime(2025, 1, 20, 10, 14, 50, tzinfo=UTC)
     harness.modem.receive(TO, "code 1", timestamp=sent_at)
     harness.modem.receive(TO, "code 1", timestamp=sent_at)
     harness.modem.receive(TO, "code 2", timestamp=sent_at)
-    first, again, other = poll_until(harness.driver, 3)
-    assert first.device_ref == again.device_ref
-    assert first.device_ref != other.device_ref
+    events = poll_until(harness.driver, 3)
+    assert [event.text for event in events] == ["code 1", "code 1", "code 2"]
+    assert len({event.device_ref for event in events}) == 3
 
 
 @pytest.mark.parametrize("profile", ["sim800", "quectel"])
@@ -293,12 +361,14 @@ def test_messages_stored_before_open_are_read_at_open(fake_modem, opened, profil
     modem.receive("+22227635642", LONG_TEXT)
     driver = opened(modem)
     assert "AT+CMGL=4" in modem.commands
-    assert modem.stored_count() == 0
     events = driver.poll()
     assert sorted((event.sender, event.text) for event in events) == [
         ("+22227635642", LONG_TEXT),
         (TO, "while you were away"),
     ]
+    for event in events:
+        driver.acknowledge(event)
+    assert modem.stored_count() == 0
 
 
 # ---------------------------------------------------------------------------- device info
