@@ -506,6 +506,15 @@ class Agent:
                 job.message_id,
                 entry.state,
             )
+        elif (copy := self.journal.live_copy(job.message_id, job.received.sqs_id)) is not None:
+            log.info(
+                "message %s is already %s here from another queue copy: this copy deleted",
+                job.message_id,
+                copy.state,
+            )
+            self.journal.record_outcome(
+                job.received.sqs_id, job.message_id, "skipped", reason=f"copy of a {copy.state} one"
+            )
         elif job.send_before is not None and job.send_before <= _utcnow():
             log.info("message %s expired before it could be sent", job.message_id)
             self.journal.record_outcome(

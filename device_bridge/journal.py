@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS outbound (
     updated_at REAL NOT NULL,
     claim TEXT                    -- the queue body's proof of receipt, sent with each report
 );
+CREATE INDEX IF NOT EXISTS outbound_by_message ON outbound (message_id);
 CREATE TABLE IF NOT EXISTS segment (
     reference TEXT PRIMARY KEY,   -- networks reuse references: the latest send owns it
     sqs_message_id TEXT NOT NULL,
@@ -119,6 +120,18 @@ class Journal:
             row = db.execute(
                 "SELECT sqs_message_id, message_id, state FROM outbound WHERE sqs_message_id = ?",
                 (sqs_message_id,),
+            ).fetchone()
+        return OutboundEntry(*row) if row else None
+
+    def live_copy(self, message_id: str, sqs_message_id: str) -> OutboundEntry | None:
+        """Another queue copy of ``message_id`` (an outbox sweep or an SDK retry queues one
+        more) that this bridge is sending, will retry, or sent: this copy must not go too.
+        A copy that failed or expired does not count: the message may have been resent."""
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT sqs_message_id, message_id, state FROM outbound WHERE message_id = ? "
+                "AND sqs_message_id != ? AND state IN ('sending', 'retry', 'sent', 'delivered')",
+                (message_id, sqs_message_id),
             ).fetchone()
         return OutboundEntry(*row) if row else None
 

@@ -321,6 +321,44 @@ def start(
     return stack
 
 
+@dataclass
+class ApiProcess:
+    """A ``python -m devstack.api``: one more copy of the API beside a running stack."""
+
+    process: subprocess.Popen
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+def start_api(workdir: Path, aws_endpoint: str, **env: str) -> ApiProcess:
+    """One more API on the stack's AWS, on a free port, once it answers GET /health."""
+    port = free_port()
+    with open(workdir / f"api-{port}.log", "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "devstack.api"],
+            cwd=PROJECT,
+            env=clean_env(SMSGW_PORT=str(port), AWS_ENDPOINT_URL=aws_endpoint, **LOCAL_AWS, **env),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    api = ApiProcess(process, port)
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while not _answers_health(api.url):
+        if process.poll() is not None or time.monotonic() > deadline:
+            api.kill()
+            raise StackError(f"the API on port {port} did not start; see {log.name}")
+        time.sleep(POLL)
+    return api
+
+
 def wait_ready(stack: LocalStack, seconds: float = STARTUP_SECONDS) -> None:
     """Until GET /health answers 200 and the banner is out (it names the AWS endpoint)."""
     deadline = time.monotonic() + seconds

@@ -110,7 +110,9 @@ class Stack:
             pause = min(BRIDGE_LONGEST_PAUSE, pause * 2)
             self._spawn_bridge()
 
-    def serve_api(self, project_dir, host: str, port: int) -> None:
+    def serve_api(self, project_dir, host: str, port: int, event_handlers: bool = True) -> None:
+        """Serve the app's routes; with ``event_handlers`` also run its SQS and scheduled
+        handlers, as Lambda would."""
         from chalice.cli import create_local_server
         from chalice.cli.factory import CLIFactory
 
@@ -122,7 +124,8 @@ class Stack:
         )
         self.api_server = server
         threading.Thread(target=server.server.serve_forever, daemon=True, name="api").start()
-        self._start_sqs_triggers(server.app_object)
+        if event_handlers:
+            self._start_sqs_triggers(server.app_object)
 
     def _start_sqs_triggers(self, app) -> None:
         """Run every on_sqs_message handler of the app off its queue, and every scheduled

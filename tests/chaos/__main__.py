@@ -6,18 +6,28 @@ The stack runs with its AWS (moto) behind a fault proxy (tests/faults/proxy.py).
 SENDERS threads send N SMS with ``POST /messages/send`` (each with its own
 Idempotency-Key, retried with it on a 5xx or a lost connection, as a careful client does):
 
-- the device bridge is killed (SIGKILL) BRIDGE_KILLS times; the stack starts it again;
-- AWS freezes FREEZES times for FREEZE_SECONDS (no byte forwarded either way);
+- the device bridge is killed (SIGKILL) ``kills`` times; the stack starts it again;
+- AWS freezes ``freezes`` times for FREEZE_SECONDS (nothing forwarded either way);
+- a second API process (``python -m devstack.api``, behind a proxy of its own) is killed
+  ``api_kills`` times between a message's write and its SendMessage (held at the proxy,
+  then dropped); the client retries on the stack's API with its key;
+- ``error_bursts`` times, for ERROR_SECONDS each: DynamoDB answers ERROR_RATE of its calls
+  with InternalServerError, then SQS does so after carrying them out (answers lost);
 - poison messages are put on the queue: a body that is not JSON, a text with a lone
-  surrogate, a text of 200,000 characters, an unknown message id.
+  surrogate, a text of 200,000 characters, an unknown message id;
+- the account's webhook receiver (subscribed to sms.sent and sms.failed) is down
+  (connections closed unanswered), then slow (answers after the worker's timeout),
+  ``webhook_faults`` times each, for WEBHOOK_FAULT_SECONDS.
 
 Then it waits until every accepted SMS is settled (the outbox sweep runs every few
-seconds here) and counts: sent (on the simulated phone), duplicates (on the phone twice),
-lost (accepted, not on the phone, not failed), stuck (still queued or sending), failed
-(with their reasons), 5xx answers, and the longest answer under fault. Exit 1 when a
-target is missed: 0 duplicates, 0 lost, 0 stuck, no answer longer than 10 s.
+seconds here) and its webhook event is delivered, and counts: sent (on the simulated
+phone), duplicates (on the phone twice), lost (accepted, not on the phone, not failed),
+stuck (still queued or sending), failed (with their reasons), webhook events missing,
+5xx answers, and the longest answer under fault. Exit 1 when a target is missed: 0
+duplicates, 0 lost, 0 stuck, 0 webhook events missing, no answer longer than 10 s.
 
-    python -m tests.chaos [--messages 200] [--kills 10]
+    python -m tests.chaos [--messages 200] [--kills 10] [--freezes 3] [--api-kills 5]
+                          [--error-bursts 2] [--webhook-faults 1]
 """
 
 from __future__ import annotations
@@ -33,20 +43,28 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlparse
 
 import requests
 
-from devstack.harness import OUTBOUND_QUEUE, fresh_local_number, sqs_client, start
+from devstack.harness import OUTBOUND_QUEUE, fresh_local_number, sqs_client, start, start_api
 from devstack.proctree import descendants
 from tests.e2e.helpers import start_embedded_aws
 from tests.faults.proxy import FaultProxy
 
 ANSWER_BUDGET = 10.0
 SETTLE_SECONDS = 120
+WEBHOOK_SETTLE_SECONDS = 90
 SENDERS = 4
 FREEZE_SECONDS = (12.0, 4.0)  # longer than an AWS call's bound (8 s), and shorter
+ERROR_SECONDS = 6.0
+ERROR_RATE = 0.3
+WEBHOOK_FAULT_SECONDS = 8.0
+WEBHOOK_SLOW_SECONDS = 7.0  # past the webhook worker's 5 s timeout
+HELD_WAIT = 10.0  # seconds for the doomed API's SendMessage to reach the proxy
 STACK_SETTINGS = {
     "SMSGW_LOCAL_SCHEDULE_SECONDS": "3",  # the outbox sweep and device watch
     "SMSGW_OUTBOX_STALE_SECONDS": "15",
@@ -56,21 +74,47 @@ STACK_SETTINGS = {
 }
 
 
-def fault_seconds(kills: int, freezes: int) -> float:
-    """About how long the faults take: the stream is paced to last as long."""
-    frozen = sum(FREEZE_SECONDS[n % len(FREEZE_SECONDS)] for n in range(freezes))
-    return 1.5 * (kills + freezes) + frozen
+@dataclass(frozen=True)
+class Plan:
+    """How many faults of each kind."""
+
+    kills: int = 10
+    freezes: int = 3
+    api_kills: int = 5
+    error_bursts: int = 2
+    webhook_faults: int = 1
+
+    def seconds(self) -> float:
+        """About how long the faults take: the stream is paced to last as long."""
+        frozen = sum(FREEZE_SECONDS[n % len(FREEZE_SECONDS)] for n in range(self.freezes))
+        faults = self.kills + self.freezes + self.api_kills + 2 * self.error_bursts
+        return 1.5 * faults + frozen + 2 * ERROR_SECONDS * self.error_bursts + 3 * self.api_kills
+
+
+class Timeline:
+    """What happened when, in seconds from the start of the run."""
+
+    def __init__(self):
+        self.started = time.monotonic()
+        self.faults: list[str] = []
+
+    def now(self) -> float:
+        return time.monotonic() - self.started
+
+    def note(self, fault: str) -> None:
+        self.faults.append(f"{self.now():.0f}s {fault}")
 
 
 class Stream:
     """The senders: every SMS accepted, and how each answer went."""
 
-    def __init__(self, stack, count: int, pace: float):
+    def __init__(self, stack, timeline: Timeline, count: int, pace: float):
         self.stack = stack
+        self.timeline = timeline
         self.pace = pace
         self.todo = list(range(count))
         self.accepted: dict[str, str] = {}  # messageId -> text
-        self.answers: list[tuple[int, float]] = []  # (status, seconds)
+        self.answers: list[tuple[float, int, float]] = []  # (seconds, status, asked at)
         self.abandoned = 0
         self.lock = threading.Lock()
 
@@ -87,26 +131,32 @@ class Stream:
                 if not self.todo:
                     return
                 n = self.todo.pop()
-            self._send(f"chaos {n} {uuid.uuid4().hex[:6]}")
+            self.send(*self.request(f"chaos {n}"))
             time.sleep(self.pace)
 
-    def _send(self, text: str) -> None:
-        body = {"message": text, "phoneNumber": fresh_local_number()}
-        headers = {**self.stack.headers(), "Idempotency-Key": str(uuid.uuid4())}
+    @staticmethod
+    def request(label: str) -> tuple[dict, dict]:
+        """A new SMS to send: its body and its headers (with its own Idempotency-Key)."""
+        body = {"message": f"{label} {uuid.uuid4().hex[:6]}", "phoneNumber": fresh_local_number()}
+        return body, {"Idempotency-Key": str(uuid.uuid4())}
+
+    def send(self, body: dict, headers: dict) -> None:
+        """POST it to the stack's API until it is accepted (8 tries at most)."""
+        headers = {**self.stack.headers(), **headers}
         for attempt in range(8):
-            started = time.monotonic()
+            started = self.timeline.now()
             try:
                 response = requests.post(
                     self.stack.url + "/messages/send", json=body, headers=headers, timeout=30
                 )
             except requests.RequestException:
-                self._answer(0, time.monotonic() - started)
+                self._answer(0, started)
                 time.sleep(1 + attempt)
                 continue
-            self._answer(response.status_code, time.monotonic() - started)
+            self._answer(response.status_code, started)
             if response.status_code == 200:
                 with self.lock:
-                    self.accepted[response.json()["messageId"]] = text
+                    self.accepted[response.json()["messageId"]] = body["message"]
                 return
             if response.status_code < 500 and response.status_code != 429:
                 break
@@ -114,9 +164,94 @@ class Stream:
         with self.lock:
             self.abandoned += 1
 
-    def _answer(self, status: int, seconds: float) -> None:
+    def _answer(self, status: int, started: float) -> None:
         with self.lock:
-            self.answers.append((status, seconds))
+            self.answers.append((self.timeline.now() - started, status, started))
+
+
+class DoomedApi:
+    """A second API process, behind a proxy of its own, killed between a message's write
+    and its SendMessage; started again after each kill."""
+
+    def __init__(self, workdir: Path, aws_host: str, aws_port: int):
+        self.workdir = workdir
+        self.proxy = FaultProxy(aws_host, aws_port)
+        self.api = start_api(workdir, self.proxy.url, **STACK_SETTINGS)
+        self.caught = 0  # kills that happened with the SendMessage held
+
+    def kill_between_write_and_queue(self, stream: Stream) -> None:
+        body, headers = stream.request("api-kill")
+        self.proxy.hold("AmazonSQS.SendMessage")
+        sender = threading.Thread(target=self._post, args=(stream, body, headers))
+        sender.start()
+        deadline = time.monotonic() + HELD_WAIT
+        while self.proxy.waiting == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.caught += self.proxy.waiting > 0
+        self.api.kill()
+        self.proxy.release(forward=False)
+        sender.join()
+        stream.send(body, headers)  # the client's retry, on the stack's API, same key
+        self.api = start_api(self.workdir, self.proxy.url, **STACK_SETTINGS)
+
+    def _post(self, stream: Stream, body: dict, headers: dict) -> None:
+        try:
+            requests.post(
+                self.api.url + "/messages/send",
+                json=body,
+                headers={**stream.stack.headers(), **headers},
+                timeout=30,
+            )
+        except requests.RequestException:
+            pass  # the process died under it: the client cannot know what was stored
+
+    def close(self) -> None:
+        self.api.kill()
+        self.proxy.close()
+
+
+class WebhookReceiver:
+    """The account's webhook endpoint: "up", "down" (connections closed unanswered) or
+    "slow" (answers after the worker gave up). Records each event answered in time."""
+
+    def __init__(self):
+        self.mode = "up"
+        self.delivered: collections.Counter = collections.Counter()  # (event, messageId)
+        self.attempts = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *_args):
+                pass
+
+            def do_POST(self):
+                payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                mode = receiver.mode
+                receiver.attempts += 1
+                if mode == "down":
+                    self.close_connection = True
+                    return
+                if mode == "slow":
+                    time.sleep(WEBHOOK_SLOW_SECONDS)
+                else:
+                    receiver.delivered[(payload["event"], payload["messageId"])] += 1
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/chaos-hook"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def bridge_pid(stack) -> int | None:
@@ -124,25 +259,48 @@ def bridge_pid(stack) -> int | None:
     return found[0].pid if found else None
 
 
-def faults(stack, proxy: FaultProxy, kills: int, freezes: int, log: list[str]) -> None:
-    """Kill the bridge and freeze AWS at random moments (0.5 to 2.5 s apart)."""
+def faults(stack, proxy: FaultProxy, doomed: DoomedApi, stream: Stream, plan: Plan, log: Timeline):
+    """The faults in a random order, 0.5 to 2.5 s apart."""
     rng = random.Random(9)
-    plan = ["kill"] * kills + ["freeze"] * freezes
-    rng.shuffle(plan)
+    todo = (
+        ["kill"] * plan.kills
+        + ["freeze"] * plan.freezes
+        + ["api-kill"] * plan.api_kills
+        + ["errors"] * plan.error_bursts
+    )
+    rng.shuffle(todo)
     frozen = 0
-    for fault in plan:
+    for fault in todo:
         time.sleep(rng.uniform(0.5, 2.5))
         if fault == "kill":
-            pid = _wait_for_bridge(stack)
-            os.kill(pid, signal.SIGKILL)
-            log.append("bridge SIGKILL")
-        else:
+            os.kill(_wait_for_bridge(stack), signal.SIGKILL)
+            log.note("bridge SIGKILL")
+        elif fault == "freeze":
             seconds = FREEZE_SECONDS[frozen % len(FREEZE_SECONDS)]
             frozen += 1
             proxy.freeze()
-            log.append(f"AWS frozen {seconds:.0f} s")
+            log.note(f"AWS frozen {seconds:.0f} s")
             time.sleep(seconds)
             proxy.thaw()
+        elif fault == "api-kill":
+            doomed.kill_between_write_and_queue(stream)
+            log.note("API SIGKILL between write and queue")
+        else:
+            for prefix, after in (("DynamoDB_20120810.", False), ("AmazonSQS.", True)):
+                proxy.fail(prefix, ERROR_RATE, after_forwarding=after)
+                time.sleep(ERROR_SECONDS)
+                proxy.fail(prefix, 0)
+            log.note(f"DynamoDB then SQS errors ({ERROR_RATE:.0%}, {ERROR_SECONDS:.0f} s each)")
+
+
+def webhook_faults(receiver: WebhookReceiver, plan: Plan, log: Timeline) -> None:
+    for _ in range(plan.webhook_faults):
+        for mode in ("down", "slow"):
+            time.sleep(2)
+            receiver.mode = mode
+            log.note(f"webhook receiver {mode} {WEBHOOK_FAULT_SECONDS:.0f} s")
+            time.sleep(WEBHOOK_FAULT_SECONDS)
+            receiver.mode = "up"
 
 
 def _wait_for_bridge(stack, seconds: float = 60) -> int:
@@ -193,56 +351,105 @@ def settle(stack, accepted: dict[str, str]) -> dict[str, dict]:
         time.sleep(2)
 
 
-def run(count: int, kills: int, freezes: int) -> int:
+def expected_webhooks(states: dict[str, dict]) -> set[tuple[str, str]]:
+    """(event, messageId) the receiver must get: sms.sent for each SMS that left the
+    phone, sms.failed for each that failed."""
+    events = {"sent": "sms.sent", "delivered": "sms.sent", "failed": "sms.failed"}
+    return {
+        (events[state["status"]], message_id)
+        for message_id, state in states.items()
+        if state.get("status") in events
+    }
+
+
+def settle_webhooks(receiver: WebhookReceiver, expected: set) -> set:
+    """The expected events still missing once the webhook worker's retries had their time."""
+    deadline = time.monotonic() + WEBHOOK_SETTLE_SECONDS
+    while (missing := expected - set(receiver.delivered)) and time.monotonic() < deadline:
+        time.sleep(1)
+    return missing
+
+
+def run(count: int, plan: Plan) -> int:
     aws, endpoint = start_embedded_aws()
     target = urlparse(endpoint)
     proxy = FaultProxy(target.hostname, target.port)
     workdir = Path(tempfile.mkdtemp(prefix="chinqit-chaos-"))
+    receiver = WebhookReceiver()
     stack = start(
         workdir,
         key="cq_live_chaos" + uuid.uuid4().hex,
         AWS_ENDPOINT_URL=proxy.url,
         **STACK_SETTINGS,
     )
-    events: list[str] = []
-    started = time.monotonic()
+    doomed = None
+    timeline = Timeline()
     try:
+        stack.call("PUT", "/webhook", {"url": receiver.url, "events": ["sms.sent", "sms.failed"]})
+        doomed = DoomedApi(workdir, target.hostname, target.port)
         poisoned = poison(stack, endpoint)
-        stream = Stream(stack, count, fault_seconds(kills, freezes) * SENDERS / count)
-        chaos = threading.Thread(target=faults, args=(stack, proxy, kills, freezes, events))
-        chaos.start()
+        stream = Stream(stack, timeline, count, plan.seconds() * SENDERS / count)
+        chaos = [
+            threading.Thread(target=faults, args=(stack, proxy, doomed, stream, plan, timeline)),
+            threading.Thread(target=webhook_faults, args=(receiver, plan, timeline)),
+        ]
+        for thread in chaos:
+            thread.start()
         stream.run()
-        chaos.join()  # the faults go on while the bridge drains what was sent
-        proxy.thaw()
+        for thread in chaos:
+            thread.join()  # the faults go on while the bridge drains what was sent
         states = settle(stack, stream.accepted)
+        missing = settle_webhooks(receiver, expected_webhooks(states))
         phone = collections.Counter(line["messageId"] for line in stack.outbox_lines())
     finally:
         proxy.thaw()
         stopped = stack.stop()
+        if doomed:
+            doomed.close()
         proxy.close()
+        receiver.close()
         aws.kill()
         aws.wait()
-    return report(stream, states, phone, poisoned, events, time.monotonic() - started, stopped)
+    outcome = Outcome(stream, states, phone, poisoned, missing, receiver, proxy, doomed)
+    return report(outcome, timeline, stopped)
 
 
-def report(stream, states, phone, poisoned, events, took, stopped) -> int:
+@dataclass
+class Outcome:
+    stream: Stream
+    states: dict
+    phone: collections.Counter
+    poisoned: list
+    webhooks_missing: set
+    receiver: WebhookReceiver
+    proxy: FaultProxy
+    doomed: DoomedApi
+
+
+def report(outcome: Outcome, timeline: Timeline, stopped) -> int:
+    stream, states, phone = outcome.stream, outcome.states, outcome.phone
     statuses = collections.Counter(s.get("status") for s in states.values())
     reasons = collections.Counter(
         s.get("statusReason") for s in states.values() if s.get("status") == "failed"
     )
     sent = [m for m in stream.accepted if phone[m]]
     duplicates = sum(phone[m] - 1 for m in stream.accepted if phone[m] > 1)
+    pending = ("queued", "sending", "unknown")
     lost = [
         m
         for m, s in states.items()
-        if not phone[m]
-        and s.get("status") not in ("failed", "expired")
-        and s.get("status") not in ("queued", "sending", "unknown")
+        if not phone[m] and s.get("status") not in ("failed", "expired", *pending)
     ]
-    stuck = [m for m, s in states.items() if s.get("status") in ("queued", "sending", "unknown")]
-    errors_5xx = sum(1 for status, _ in stream.answers if status >= 500 or status == 0)
-    longest = max((seconds for _, seconds in stream.answers), default=0.0)
-    poison_sent = sum(phone[m] for m in poisoned)
+    stuck = [m for m, s in states.items() if s.get("status") in pending]
+    errors_5xx = sum(1 for _, status, _ in stream.answers if status >= 500 or status == 0)
+    slowest = sorted(stream.answers, reverse=True)[:3]
+    longest = slowest[0][0] if slowest else 0.0
+    poison_sent = sum(phone[m] for m in outcome.poisoned)
+    injected = collections.Counter()
+    for operation, n in outcome.proxy.injected.items():
+        injected[operation.split(".")[0]] += n
+    expected = expected_webhooks(states)
+    twice = sum(1 for n in outcome.receiver.delivered.values() if n > 1)
     rows = [
         ("SMS accepted (200)", len(stream.accepted), "-"),
         ("sent (on the phone)", len(sent), "-"),
@@ -254,6 +461,16 @@ def report(stream, states, phone, poisoned, events, took, stopped) -> int:
         ("abandoned by the client after 8 tries", stream.abandoned, "-"),
         ("5xx or lost connection answers", errors_5xx, "-"),
         ("longest answer", f"{longest:.1f} s", f"< {ANSWER_BUDGET:.0f} s"),
+        ("API killed with the SendMessage held", outcome.doomed.caught, "-"),
+        (
+            "AWS errors injected (DynamoDB, SQS)",
+            f"{injected['DynamoDB_20120810']}, {injected['AmazonSQS']}",
+            "-",
+        ),
+        ("webhook events expected", len(expected), "-"),
+        ("webhook events missing", len(outcome.webhooks_missing), "0"),
+        ("webhook events delivered twice", twice, "-"),
+        ("webhook attempts", outcome.receiver.attempts, "-"),
     ]
     width = max(len(r[0]) for r in rows)
     print(f"{'measure'.ljust(width)}  value      target")
@@ -262,9 +479,22 @@ def report(stream, states, phone, poisoned, events, took, stopped) -> int:
     print("\nfailed, by reason:")
     for reason, n in reasons.most_common():
         print(f"  {n:4d}  {reason}")
-    print(f"\nfaults: {len(events)} ({'; '.join(events)})")
-    print(f"took {took:.0f} s; {stopped.summary()}")
-    missed = duplicates or lost or stuck or poison_sent or longest >= ANSWER_BUDGET
+    if outcome.webhooks_missing:
+        print("\nwebhook events missing:", sorted(outcome.webhooks_missing)[:10])
+    print(
+        "\nslowest answers:",
+        ", ".join(f"{s:.1f} s ({st or 'no answer'}, asked at {at:.0f}s)" for s, st, at in slowest),
+    )
+    print(f"faults: {len(timeline.faults)} ({'; '.join(timeline.faults)})")
+    print(f"took {timeline.now():.0f} s; {stopped.summary()}")
+    missed = (
+        duplicates
+        or lost
+        or stuck
+        or poison_sent
+        or outcome.webhooks_missing
+        or longest >= ANSWER_BUDGET
+    )
     return 1 if missed else 0
 
 
@@ -273,10 +503,10 @@ def main(argv=None) -> int:
         prog="python -m tests.chaos", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--messages", type=int, default=200)
-    parser.add_argument("--kills", type=int, default=10)
-    parser.add_argument("--freezes", type=int, default=3)
-    args = parser.parse_args(argv)
-    return run(args.messages, args.kills, args.freezes)
+    for name, default in Plan().__dict__.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=default)
+    args = vars(parser.parse_args(argv))
+    return run(args.pop("messages"), Plan(**args))
 
 
 if __name__ == "__main__":

@@ -295,6 +295,19 @@ def test_message_resent_by_the_api_is_sent_again(queues, api, make_agent):
     assert [sms.message_id for sms in driver.sent] == [message_id]
 
 
+def test_two_queue_copies_of_one_message_are_sent_once(queues, api, make_agent):
+    """The outbox sweep (or an SDK retry of SendMessage) may queue a second copy of a
+    message whose first copy is on the queue: the API lets the same device claim it
+    again, so the journal must tell the copies apart by message id."""
+    message_id = queues.put()
+    queues.put(message_id=message_id)
+    driver = FakeDriver()
+    with running(make_agent(driver)) as agent:
+        agent.run_until(lambda: queues.counts() == (0, 0), timeout=10)
+    assert [sms.message_id for sms in driver.sent] == [message_id]
+    assert api.posted_statuses(message_id) == ["sending", "sent"]
+
+
 def test_send_interrupted_by_a_crash_is_reported_failed_not_resent(
     queues, api, make_agent, tmp_path
 ):
