@@ -16,7 +16,14 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 run: $(STAMP)
 	$(PY) -m devstack
 
-test: $(STAMP)
+# The console tests drive Debian's Chromium with its ChromeDriver (and draw Arabic with
+# DejaVu): installed here when missing, as root or with sudo.
+BROWSER := /usr/bin/chromedriver
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+$(BROWSER):
+	$(SUDO) sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-dejavu-core >/dev/null'
+
+test: $(STAMP) $(BROWSER)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # ruff and mypy take their settings (and mypy its packages) from pyproject.toml

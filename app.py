@@ -4,6 +4,7 @@ from chalice import Chalice, Rate, Response
 
 from chalicelib import (
     apidoc,
+    console,
     device_credentials,
     devices,
     dlq,
@@ -20,7 +21,7 @@ from chalicelib import (
 )
 from chalicelib.config import settings
 from chalicelib.http import Router
-from chalicelib.messages import events, lifecycle, listing, outbound, store, views
+from chalicelib.messages import events, lifecycle, listing, outbound, stats, store, views
 
 logs.configure()
 events.subscribe(webhooks.on_message_event)
@@ -101,6 +102,12 @@ def _sendsms_answer(queued, errors) -> dict:
 @api.route("/messages", "GET")
 def list_messages(call):
     return listing.list_page(call.account_id, call.query_params)
+
+
+@api.route("/stats", "GET")
+def message_stats(call):
+    """Per-day counts by status, delivery rate, median delays, OTP conversion, unread."""
+    return stats.summary(call.account_id, call.query_params)
 
 
 @api.route("/messages/{message_id}", "GET")
@@ -209,6 +216,17 @@ def docs_page(call):
 @api.route("/docs/{asset}", "GET", auth=None)
 def docs_asset(call):
     return apidoc.asset_response(call.path_params["asset"])
+
+
+@api.route("/console", "GET", auth=None)
+def console_page(call):
+    """The web console (also at /console/: API Gateway drops the trailing slash)."""
+    return console.page_response(call.request.context.get("path"))
+
+
+@api.route("/console/{asset}", "GET", auth=None)
+def console_asset(call):
+    return console.asset_response(call.path_params["asset"], call.query_params)
 
 
 api.not_found("/{proxy+}")

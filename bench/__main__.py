@@ -41,6 +41,7 @@ def main() -> int:
         _stack,
         aws_calls,
         bridge,
+        console_load,
         fair_share,
         import_time,
         message_log,
@@ -54,6 +55,7 @@ def main() -> int:
         _attempt("aws_calls", aws_calls.run),
         _attempt("message_log", message_log.run),
         _attempt("import_time", import_time.run),
+        _attempt("console_load", console_load.run),
         _attempt("throughput", throughput.run),
         _attempt("routing", routing.run),
     ]

@@ -173,6 +173,7 @@ class Message(_Table):
     delivered_at = UTCDateTimeAttribute(null=True)
     # After this an undelivered OTP is pointless: the bridge marks it expired instead of sending.
     send_before = UTCDateTimeAttribute(null=True)
+    verified_at = UTCDateTimeAttribute(null=True)  # OTPs: when the code was verified
     read = BooleanAttribute(null=True)  # inbound only: marked read by the account
     route_device = UnicodeAttribute(null=True)  # the device the sender asked for (deviceId)
     sim_slot = NumberAttribute(null=True)  # and its SIM slot (simSlot)

@@ -9,13 +9,14 @@ import re
 import secrets
 from datetime import timedelta
 
-from pynamodb.exceptions import UpdateError
+from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
 
 from . import aws, clock, idempotency, phone, quotas, ratelimit, whatsapp
 from .config import settings
 from .errors import BadRequest, ProviderError, ValidationError
 from .messages import lifecycle, outbound
-from .models import Message, Otp, is_expired
+from .models import Message, Otp, connection, is_expired
 from .server_secret import server_secret
 from .validation import Fields, choice
 from .wire.status import Status
@@ -192,10 +193,7 @@ def verify(principal, body: dict) -> None:
 
     unchanged = (Otp.code_hash == record.code_hash) & (Otp.used == False) & (Otp.attempts_left > 0)  # noqa: E712
     if hmac.compare_digest(record.code_hash, hash_code(otp_id, code)):
-        try:
-            record.update(actions=[Otp.used.set(True)], condition=unchanged)
-        except UpdateError as exc:
-            raise OtpRejected("OTP has already been used") from exc
+        _use(record, unchanged)
         log.info("otp verified to=%s channel=%s", phone.mask(phone_number), channel)
         return
     try:
@@ -210,3 +208,29 @@ def verify(principal, body: dict) -> None:
         retries_left,
     )
     raise OtpRejected("Invalid OTP", retriesLeft=retries_left)
+
+
+def _use(record: Otp, unchanged) -> None:
+    """Mark the code used and its message verified (the console's conversion) in one write.
+
+    A message its account deleted from the log does not stop the verification.
+    """
+    try:
+        with TransactWrite(connection=connection()) as transaction:
+            transaction.update(record, actions=[Otp.used.set(True)], condition=unchanged)
+            transaction.update(
+                Message(record.message_id),
+                actions=[Message.verified_at.set(clock.now())],
+                condition=Message.message_id.exists(),
+            )
+        return
+    except TransactWriteError as exc:
+        reasons = [reason and reason.code for reason in exc.cancellation_reasons or []]
+        if reasons[:1] == ["ConditionalCheckFailed"]:
+            raise OtpRejected("OTP has already been used") from exc
+        if reasons[1:2] != ["ConditionalCheckFailed"]:
+            raise
+    try:
+        record.update(actions=[Otp.used.set(True)], condition=unchanged)
+    except UpdateError as exc:
+        raise OtpRejected("OTP has already been used") from exc

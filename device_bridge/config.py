@@ -215,7 +215,7 @@ class BridgeConfig:
         str.upper,
     )
     # Options of the chosen driver (see its module's Options): the [driver] table of the
-    # config file, then --driver-option flags.
+    # config file, then SMSGW_BRIDGE_DRIVER_OPTION_<NAME> variables, then --driver-option flags.
     driver_options: dict = field(default_factory=dict)
 
     @property
@@ -224,6 +224,7 @@ class BridgeConfig:
 
 
 OPTIONS = [f for f in dataclasses.fields(BridgeConfig) if "help" in f.metadata]
+DRIVER_OPTION_PREFIX = "SMSGW_BRIDGE_DRIVER_OPTION_"
 REQUIRED = [
     f.name
     for f in OPTIONS
@@ -288,6 +289,13 @@ def load(
     values, driver_options = _from_file(flags.pop("config", None))
     values.update(
         {o.name: environ[_env_name(o.name)] for o in OPTIONS if _env_name(o.name) in environ}
+    )
+    driver_options.update(
+        {
+            name.removeprefix(DRIVER_OPTION_PREFIX).lower(): value
+            for name, value in environ.items()
+            if name.startswith(DRIVER_OPTION_PREFIX)
+        }
     )
     driver_options.update(_driver_flags(flags.pop("driver_option", [])))
     values.update(flags)

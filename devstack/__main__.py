@@ -96,7 +96,11 @@ def bridge_environment(port: int, device_key: str) -> dict:
     }
     return {
         **defaults,
-        **{k: v for k, v in os.environ.items() if k in defaults},
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if k in defaults or k.startswith("SMSGW_BRIDGE_DRIVER_OPTION_")
+        },
         "SMSGW_BRIDGE_DEVICE_KEY": device_key,
     }
 

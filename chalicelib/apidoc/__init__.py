@@ -1,7 +1,4 @@
-"""The API document (openapi.json) and its rendering at /docs with a vendored Swagger UI.
-
-Files are read on first request, not at import: a cold start pays nothing for them.
-"""
+"""The API document (openapi.json) and its rendering at /docs with a vendored Swagger UI."""
 
 from __future__ import annotations
 
@@ -11,17 +8,10 @@ from pathlib import Path
 
 from chalice import Response
 
+from ..assets import FileSet, read
 from ..errors import NotFound
 
 HERE = Path(__file__).parent
-ASSETS = {  # what /docs/{asset} serves: name -> (file, content type)
-    "swagger-ui-bundle.js": (
-        "swagger-ui/swagger-ui-bundle.js",
-        "application/javascript; charset=utf-8",
-    ),
-    "swagger-ui.css": ("swagger-ui/swagger-ui.css", "text/css; charset=utf-8"),
-    "init.js": ("init.js", "application/javascript; charset=utf-8"),
-}
 # Swagger UI styles its widgets inline and draws icons as data: images; nothing else is allowed.
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -29,17 +19,23 @@ CSP = (
     "frame-ancestors 'none'"
 )
 CACHE = "public, max-age=3600"
+FILES = FileSet(
+    HERE,
+    {  # what /docs and /docs/{asset} serve
+        "docs.html": "docs.html",
+        "swagger-ui-bundle.js": "swagger-ui/swagger-ui-bundle.js",
+        "swagger-ui.css": "swagger-ui/swagger-ui.css",
+        "init.js": "init.js",
+    },
+    CSP,
+    CACHE,
+)
 
 
 @cache
 def document() -> dict:
     """The OpenAPI document, parsed once."""
-    return json.loads(_read("openapi.json"))
-
-
-@cache
-def _read(name: str) -> str:
-    return (HERE / name).read_text(encoding="utf-8")
+    return json.loads(read(HERE / "openapi.json"))
 
 
 def document_response() -> Response:
@@ -49,22 +45,10 @@ def document_response() -> Response:
 
 
 def page_response() -> Response:
-    return _file_response("docs.html", "text/html; charset=utf-8")
+    return FILES.response("docs.html")
 
 
 def asset_response(name: str) -> Response:
-    if name not in ASSETS:
+    if name == "docs.html":  # the page has its own URL
         raise NotFound("No such file")
-    return _file_response(*ASSETS[name])
-
-
-def _file_response(name: str, content_type: str) -> Response:
-    return Response(
-        _read(name),
-        headers={
-            "Content-Type": content_type,
-            "Cache-Control": CACHE,
-            "Content-Security-Policy": CSP,
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    return FILES.response(name)

@@ -102,8 +102,8 @@ def test_a_method_the_path_lacks_is_405_in_the_contract_format(api, method, path
     }
 
 
-def test_importing_the_app_reads_none_of_the_document_files():
-    code = "import app; from chalicelib import apidoc; print(apidoc._read.cache_info().currsize)"
+def test_importing_the_app_reads_none_of_the_served_files():
+    code = "import app; from chalicelib import assets; print(assets.read.cache_info().currsize)"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )

@@ -67,6 +67,19 @@ baudrate = 9600
     assert settings.driver_options == {"port": "/dev/ttyUSB3", "baudrate": 9600}
 
 
+def test_driver_options_come_from_the_environment_between_the_file_and_the_flags():
+    settings = config.load(
+        ["--driver", "modem", "--driver-option", "pin=1234"],
+        {
+            "SMSGW_BRIDGE_API_URL": "https://api.example.com",
+            "SMSGW_BRIDGE_DEVICE_KEY": "dk_env",
+            "SMSGW_BRIDGE_DRIVER_OPTION_PORT": "/dev/ttyUSB4",
+            "SMSGW_BRIDGE_DRIVER_OPTION_PIN": "0000",
+        },
+    )
+    assert settings.driver_options == {"port": "/dev/ttyUSB4", "pin": "1234"}
+
+
 def test_missing_required_options_are_named_with_their_flag_and_variable():
     with pytest.raises(config.ConfigError) as error:
         config.load(["--driver", "modem"], {})
