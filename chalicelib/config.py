@@ -38,7 +38,9 @@ class Settings:
     # name of an SSM SecureString holding it (read once per container); see server_secret.py.
     secret_key: str  # SMSGW_SECRET_KEY
     secret_key_parameter: str  # SMSGW_SECRET_KEY_PARAMETER, e.g. /chinqit/prod/secret-key
-    stage: str  # SMSGW_STAGE: "dev" alone may run without a configured secret
+    # SMSGW_STAGE (no default): only an explicit "dev" outside Lambda may run with the fixed
+    # development secret or allow webhooks to loopback (the local stack).
+    stage: str
     # Behaviour
     key_cache_seconds: float  # SMSGW_KEY_CACHE_SECONDS: how long a Lambda trusts a checked key
     max_segments: int  # SMSGW_MAX_SEGMENTS: longest accepted SMS, in segments
@@ -85,6 +87,31 @@ def _delays(raw: str) -> tuple:
     return delays
 
 
+class ConfigError(ValueError):
+    """A setting that must not be used where it is set."""
+
+
+def in_lambda() -> bool:
+    return "AWS_LAMBDA_FUNCTION_NAME" in os.environ
+
+
+def is_local_development(stage: str) -> bool:
+    """The local stack: stage "dev" set explicitly, and not running inside Lambda."""
+    return stage == "dev" and not in_lambda()
+
+
+def _allow_local(raw: str, stage: str) -> bool:
+    # Inside Lambda, loopback is the runtime API (127.0.0.1:9001): never a webhook target.
+    allowed = raw.strip().lower() in ("1", "true", "yes", "on")
+    if allowed and not is_local_development(stage):
+        raise ConfigError(
+            "SMSGW_WEBHOOK_ALLOW_LOCAL is for the local stack only (SMSGW_STAGE=dev, "
+            f"outside Lambda); refused with stage {stage!r}"
+            + (" inside Lambda" if in_lambda() else "")
+        )
+    return allowed
+
+
 @functools.lru_cache(maxsize=1)
 def settings() -> Settings:
     prefix = _env("SMSGW_RESOURCE_PREFIX", "chinqit-dev")
@@ -105,7 +132,7 @@ def settings() -> Settings:
         bridge_role=_env("SMSGW_BRIDGE_ROLE", f"{prefix}-bridge"),
         secret_key=_env("SMSGW_SECRET_KEY"),
         secret_key_parameter=_env("SMSGW_SECRET_KEY_PARAMETER"),
-        stage=_env("SMSGW_STAGE", "dev"),
+        stage=_env("SMSGW_STAGE"),
         key_cache_seconds=float(_env("SMSGW_KEY_CACHE_SECONDS", "30")),
         max_segments=int(_env("SMSGW_MAX_SEGMENTS", "10")),
         otp_ttl_seconds=int(_env("SMSGW_OTP_TTL_SECONDS", "600")),
@@ -124,8 +151,7 @@ def settings() -> Settings:
         whatsapp_phone_number_id=_env("SMSGW_WHATSAPP_PHONE_NUMBER_ID"),
         whatsapp_template=_env("SMSGW_WHATSAPP_TEMPLATE", "otp"),
         whatsapp_timeout=float(_env("SMSGW_WHATSAPP_TIMEOUT", "5")),
-        webhook_allow_local=_env("SMSGW_WEBHOOK_ALLOW_LOCAL", "").strip().lower()
-        in ("1", "true", "yes", "on"),
+        webhook_allow_local=_allow_local(_env("SMSGW_WEBHOOK_ALLOW_LOCAL"), _env("SMSGW_STAGE")),
         webhook_retry_delays=_delays(
             _env("SMSGW_WEBHOOK_RETRY_DELAYS", DEFAULT_WEBHOOK_RETRY_DELAYS)
         ),

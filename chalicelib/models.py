@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import uuid
 from datetime import datetime
 
 from pynamodb.attributes import (
@@ -23,6 +24,7 @@ from pynamodb.indexes import (
     KeysOnlyProjection,
 )
 from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
 
 from . import clock
 from .config import settings
@@ -62,6 +64,16 @@ def connection() -> Connection:
         read_timeout_seconds=_Meta.read_timeout_seconds,
         max_retry_attempts=_Meta.max_retry_attempts,
     )
+
+
+def transaction() -> TransactWrite:
+    """A DynamoDB transaction on the shared connection, with a ClientRequestToken of its own.
+
+    The SDK retries a call whose answer was lost; with the token DynamoDB answers the retry
+    as it answered the first call (for 10 minutes) instead of cancelling it on the first
+    call's own writes (a 500 for a request that had succeeded).
+    """
+    return TransactWrite(connection=connection(), client_request_token=str(uuid.uuid4()))
 
 
 class _Table(Model):

@@ -10,13 +10,13 @@ import secrets
 from datetime import timedelta
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
-from pynamodb.transactions import TransactWrite
 
 from . import aws, clock, idempotency, phone, quotas, ratelimit, whatsapp
 from .config import settings
 from .errors import BadRequest, ProviderError, ValidationError
 from .messages import lifecycle, outbound
-from .models import Message, Otp, connection, is_expired
+from .models import Message, Otp, is_expired
+from .models import transaction as new_transaction
 from .server_secret import server_secret
 from .validation import Fields, choice
 from .wire.status import Status
@@ -216,7 +216,7 @@ def _use(record: Otp, unchanged) -> None:
     A message its account deleted from the log does not stop the verification.
     """
     try:
-        with TransactWrite(connection=connection()) as transaction:
+        with new_transaction() as transaction:
             transaction.update(record, actions=[Otp.used.set(True)], condition=unchanged)
             transaction.update(
                 Message(record.message_id),

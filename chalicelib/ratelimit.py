@@ -18,7 +18,8 @@ from pynamodb.transactions import TransactWrite
 
 from . import clock
 from .errors import RateLimited
-from .models import RateCounter, connection
+from .models import RateCounter
+from .models import transaction as new_transaction
 
 SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 
@@ -122,7 +123,7 @@ def write_counted(quotas: list[Quota], add_writes: Callable[[TransactWrite], Non
     for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
         windows: list[Window] = []
         try:
-            with TransactWrite(connection=connection()) as transaction:
+            with new_transaction() as transaction:
                 add_writes(transaction)
                 windows = count(transaction, quotas, now)
             return

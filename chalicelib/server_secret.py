@@ -9,14 +9,14 @@ from __future__ import annotations
 import functools
 import logging
 
-from .config import settings
+from .config import is_local_development, settings
 
-DEV_SECRET = b"dev-only-secret-key: never use outside the dev stage"
+DEV_SECRET = b"dev-only-secret-key: never use outside the local stack"
 log = logging.getLogger("chinqit.secret")
 
 
 class SecretNotConfigured(RuntimeError):
-    """No server secret is configured outside the dev stage."""
+    """No server secret is configured, and this is not the local stack."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -31,7 +31,7 @@ def server_secret() -> bytes:
             Name=config.secret_key_parameter, WithDecryption=True
         )
         return parameter["Parameter"]["Value"].encode()
-    if config.stage == "dev":
+    if is_local_development(config.stage):
         log.warning("no SMSGW_SECRET_KEY configured: using the dev-only secret")
         return DEV_SECRET
     raise SecretNotConfigured(

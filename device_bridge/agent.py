@@ -489,7 +489,12 @@ class Agent:
             self.hand.wait_for_ready(self.clock(), self.config.poll_interval)
         elif job.lost:
             self.hand.discard(job)
-        elif not self._settle_without_sending(job):
+        elif self._settle_without_sending(job):
+            return
+        elif not self.api_backoff.ready():
+            # Nothing goes without the API's claim (see _claim): held, visibility kept.
+            self._stopping.wait(self.config.poll_interval)
+        else:
             pause = self.bucket.delay()
             if pause > 0:
                 self._stopping.wait(min(pause, self.config.poll_interval))
@@ -545,6 +550,9 @@ class Agent:
             self._finish(job)
             return
         answer = self._claim(job)
+        if answer is API_DOWN:
+            log.info("message %s held: the API cannot grant the claim now", job.message_id)
+            return
         if answer is NOT_OURS:
             # The API does not know the message, or it is not this device's to send (it was
             # reassigned to another pool): never sent here; the queue gives it to another
@@ -624,21 +632,22 @@ class Agent:
         return on_net[0] if on_net else self.config.lines[0].slot
 
     def _claim(self, job: Job) -> dict | None:
-        """Post ``sending``; returns the API's answer (stored status, claim), None if it cannot tell.
+        """Post ``sending``: the API's answer (stored status, claim), NOT_OURS, or API_DOWN.
 
-        When the API is unreachable the SMS goes anyway: SQS visibility already gives each
-        message to one bridge at a time; this check only catches a message that another
-        bridge settled but could not delete from SQS.
+        Nothing is sent without the claim: while the API cannot answer, the message stays
+        in hand (its visibility kept) and is claimed once the API is back. Sending blind
+        could send a copy another bridge also holds (the outbox sweep queues copies of a
+        message whose first SendMessage looked lost), or a message the API never stored.
         """
         if not self.api_backoff.ready():
-            return None
+            return API_DOWN
         try:
             answer = self.api.post_status(
                 job.message_id, protocol.status_report("sending", at=_utcnow(), claim=job.claim)
             )
         except ApiUnavailable as error:
             self._api_unavailable(error)
-            return None
+            return API_DOWN
         except ApiRejected as error:
             self.api_backoff.succeeded()
             if error.status_code == 404:  # unknown, or not this device's to send
@@ -826,6 +835,7 @@ class Agent:
 
 
 NOT_OURS: dict = {"status": None}  # _claim's answer when the API says 404
+API_DOWN: dict = {"status": None}  # _claim's answer when the API cannot answer now
 
 
 class Poller:

@@ -262,3 +262,24 @@ def test_short_imported_keys_are_refused(aws):
 
     with pytest.raises(ValueError):
         auth.import_key("api", "dev", "k123")
+
+
+def test_every_transaction_carries_a_client_request_token_of_its_own(api):
+    """An SDK retry after a lost success is then answered as the first call was."""
+    from chalicelib import models
+
+    tokens = []
+
+    def record(params, **_):
+        tokens.append(params.get("ClientRequestToken"))
+
+    events = models.connection().client.meta.events
+    events.register("provide-client-params.dynamodb.TransactWriteItems", record)
+    try:
+        api.post("/otp/send", {"phoneNumber": PHONE})
+        code, _ = sent_code()
+        api.post("/messages/send", {"phoneNumber": PHONE, "message": "x"})
+        assert api.post("/otp/verify", {"phoneNumber": PHONE, "otp": code}).status_code == 200
+    finally:
+        events.unregister("provide-client-params.dynamodb.TransactWriteItems", record)
+    assert len(tokens) == 3 and all(tokens) and len(set(tokens)) == 3

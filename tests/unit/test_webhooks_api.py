@@ -52,6 +52,7 @@ def resolver(monkeypatch):
 
 @pytest.fixture
 def allow_local(monkeypatch):
+    monkeypatch.setenv("SMSGW_STAGE", "dev")  # local webhooks: the local stack only
     monkeypatch.setenv("SMSGW_WEBHOOK_ALLOW_LOCAL", "1")
     settings.cache_clear()
     yield
