@@ -29,6 +29,7 @@ START = 1_750_000_000
 @pytest.fixture(autouse=True)
 def webhook_env(monkeypatch):
     """Before the aws fixture (autouse runs first): settings are read fresh from these."""
+    monkeypatch.setenv("SMSGW_STAGE", "dev")  # local webhooks: the local stack only
     monkeypatch.setenv("SMSGW_WEBHOOK_ALLOW_LOCAL", "1")
     monkeypatch.setenv("SMSGW_WEBHOOK_TIMEOUT", "0.5")
     monkeypatch.delenv("SMSGW_WEBHOOK_RETRY_DELAYS", raising=False)
