@@ -4,6 +4,7 @@ from chalice import Chalice, Rate, Response
 
 from chalicelib import (
     apidoc,
+    batches,
     console,
     device_credentials,
     devices,
@@ -247,15 +248,15 @@ def device_watch(event):
 # Lambda finds each handler by its name in this module, hence one function per queue.
 @app.on_sqs_message(queue=settings().outbound_queue + "-dlq", batch_size=10)
 def outbound_dead_letters(event):
-    dlq.mark_dead_letters(record.body for record in event)
+    return batches.each_record(event, dlq.settle)
 
 
 @app.on_sqs_message(queue=settings().priority_queue + "-dlq", batch_size=10)
 def priority_dead_letters(event):
-    dlq.mark_dead_letters(record.body for record in event)
+    return batches.each_record(event, dlq.settle)
 
 
 @app.on_sqs_message(queue=settings().webhook_queue, batch_size=10)
 def webhook_worker(event):
     """Deliver webhook events (signed POSTs); retries and dead letters are handled inside."""
-    webhooks.handle_batch(record.body for record in event)
+    return batches.each_record(event, webhooks.handle_record, parallel=True)

@@ -7,9 +7,10 @@ carries, since codes are not stored), or ``expired`` once past its ``send_before
 a message a bridge claimed (``sending``) and never reported on, or one dead-lettered too
 often, ends ``failed``.
 
-Records are handled one by one: a malformed or unknown one is logged and dropped. When one
-could not be handled now (AWS trouble), the handler raises after the others so Lambda
-delivers the batch again; every step is idempotent (conditional writes, bounded copies).
+Records are handled one by one: a malformed or unknown one is logged and dropped. One that
+could not be handled now (AWS trouble) raises, and the partial batch response
+(chalicelib/batches.py) brings back that record alone; every step is idempotent
+(conditional writes, bounded copies).
 """
 
 from __future__ import annotations
@@ -30,20 +31,8 @@ MAX_DEAD_LETTERS = 3
 REASON = f"not sent: moved to the dead-letter queue after {MAX_RECEIVES} delivery attempts"
 
 
-def mark_dead_letters(bodies) -> None:
-    """Settle each dead letter; raise at the end if some could not be settled now."""
-    unsettled = 0
-    for body in bodies:
-        try:
-            _settle(body)
-        except Exception:  # noqa: BLE001 - one record never holds back the others
-            log.exception("dead letter could not be settled now: %.100s", body)
-            unsettled += 1
-    if unsettled:
-        raise RuntimeError(f"{unsettled} dead letter(s) not settled; the batch comes again")
-
-
-def _settle(body: str) -> None:
+def settle(body: str) -> None:
+    """One dead letter: queued again, expired, failed or dropped; raises if not now."""
     try:
         message_id = json.loads(body)["messageId"]
         lifecycle.require_message_id(message_id)  # a UUID, or NotFound (never to DynamoDB)

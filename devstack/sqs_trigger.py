@@ -1,8 +1,9 @@
 """Local stand-in for Lambda's SQS event source mapping.
 
 `chalice local` serves HTTP only; this polls a queue and invokes the app's
-``on_sqs_message`` handler with the event Lambda would build, deleting the batch only
-when the handler returns (as Lambda does).
+``on_sqs_message`` handler with the event Lambda would build. As Lambda does with
+``ReportBatchItemFailures``, it deletes the records the handler did not report failed,
+and none when the handler raises.
 """
 
 from __future__ import annotations
@@ -105,13 +106,16 @@ class SqsTrigger(threading.Thread):
             ]
         }
         try:
-            self.handler(event, None)
+            answer = self.handler(event, None) or {}
         except Exception:
             log.exception("%s handler failed; the batch will be redelivered", self.queue_name)
             return
-        queue.sqs().delete_message_batch(
-            QueueUrl=url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)
-            ],
-        )
+        failed = {item["itemIdentifier"] for item in answer.get("batchItemFailures", [])}
+        done = [m for m in batch if m["MessageId"] not in failed]
+        if done:
+            queue.sqs().delete_message_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)
+                ],
+            )

@@ -23,7 +23,7 @@ from .events import (
     on_message_event,
 )
 from .signing import secret_for, sign
-from .worker import handle_batch
+from .worker import handle_record
 
 __all__ = [
     "EVENTS",
@@ -31,7 +31,7 @@ __all__ = [
     "delete",
     "forget",
     "get",
-    "handle_batch",
+    "handle_record",
     "new_event_id",
     "notify",
     "notify_inbound",

@@ -12,10 +12,10 @@
   (up to 900 s at a time, no HTTP, no claim) until that time has come. After the last delay
   of SMSGW_WEBHOOK_RETRY_DELAYS the event goes to the webhook dead-letter queue and the
   failure shows on GET /webhook. Refused targets (SSRF guard at delivery) are not retried.
-- Each record is handled on its own (Chalice cannot enable Lambda's partial batch
-  responses), so one bad record never redelivers the others: internal errors re-queue that
-  record alone. Only if SQS itself refuses the re-queue does the batch fail, and a
-  redelivered batch is harmless thanks to the claims.
+- Each record is handled on its own: internal errors re-queue that record alone (counted,
+  dead-lettered after MAX_INTERNAL_ERRORS). Only if SQS itself refuses the re-queue does
+  the record fail, and Lambda's partial batch response (chalicelib/batches.py) brings back
+  that record alone; a redelivery is harmless thanks to the claims.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from pynamodb.exceptions import PutError, UpdateError
@@ -43,23 +42,13 @@ RECORD_DAYS = 14  # delivery records outlive every copy of an event on SQS
 MAX_INTERNAL_ERRORS = 5  # internal failures of one event before it is dead-lettered
 
 
-def handle_batch(bodies) -> list:
-    """The worker Lambda: each SQS body is one event, handled on its own.
-
-    Returns each record's outcome. Raises (so the whole batch comes back) only when a
-    record could neither be settled nor re-queued.
-    """
-    bodies = list(bodies)
-    if len(bodies) > 1:  # deliveries wait on the network: run them side by side
-        with ThreadPoolExecutor(max_workers=min(10, len(bodies))) as pool:
-            outcomes = list(pool.map(_handle_safely, bodies))
-    else:
-        outcomes = [_handle_safely(body) for body in bodies]
-    if None in outcomes:
-        raise RuntimeError(
-            "a webhook event could not be settled nor re-queued; the batch will be redelivered"
-        )
-    return outcomes
+def handle_record(raw: str) -> str:
+    """One SQS record of the worker Lambda; raises only when the event could neither be
+    handled nor re-queued (then SQS delivers that record again)."""
+    outcome = _handle_safely(raw)
+    if outcome is None:
+        raise RuntimeError("webhook event neither handled nor re-queued")
+    return outcome
 
 
 def _handle_safely(raw: str) -> str | None:

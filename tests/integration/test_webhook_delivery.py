@@ -11,7 +11,6 @@ import json
 import shutil
 import socket
 import subprocess
-import uuid
 
 import pytest
 
@@ -21,6 +20,7 @@ from chalicelib.config import settings
 from chalicelib.models import Device, WebhookDelivery
 
 from ..clocks import ManualClock
+from ..events import failed_bodies, sqs_event
 from .webhook_receiver import Receiver, verify
 
 START = 1_750_000_000
@@ -100,27 +100,12 @@ def take_queued(name=None) -> list[str]:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 
-def run_worker(*bodies) -> None:
-    """Invoke the worker Lambda as the SQS event source would."""
+def run_worker(*bodies) -> list[str]:
+    """Invoke the worker Lambda as the SQS event source would; the bodies it reports failed."""
     from app import webhook_worker
 
-    event = {
-        "Records": [
-            {
-                "messageId": str(uuid.uuid4()),
-                "receiptHandle": "handle-" + str(i),
-                "body": body,
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:chinqit-dev-webhooks",
-                "awsRegion": "us-east-1",
-            }
-            for i, body in enumerate(bodies)
-        ]
-    }
-    webhook_worker(event, None)
+    event = sqs_event(settings().webhook_queue, *bodies)
+    return failed_bodies(event, webhook_worker(event, None))
 
 
 def retries(sent) -> list[dict]:
@@ -376,7 +361,7 @@ def test_one_bad_record_does_not_disturb_the_others(api, receiver, sent):
     # DynamoDB refuses a key over 2048 bytes: claiming this event fails inside the worker.
     bad = json.loads(other)
     bad["eventId"] = "evt_" + "x" * 2100
-    run_worker("not json", good, json.dumps(bad))  # does not raise: nothing is redelivered
+    assert run_worker("not json", good, json.dumps(bad)) == []  # nothing comes again
     assert [r["headers"]["webhook-id"] for r in receiver.requests] == [json.loads(good)["eventId"]]
     requeued = [c for c in sent if c["event"].get("internalErrors")]
     assert [(c["event"]["eventId"], c["delay"]) for c in requeued] == [(bad["eventId"], 30)]
@@ -390,6 +375,18 @@ def test_one_bad_record_does_not_disturb_the_others(api, receiver, sent):
         body = json.dumps(copy["event"])
     assert copy["dead"] and copy["event"]["reason"] == "internal errors"
     assert len(receiver.requests) == 1
+
+
+def test_a_record_that_cannot_even_be_requeued_comes_back_alone(api, receiver):
+    set_webhook(api, receiver.url())
+    api.post("/webhook/test")
+    api.post("/webhook/test")
+    good, other = take_queued()
+    bad = json.loads(other)
+    bad["eventId"] = "evt_" + "x" * 2100  # fails inside the worker...
+    queue.sqs().delete_queue(QueueUrl=queue.queue_url(settings().webhook_queue))  # ...for good
+    assert run_worker(good, json.dumps(bad)) == [json.dumps(bad)]
+    assert [r["headers"]["webhook-id"] for r in receiver.requests] == [json.loads(good)["eventId"]]
 
 
 # --- HTTPS: the name is verified on the certificate even though we connect to an address ----

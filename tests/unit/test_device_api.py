@@ -9,6 +9,7 @@ from chalicelib import auth, dlq, queue
 from chalicelib.config import settings
 from chalicelib.models import Device, Message
 from tests.conftest import queued_bodies
+from tests.events import failed_bodies, sqs_event
 
 PHONE = "+22238089336"
 
@@ -141,8 +142,8 @@ def test_dead_letters_fail_unsettled_messages_only(api, device_key):
     api.device_post(f"/device/messages/{claimed}/status", {"status": "sending"}, device_key)
     api.device_post(f"/device/messages/{delivered}/status", {"status": "delivered"}, device_key)
     bodies = [json.dumps({"messageId": m}) for m in (claimed, delivered, "unknown", "{bad", 5)]
-    dlq.mark_dead_letters(bodies)
-    dlq.mark_dead_letters(bodies)
+    assert dead_letters(*bodies) == []
+    assert dead_letters(*bodies) == []
     assert Message.get(claimed).status == "failed"  # a bridge took it, never said how it went
     assert "dead-letter queue" in Message.get(claimed).status_reason
     assert Message.get(delivered).status == "delivered"
@@ -152,31 +153,41 @@ def test_a_dead_letter_never_handed_to_a_phone_is_queued_again(api):
     waiting = queued_message(api)
     body = json.dumps({"messageId": waiting})
     for _ in range(dlq.MAX_DEAD_LETTERS):
-        dlq.mark_dead_letters([body])
+        dead_letters(body)
         assert Message.get(waiting).status == "queued"
     assert [b["messageId"] for b in queued_bodies(settings().outbound_queue)] == [waiting] * (
         1 + dlq.MAX_DEAD_LETTERS
     )
-    dlq.mark_dead_letters([body])  # its chances are used up
+    dead_letters(body)  # its chances are used up
     assert Message.get(waiting).status == "failed"
 
 
 def test_a_dead_lettered_otp_goes_back_with_its_code_until_it_expires(api, manual_clock):
     message_id = api.post("/otp/send", {"phoneNumber": "38089336"}).json["messageId"]
     [body] = queued_bodies(settings().priority_queue)
-    dlq.mark_dead_letters([json.dumps(body)])
+    dead_letters(json.dumps(body))
     [copy] = queued_bodies(settings().priority_queue)  # (the first read hid the original)
     assert copy["text"] == body["text"] and copy["messageId"] == message_id  # its code
     manual_clock.advance(settings().otp_ttl_seconds + 1)
-    dlq.mark_dead_letters([json.dumps(body)])
+    dead_letters(json.dumps(body))
     assert Message.get(message_id).status == "expired"
 
 
-def test_a_dead_letter_that_cannot_be_settled_now_makes_the_batch_come_again(api):
-    waiting = queued_message(api)
+def test_a_dead_letter_that_cannot_be_settled_now_comes_again_alone(api):
+    waiting, other = queued_message(api), queued_message(api)
     queue.sqs().delete_queue(QueueUrl=queue.queue_url(settings().outbound_queue))
-    with pytest.raises(RuntimeError, match="1 dead letter"):
-        dlq.mark_dead_letters([json.dumps({"messageId": waiting}), "not json"])
+    Message(other).update(actions=[Message.status.set("sending")])  # settled without SQS
+    bodies = [json.dumps({"messageId": waiting}), "not json", json.dumps({"messageId": other})]
+    assert dead_letters(*bodies) == [bodies[0]]
+    assert Message.get(other).status == "failed"
+
+
+def dead_letters(*bodies) -> list[str]:
+    """Run the outbound dead-letter Lambda on one batch; the bodies it reports failed."""
+    from app import outbound_dead_letters
+
+    event = sqs_event(settings().outbound_queue + "-dlq", *bodies)
+    return failed_bodies(event, outbound_dead_letters(event, None))
 
 
 def test_sending_is_a_claim_only_one_device_wins(api, device_key):

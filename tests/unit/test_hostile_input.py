@@ -120,7 +120,7 @@ def test_dead_letters_never_fail_a_message_that_was_sent(api, device_key):
         "messageId"
     ]
     api.device_post(f"/device/messages/{message_id}/status", {"status": "sent"}, device_key)
-    dlq.mark_dead_letters([json.dumps({"messageId": message_id})])
+    dlq.settle(json.dumps({"messageId": message_id}))
     assert Message.get(message_id).status == "sent"
 
 
