@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit lint bench chaos clean
+.PHONY: run test unit lint template deploy destroy bench chaos clean
 
 # The project itself is installed editable so its metadata (the bridge's version) exists.
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
@@ -26,11 +26,32 @@ $(BROWSER):
 test: $(STAMP) $(BROWSER)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-# ruff and mypy take their settings (and mypy its packages) from pyproject.toml
-lint: $(STAMP)
+# ruff and mypy take their settings (and mypy its packages) from pyproject.toml;
+# cfn-lint (with the serverless rules) checks both stacks as they would be deployed.
+lint: $(STAMP) template
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/cfn-lint -a cfn_lint_serverless.rules -- var/template/package/sam.json var/template/data.json
+
+# The stage's two stacks as files (var/template/): data.json, and chalice's package with
+# the app overrides merged in. Offline: nothing is deployed.
+STAGE ?= prod
+template: $(STAMP)
+	rm -rf var/template && mkdir -p var/template
+	$(VENV)/bin/chinqit-admin --stage $(STAGE) template data > var/template/data.json
+	$(VENV)/bin/chinqit-admin --stage $(STAGE) template app > var/template/overrides.json
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package \
+		--stage $(STAGE) --merge-template var/template/overrides.json var/template/package
+
+# Deploy or delete a stage on the AWS account of your credentials (see the README):
+#   make deploy STAGE=prod [DEPLOY_ARGS="--alarm-email ops@example.com"]
+#   make destroy STAGE=prod [DESTROY_ARGS=--data]
+deploy: $(STAMP)
+	$(VENV)/bin/chinqit-admin --stage $(STAGE) deploy $(DEPLOY_ARGS)
+
+destroy: $(STAMP)
+	$(VENV)/bin/chinqit-admin --stage $(STAGE) destroy $(DESTROY_ARGS)
 
 unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit

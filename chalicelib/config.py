@@ -16,6 +16,8 @@ def _env(name: str, default: str = "") -> str:
 
 @dataclass(frozen=True)
 class Settings:
+    # SMSGW_RESOURCE_PREFIX: start of every resource name (tables, queues, stacks)
+    resource_prefix: str
     # DynamoDB tables
     keys_table: str  # SMSGW_KEYS_TABLE: API, device and OAuth2 credentials (hashed)
     messages_table: str  # SMSGW_MESSAGES_TABLE: outbound and inbound SMS
@@ -35,9 +37,9 @@ class Settings:
     bridge_role: str
     # Secrets
     # Server secret (HMAC key of OTP hashes and list cursors): SMSGW_SECRET_KEY itself, or the
-    # name of an SSM SecureString holding it (read once per container); see server_secret.py.
+    # Secrets Manager secret holding it (read once per container); see server_secret.py.
     secret_key: str  # SMSGW_SECRET_KEY
-    secret_key_parameter: str  # SMSGW_SECRET_KEY_PARAMETER, e.g. /chinqit/prod/secret-key
+    secret_key_secret: str  # SMSGW_SECRET_KEY_SECRET: secret name or ARN, e.g. chinqit-prod-secret-key
     # SMSGW_STAGE (no default): only an explicit "dev" outside Lambda may run with the fixed
     # development secret or allow webhooks to loopback (the local stack).
     stage: str
@@ -116,6 +118,7 @@ def _allow_local(raw: str, stage: str) -> bool:
 def settings() -> Settings:
     prefix = _env("SMSGW_RESOURCE_PREFIX", "chinqit-dev")
     return Settings(
+        resource_prefix=prefix,
         keys_table=_env("SMSGW_KEYS_TABLE", f"{prefix}-keys"),
         messages_table=_env("SMSGW_MESSAGES_TABLE", f"{prefix}-messages"),
         otps_table=_env("SMSGW_OTPS_TABLE", f"{prefix}-otps"),
@@ -131,7 +134,7 @@ def settings() -> Settings:
         webhook_queue=_env("SMSGW_WEBHOOK_QUEUE", f"{prefix}-webhooks"),
         bridge_role=_env("SMSGW_BRIDGE_ROLE", f"{prefix}-bridge"),
         secret_key=_env("SMSGW_SECRET_KEY"),
-        secret_key_parameter=_env("SMSGW_SECRET_KEY_PARAMETER"),
+        secret_key_secret=_env("SMSGW_SECRET_KEY_SECRET"),
         stage=_env("SMSGW_STAGE"),
         key_cache_seconds=float(_env("SMSGW_KEY_CACHE_SECONDS", "30")),
         max_segments=int(_env("SMSGW_MAX_SEGMENTS", "10")),

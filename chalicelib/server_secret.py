@@ -1,7 +1,8 @@
 """The server secret: HMAC key of OTP hashes and message-log cursors.
 
-Production keeps it in SSM Parameter Store (a SecureString the operator tool creates),
-so it never sits in .chalice/config.json; it is read once per Lambda container.
+Production keeps it in Secrets Manager (the data stack generates it, see
+chinqit_admin/template.py), so it never sits in .chalice/config.json; it is read once per
+Lambda container.
 """
 
 from __future__ import annotations
@@ -24,16 +25,14 @@ def server_secret() -> bytes:
     config = settings()
     if config.secret_key:
         return config.secret_key.encode()
-    if config.secret_key_parameter:
+    if config.secret_key_secret:
         from . import aws
 
-        parameter = aws.client("ssm").get_parameter(
-            Name=config.secret_key_parameter, WithDecryption=True
-        )
-        return parameter["Parameter"]["Value"].encode()
+        secret = aws.client("secretsmanager").get_secret_value(SecretId=config.secret_key_secret)
+        return secret["SecretString"].encode()
     if is_local_development(config.stage):
         log.warning("no SMSGW_SECRET_KEY configured: using the dev-only secret")
         return DEV_SECRET
     raise SecretNotConfigured(
-        f"set SMSGW_SECRET_KEY or SMSGW_SECRET_KEY_PARAMETER for stage {config.stage!r}"
+        f"set SMSGW_SECRET_KEY or SMSGW_SECRET_KEY_SECRET for stage {config.stage!r}"
     )

@@ -1,5 +1,8 @@
 """Operator tool: provision AWS resources, manage API keys and devices.
 
+    chinqit-admin --stage prod deploy [--alarm-email E] [--domain D --certificate-arn A]
+    chinqit-admin --stage prod destroy [--data]
+    chinqit-admin --stage prod template data|app
     chinqit-admin [--stage dev|prod] provision
     chinqit-admin keys create --account ACME [--name "web shop"]
     chinqit-admin keys list [--account ACME]
@@ -50,10 +53,53 @@ def _table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def cmd_provision(_args) -> str:
+def cmd_provision(args) -> str:
     from . import provision
 
-    return json.dumps(provision.all_resources(), indent=2)
+    if os.environ.get("AWS_ENDPOINT_URL"):  # the embedded AWS of the local stack
+        return json.dumps(provision.all_resources(), indent=2)
+    return json.dumps(provision.data_and_devices(_stage(args)), indent=2)
+
+
+def _stage(args) -> str:
+    if not args.stage:
+        raise ValueError("say which stage: chinqit-admin --stage prod ...")
+    return args.stage
+
+
+def cmd_deploy(args) -> str:
+    from . import stacks
+
+    parameters = {
+        name: value
+        for name, value in (
+            ("AlarmEmail", args.alarm_email),
+            ("DomainName", args.domain),
+            ("CertificateArn", args.certificate_arn),
+            ("ThrottleRate", args.throttle_rate),
+            ("ThrottleBurst", args.throttle_burst),
+        )
+        if value is not None
+    }
+    if bool(parameters.get("DomainName")) != bool(parameters.get("CertificateArn")):
+        raise ValueError("--domain and --certificate-arn go together")
+    return json.dumps(stacks.deploy(_stage(args), parameters), indent=2)
+
+
+def cmd_destroy(args) -> str:
+    from . import stacks
+
+    deleted = stacks.destroy(_stage(args), data=args.data)
+    kept = "" if args.data else "; the data stack (tables, queues, secret) is kept"
+    return f"deleted: {', '.join(deleted) or 'nothing (already gone)'}{kept}"
+
+
+def cmd_template(args) -> str:
+    from . import template
+
+    stage = _stage(args)
+    build = template.data_template if args.which == "data" else template.app_overrides
+    return json.dumps(build(stage), indent=1)
 
 
 def _account(name: str) -> str:
@@ -326,8 +372,23 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--stage", help="take resource names from this stage of .chalice/config.json")
     commands = root.add_subparsers(dest="command", required=True)
     commands.add_parser(
-        "provision", help="create tables (TTL on) and queues (with DLQs)"
+        "provision", help="create or update the data stack (tables, queues) and devices' queues"
     ).set_defaults(run=cmd_provision)
+    deploy = commands.add_parser("deploy", help="deploy the stage's stacks (data, then app)")
+    deploy.add_argument("--alarm-email", help="where alarms are mailed")
+    deploy.add_argument("--domain", help="custom domain of the API, e.g. sms.example.com")
+    deploy.add_argument("--certificate-arn", help="ACM certificate of --domain (same region)")
+    deploy.add_argument("--throttle-rate", type=int, help="API requests per second")
+    deploy.add_argument("--throttle-burst", type=int, help="API burst")
+    deploy.set_defaults(run=cmd_deploy)
+    destroy = commands.add_parser("destroy", help="delete the app stack (tables are kept)")
+    destroy.add_argument(
+        "--data", action="store_true", help="the data stack too (tables and secret retained)"
+    )
+    destroy.set_defaults(run=cmd_destroy)
+    shown = commands.add_parser("template", help="print a stack's declaration")
+    shown.add_argument("which", choices=["data", "app"], help="app: the chalice merge template")
+    shown.set_defaults(run=cmd_template)
 
     keys = commands.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
     create = keys.add_parser("create", help="create a key (printed once)")

@@ -60,43 +60,6 @@ def test_the_inbox_lists_replies_no_account_claims(api, capsys):
     assert "\x1b" not in out  # a received SMS cannot drive the operator's terminal
 
 
-def test_provision_adds_the_indexes_a_newer_version_needs(aws):
-    from chalicelib import aws as clients
-    from chalicelib.models import Message
-    from chinqit_admin import provision
-
-    dynamodb = clients.client("dynamodb")
-    name = Message.Meta.table_name
-    dynamodb.delete_table(TableName=name)
-    dynamodb.create_table(  # the messages table as gateway 1.1 created it
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": n, "AttributeType": "S"}
-            for n in ("message_id", "account_id", "created_at", "outbound_phone")
-        ],
-        KeySchema=[{"AttributeName": "message_id", "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": index,
-                "KeySchema": [
-                    {"AttributeName": hash_key, "KeyType": "HASH"},
-                    {"AttributeName": "created_at", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-            for index, hash_key in (
-                ("account-created", "account_id"),
-                ("outbound-phone", "outbound_phone"),
-            )
-        ],
-    )
-    assert provision.tables() == [f"{name}/sent-to", f"{name}/waiting"]
-    indexes = dynamodb.describe_table(TableName=name)["Table"]["GlobalSecondaryIndexes"]
-    assert {"sent-to", "waiting"} <= {i["IndexName"] for i in indexes}
-    assert provision.tables() == []  # rerunning changes nothing
-
-
 def test_pools_show_queue_depth_and_devices(api, capsys):
     from chalicelib import clock
 

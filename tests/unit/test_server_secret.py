@@ -22,12 +22,11 @@ def stage(monkeypatch, aws):
     container.reset()
 
 
-def test_production_reads_the_ssm_parameter_provision_created(stage):
-    stage(SMSGW_STAGE="prod", SMSGW_SECRET_KEY_PARAMETER="/chinqit/prod/secret-key")
-    assert provision.secret_parameter() == "/chinqit/prod/secret-key"
+def test_production_reads_the_secret_the_data_stack_made(stage):
+    stage(SMSGW_STAGE="prod", SMSGW_SECRET_KEY_SECRET="chinqit-dev-secret-key")
     first = server_secret()
     assert len(first) >= 48 and first != DEV_SECRET
-    provision.secret_parameter()  # a rerun keeps the existing secret
+    provision.all_resources()  # a rerun keeps the existing secret
     container.reset()
     assert server_secret() == first
 
