@@ -39,7 +39,9 @@ class Settings:
     # Server secret (HMAC key of OTP hashes and list cursors): SMSGW_SECRET_KEY itself, or the
     # Secrets Manager secret holding it (read once per container); see server_secret.py.
     secret_key: str  # SMSGW_SECRET_KEY
-    secret_key_secret: str  # SMSGW_SECRET_KEY_SECRET: secret name or ARN, e.g. chinqit-prod-secret-key
+    secret_key_secret: (
+        str  # SMSGW_SECRET_KEY_SECRET: secret name or ARN, e.g. chinqit-prod-secret-key
+    )
     # SMSGW_STAGE (no default): only an explicit "dev" outside Lambda may run with the fixed
     # development secret or allow webhooks to loopback (the local stack).
     stage: str

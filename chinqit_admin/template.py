@@ -398,7 +398,7 @@ def _models():
 
 
 def _role(function: str, statements: list[dict]) -> dict:
-    common = [
+    common: list[dict] = [
         {  # the group's own streams (named, not referenced: the group depends on the function)
             "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
             "Resource": [_arn("logs", f"log-group:{_log_group(function)}:*")],
