@@ -9,6 +9,7 @@ fails never brings back the rest of its batch.
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 log = logging.getLogger("chinqit.batches")
@@ -19,11 +20,15 @@ def each_record(event, handle, parallel: bool = False) -> dict:
     records = [record.to_dict() for record in event]
 
     def failed(record: dict) -> bool:
+        started = time.perf_counter()
+        fields = {"sqsMessageId": record["messageId"], "queue": record.get("eventSourceARN")}
         try:
             handle(record["body"])
         except Exception:  # noqa: BLE001 - one record never holds back the others
-            log.exception("record %s not handled now; SQS delivers it again", record["messageId"])
+            log.exception("record not handled now; SQS delivers it again", extra=fields)
             return True
+        latency = round((time.perf_counter() - started) * 1000, 1)
+        log.info("record handled", extra=fields | {"latencyMs": latency})
         return False
 
     if parallel and len(records) > 1:

@@ -177,16 +177,34 @@ class Router:
                 response = error_response(GatewayError())
             status = response.status_code if isinstance(response, Response) else 200
             log.info(
-                "%s %s -> %s key=%s %.1fms",
+                "%s %s -> %s",
                 request.method,
                 path,
                 status,
-                call.principal.key_prefix if call.principal else "-",
-                (time.perf_counter() - started) * 1000,
+                extra=_request_fields(call, response, status, started),
             )
             return response
 
         return dispatch
+
+
+def _request_fields(call: Call, response, status: int, started: float) -> dict:
+    """The request's log fields (a key prefix, never the key)."""
+    body = response.body if isinstance(response, Response) else response
+    principal = call.principal
+    fields = {
+        "route": call.route,
+        "method": call.request.method,
+        "status": status,
+        "latencyMs": round((time.perf_counter() - started) * 1000, 1),
+        "apiRequestId": (call.request.context or {}).get("requestId"),
+        "keyPrefix": principal.key_prefix if principal else None,
+        "accountId": principal.account_id if principal else None,
+        "deviceId": principal.device_id if principal else None,
+    }
+    if isinstance(body, dict) and isinstance(body.get("messageId"), str):
+        fields["messageId"] = body["messageId"]
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 def _handler_name(method: str, path: str) -> str:

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
 
-from . import aws, clock, idempotency, phone, quotas, ratelimit, whatsapp
+from . import aws, clock, idempotency, metrics, phone, quotas, ratelimit, whatsapp
 from .config import settings
 from .errors import BadRequest, ProviderError, ValidationError
 from .messages import lifecycle, outbound
@@ -183,18 +183,19 @@ def verify(principal, body: dict) -> None:
     try:
         record = Otp.get(otp_id, consistent_read=True)
     except Otp.DoesNotExist:
-        raise OtpRejected("No OTP was sent to this phone number on this channel") from None
+        raise _rejected("none", "No OTP was sent to this phone number on this channel") from None
     if record.used:
-        raise OtpRejected("OTP has already been used")
+        raise _rejected("used", "OTP has already been used")
     if is_expired(record.expires_at):
-        raise OtpRejected("OTP has expired")
+        raise _rejected("expired", "OTP has expired")
     if record.attempts_left <= 0:
-        raise OtpRejected("Too many failed attempts: request a new OTP", retriesLeft=0)
+        raise _rejected("locked", "Too many failed attempts: request a new OTP", retriesLeft=0)
 
     unchanged = (Otp.code_hash == record.code_hash) & (Otp.used == False) & (Otp.attempts_left > 0)  # noqa: E712
     if hmac.compare_digest(record.code_hash, hash_code(otp_id, code)):
         _use(record, unchanged)
         log.info("otp verified to=%s channel=%s", phone.mask(phone_number), channel)
+        metrics.count("OtpVerifications", Outcome="verified")
         return
     try:
         record.update(actions=[Otp.attempts_left.add(-1)], condition=unchanged)
@@ -207,7 +208,12 @@ def verify(principal, body: dict) -> None:
         channel,
         retries_left,
     )
-    raise OtpRejected("Invalid OTP", retriesLeft=retries_left)
+    raise _rejected("wrong", "Invalid OTP", retriesLeft=retries_left)
+
+
+def _rejected(outcome: str, message: str, **extra) -> OtpRejected:
+    metrics.count("OtpVerifications", Outcome=outcome)
+    return OtpRejected(message, **extra)
 
 
 def _use(record: Otp, unchanged) -> None:

@@ -135,7 +135,9 @@ class Stack:
             handler = getattr(module, source.handler_string.split(".")[-1])
             trigger: ScheduleTrigger | SqsTrigger
             if isinstance(source, SQSEventConfig) and source.queue:  # (an ARN would be queue_arn)
-                trigger = SqsTrigger(handler, source.queue, source.batch_size)
+                trigger = SqsTrigger(
+                    handler, source.queue, source.batch_size, _timeout(source.handler_string)
+                )
             elif isinstance(source, ScheduledEventConfig):
                 trigger = ScheduleTrigger(
                     handler, source.name, _seconds(source.schedule_expression)
@@ -179,3 +181,12 @@ def _seconds(schedule) -> float:
     if isinstance(schedule, Rate):
         return schedule.value * RATE_SECONDS[schedule.unit]
     return 60.0  # a cron expression: once a minute is the finest it can say
+
+
+def _timeout(handler_string: str) -> int:
+    """The dev stage's Lambda timeout of a handler (app.webhook_worker -> 30)."""
+    from chinqit_admin import template
+
+    name = handler_string.split(".")[-1]
+    [function] = [f for f, handler in template.FUNCTIONS.items() if handler == name]
+    return template.lambda_timeout("dev", function)

@@ -54,11 +54,15 @@ class ScheduleTrigger(threading.Thread):
 
 
 class SqsTrigger(threading.Thread):
-    def __init__(self, handler, queue_name: str, batch_size: int = 10):
+    def __init__(self, handler, queue_name: str, batch_size: int, timeout: int):
         super().__init__(daemon=True, name=f"sqs-trigger-{queue_name}")
         self.handler = handler
         self.queue_name = queue_name
         self.batch_size = batch_size
+        # Lambda holds a batch for the queue's visibility timeout (6x the function's), but
+        # an invocation ends by its timeout. Here the poller dies with the local API
+        # (chaos kills it): what it held comes back after one function timeout.
+        self.hold_seconds = timeout
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -81,6 +85,7 @@ class SqsTrigger(threading.Thread):
                     QueueUrl=url,
                     MaxNumberOfMessages=self.batch_size,
                     WaitTimeSeconds=2,
+                    VisibilityTimeout=self.hold_seconds,
                     AttributeNames=["All"],
                 )
                 .get("Messages", [])

@@ -6,8 +6,9 @@ logs included) to DEBUG, lifts any ``logging.disable``, and wraps the log record
 each record made while it runs is kept, before any handler, filter or ``propagate=False``
 could hide it. ``held`` names loggers the code's own logging setup holds at a higher level
 in production (e.g. chalicelib.logs keeps botocore at INFO because SQS bodies carry OTP
-texts): those are set to that level instead, as they would be when deployed. ``text(record)`` is what a handler could write: the formatted line, the raw
-message and arguments, and any traceback.
+texts): those are set to that level instead, as they would be when deployed.
+``text(record)`` is what a handler could write: the formatted line (plain and JSON), the
+raw message and arguments, and any traceback.
 """
 
 from __future__ import annotations
@@ -67,4 +68,8 @@ def _level(name: str, held: Mapping[str, int]) -> int:
 
 
 def text(record: logging.LogRecord) -> str:
-    return "\n".join([_FORMATTER.format(record), str(record.msg), repr(record.args)])
+    """Also the JSON line the Lambdas write: it carries the record's ``extra`` fields."""
+    from chalicelib.logs import JsonFormatter
+
+    lines = [_FORMATTER.format(record), JsonFormatter().format(record)]
+    return "\n".join([*lines, str(record.msg), repr(record.args)])

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 from pynamodb.exceptions import PutError, UpdateError
 
-from .. import clock
+from .. import clock, metrics
 from ..config import settings
 from ..models import Webhook, WebhookDelivery
 from . import netguard, transport
@@ -46,6 +46,7 @@ def handle_record(raw: str) -> str:
     """One SQS record of the worker Lambda; raises only when the event could neither be
     handled nor re-queued (then SQS delivers that record again)."""
     outcome = _handle_safely(raw)
+    metrics.count("Webhooks", Outcome=outcome or "unsettled")
     if outcome is None:
         raise RuntimeError("webhook event neither handled nor re-queued")
     return outcome
