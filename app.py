@@ -1,28 +1,25 @@
-"""Chinqit SMS Gateway API: thin views over chalicelib."""
+"""Chinqit SMS Gateway API: thin views over chalicelib.
+
+Modules that only some routes or handlers use are imported inside them: a cold start
+loads what its first request needs (bench/cold_start.py).
+"""
 
 from chalice import Chalice, Rate, Response
 
 from chalicelib import (
-    apidoc,
-    batches,
-    console,
-    device_credentials,
     devices,
-    dlq,
     idempotency,
     logs,
     metrics,
     oauth,
     otp,
-    outbox,
-    presence,
     readiness,
     routing,
     webhooks,
 )
 from chalicelib.config import settings
 from chalicelib.http import Router
-from chalicelib.messages import events, lifecycle, listing, outbound, stats, store, views
+from chalicelib.messages import events, lifecycle, listing, outbound, store, views
 
 logs.configure()
 events.subscribe(webhooks.on_message_event)
@@ -108,6 +105,8 @@ def list_messages(call):
 @api.route("/stats", "GET")
 def message_stats(call):
     """Per-day counts by status, delivery rate, median delays, OTP conversion, unread."""
+    from chalicelib.messages import stats
+
     return stats.summary(call.account_id, call.query_params)
 
 
@@ -159,6 +158,8 @@ def list_devices(call):
 
 @api.route("/device/credentials", "POST", auth="device")
 def device_aws_credentials(call):
+    from chalicelib import device_credentials
+
     answer = device_credentials.issue(call.device_id)
     return Response({"success": True, **answer}, headers={"Cache-Control": "no-store"})
 
@@ -206,27 +207,37 @@ def test_webhook(call):
 
 @api.route("/openapi.json", "GET", auth=None)
 def openapi_document(call):
+    from chalicelib import apidoc
+
     return apidoc.document_response()
 
 
 @api.route("/docs", "GET", auth=None)
 def docs_page(call):
+    from chalicelib import apidoc
+
     return apidoc.page_response()
 
 
 @api.route("/docs/{asset}", "GET", auth=None)
 def docs_asset(call):
+    from chalicelib import apidoc
+
     return apidoc.asset_response(call.path_params["asset"])
 
 
 @api.route("/console", "GET", auth=None)
 def console_page(call):
     """The web console (also at /console/: API Gateway drops the trailing slash)."""
+    from chalicelib import console
+
     return console.page_response(call.request.context.get("path"))
 
 
 @api.route("/console/{asset}", "GET", auth=None)
 def console_asset(call):
+    from chalicelib import console
+
     return console.asset_response(call.path_params["asset"], call.query_params)
 
 
@@ -236,27 +247,37 @@ api.not_found("/{proxy+}")
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def outbox_sweep(event):
     """SMS stored but never queued are queued again; OTPs that waited past expiry expire."""
+    from chalicelib import outbox
+
     outbox.sweep()
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def device_watch(event):
     """Devices that went offline or came back: webhooks to their accounts, operator alert."""
+    from chalicelib import presence
+
     presence.watch()
 
 
 # Lambda finds each handler by its name in this module, hence one function per queue.
 @app.on_sqs_message(queue=settings().outbound_queue + "-dlq", batch_size=10)
 def outbound_dead_letters(event):
+    from chalicelib import batches, dlq
+
     return batches.each_record(event, dlq.settle)
 
 
 @app.on_sqs_message(queue=settings().priority_queue + "-dlq", batch_size=10)
 def priority_dead_letters(event):
+    from chalicelib import batches, dlq
+
     return batches.each_record(event, dlq.settle)
 
 
 @app.on_sqs_message(queue=settings().webhook_queue, batch_size=10)
 def webhook_worker(event):
     """Deliver webhook events (signed POSTs); retries and dead letters are handled inside."""
+    from chalicelib import batches
+
     return batches.each_record(event, webhooks.handle_record, parallel=True)

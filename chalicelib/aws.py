@@ -46,7 +46,15 @@ def unreachable(error: BaseException) -> bool:
 
 
 @functools.cache
-def client(service: str):
-    import boto3  # imported here: the Lambda module's import time stays low (cold start)
+def session():
+    """The container's one botocore session, PynamoDB's included (models.connection): its
+    endpoint and retry data load once for every client (a cold start pays that once)."""
+    from botocore.session import get_session  # here: the module's import time stays low
 
-    return boto3.client(service, config=client_config())
+    return get_session()
+
+
+@functools.cache
+def client(service: str):
+    """A botocore client (boto3 adds nothing the Lambdas use, and costs its import)."""
+    return session().create_client(service, config=client_config())

@@ -26,7 +26,7 @@ from pynamodb.indexes import (
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from . import clock
+from . import aws, clock
 from .config import settings
 from .wire.status import Status
 
@@ -59,11 +59,15 @@ def connection() -> Connection:
     PynamoDB gives each model a connection, and so a client, of its own: ~35 ms each on a
     cold Lambda. Models and transactions share this one instead.
     """
-    return Connection(
+    shared = Connection(
         connect_timeout_seconds=_Meta.connect_timeout_seconds,
         read_timeout_seconds=_Meta.read_timeout_seconds,
         max_retry_attempts=_Meta.max_retry_attempts,
     )
+    # PynamoDB makes a botocore session of its own (per thread) unless one is there: give it
+    # the container's, so the DynamoDB client is built on what the other clients loaded.
+    shared._local.session = aws.session()
+    return shared
 
 
 def transaction() -> TransactWrite:

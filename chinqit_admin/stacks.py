@@ -126,7 +126,7 @@ def package(stage: str, out: Path) -> Path:
 def _upload(bucket: str, path: Path, extension: str) -> str:
     """Upload under the content's hash (an unchanged build uploads nothing new)."""
     key = f"{template.app_stack_name()}/{hashlib.sha256(path.read_bytes()).hexdigest()}.{extension}"
-    aws.client("s3").upload_file(str(path), bucket, key)
+    aws.client("s3").put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
     return key
 
 

@@ -370,6 +370,20 @@ def _permissions() -> dict[str, list[dict]]:
     }
 
 
+def _known_addresses() -> dict:
+    """Queue URLs and the bridge role's ARN, known at deploy time: no GetQueueUrl nor
+    GetCallerIdentity on a cold start."""
+    c = settings()
+    url = "https://sqs.${AWS::Region}.${AWS::URLSuffix}/${AWS::AccountId}/"
+    role = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/"
+    return {
+        "SMSGW_OUTBOUND_QUEUE": {"Fn::Sub": url + c.outbound_queue},
+        "SMSGW_PRIORITY_QUEUE": {"Fn::Sub": url + c.priority_queue},
+        "SMSGW_WEBHOOK_QUEUE": {"Fn::Sub": url + c.webhook_queue},
+        "SMSGW_BRIDGE_ROLE": {"Fn::Sub": role + c.bridge_role},
+    }
+
+
 def _function_name(function: str) -> str:
     """Named after the stack, so its log group and role can be named before it exists."""
     return f"${{AWS::StackName}}-{function}"
@@ -475,6 +489,7 @@ def app_overrides(stage: str) -> dict:
             "Properties": {
                 "FunctionName": {"Fn::Sub": _function_name(function)},
                 "Role": {"Fn::GetAtt": [ROLES[function], "Arn"]},
+                "Environment": {"Variables": _known_addresses()},
                 "Tracing": "Active",
             }
         }

@@ -45,6 +45,7 @@ def reset() -> None:
 
     settings.cache_clear()
     aws.client.cache_clear()
+    aws.session.cache_clear()
     queue.queue_url.cache_clear()
     queue.queue_arn.cache_clear()
     device_credentials.role_arn.cache_clear()
