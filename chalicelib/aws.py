@@ -30,19 +30,26 @@ def client_config():
     )
 
 
-def unreachable(error: BaseException) -> bool:
-    """AWS did not answer in time (or at all): another call now would wait as long."""
+def unreachable(error: BaseException | None) -> bool:
+    """AWS did not answer in time (or at all): another call now would wait as long.
+
+    Looks through wrappers: PynamoDB raises its own errors (QueryError, UpdateError...)
+    with botocore's as their ``cause``."""
     from botocore import exceptions
 
-    return isinstance(
-        error,
-        (
-            exceptions.ConnectTimeoutError,
-            exceptions.ReadTimeoutError,
-            exceptions.EndpointConnectionError,
-            exceptions.ConnectionClosedError,
-        ),
+    silent = (
+        exceptions.ConnectTimeoutError,
+        exceptions.ReadTimeoutError,
+        exceptions.EndpointConnectionError,
+        exceptions.ConnectionClosedError,
     )
+    seen = 0
+    while error is not None and seen < 5:
+        if isinstance(error, silent):
+            return True
+        error = getattr(error, "cause", None) or error.__cause__ or error.__context__
+        seen += 1
+    return False
 
 
 @functools.cache

@@ -109,7 +109,7 @@ def once(key: Key, run: Callable[[], T]) -> T:
     try:
         return run()
     except (TransactWriteError, RateLimited) as error:
-        if not aws.unreachable(getattr(error, "cause", None) or error):  # else it waits again
+        if not aws.unreachable(error):  # else it waits again
             key.replay_if_done()
         raise
 

@@ -123,3 +123,35 @@ def test_when_sqs_does_not_answer_the_message_waits_for_the_sweep(api, manual_cl
     manual_clock.advance(121)
     assert outbox.sweep()["requeued"] == 1
     assert bulk_queue() == [message.message_id]
+
+
+def test_when_dynamodb_stops_answering_after_the_write_no_second_call_waits(api, manual_clock):
+    """The write went through, then the routing Query got no answer (PynamoDB wraps the
+    timeout in a QueryError): the 500 comes after that one call, without marking the
+    message failed (an UpdateItem that would wait as long again); the sweep queues it."""
+    from botocore.exceptions import ReadTimeoutError
+
+    from chalicelib import routing
+
+    calls: list[str] = []
+
+    def hang(**_):
+        raise ReadTimeoutError(endpoint_url="https://dynamodb.example")
+
+    def seen(model, **_):
+        calls.append(model.name)
+
+    routing.forget()
+    events = connection().client.meta.events
+    events.register("before-call.dynamodb.Query", hang)
+    events.register("before-call.dynamodb", seen)
+    try:
+        assert api.post("/messages/send", SEND).status_code == 500
+    finally:
+        events.unregister("before-call.dynamodb.Query", hang)
+        events.unregister("before-call.dynamodb", seen)
+    assert calls[-1] == "TransactWriteItems"  # then only the Query that got no answer
+    [message] = Message.scan()
+    assert message.status == "queued"
+    manual_clock.advance(121)
+    assert outbox.sweep()["requeued"] == 1
