@@ -34,15 +34,15 @@ lint: $(STAMP) template
 	$(VENV)/bin/mypy
 	$(VENV)/bin/cfn-lint -a cfn_lint_serverless.rules -- var/template/package/sam.json var/template/data.json
 
-# The stage's two stacks as files (var/template/): data.json, and chalice's package with
-# the app overrides merged in. Offline: nothing is deployed.
+# The stage's two stacks as files (var/template/): data.json, and the app stack as deploy
+# builds it (chalice's package with the app overrides merged in, its zip slimmed). Offline:
+# nothing is deployed.
 STAGE ?= prod
 template: $(STAMP)
 	rm -rf var/template && mkdir -p var/template
 	$(VENV)/bin/chinqit-admin --stage $(STAGE) template data > var/template/data.json
-	$(VENV)/bin/chinqit-admin --stage $(STAGE) template app > var/template/overrides.json
-	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package \
-		--stage $(STAGE) --merge-template var/template/overrides.json var/template/package
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} \
+		$(VENV)/bin/chinqit-admin --stage $(STAGE) package var/template
 
 # Deploy or delete a stage on the AWS account of your credentials (see the README):
 #   make deploy STAGE=prod [DEPLOY_ARGS="--alarm-email ops@example.com"]

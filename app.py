@@ -4,9 +4,14 @@ Modules that only some routes or handlers use are imported inside them: a cold s
 loads what its first request needs (bench/cold_start.py).
 """
 
-from chalice import Chalice, Rate, Response
+import gc
 
-from chalicelib import (
+gc.disable()  # nothing the imports build is garbage: collected never, frozen below
+
+from chalice import Chalice, Rate, Response  # noqa: E402
+
+from chalicelib import (  # noqa: E402
+    aws,
     devices,
     idempotency,
     logs,
@@ -17,15 +22,16 @@ from chalicelib import (
     routing,
     webhooks,
 )
-from chalicelib.config import settings
-from chalicelib.http import Router
-from chalicelib.messages import events, lifecycle, listing, outbound, store, views
+from chalicelib.config import settings  # noqa: E402
+from chalicelib.http import Router  # noqa: E402
+from chalicelib.messages import events, lifecycle, listing, outbound, store, views  # noqa: E402
 
 logs.configure()
 events.subscribe(webhooks.on_message_event)
 events.subscribe(metrics.on_message_event)
 app = Chalice(app_name="chinqit-sms-gateway")
 api = Router(app)
+aws.settled(app)
 
 
 @api.route("/health", "GET", auth=None)

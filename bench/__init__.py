@@ -3,6 +3,7 @@
     python -m bench                 # all benches, one table; exit 1 if a budget is exceeded
     python -m bench.aws_calls       # AWS calls per warm request (budgeted)
     python -m bench.import_time     # import time of app.py relative to boto3 (budgeted)
+    python -m bench.cold_start      # first request of the deployed package vs boto3 (budgeted)
     python -m bench.throughput      # requests/s through the handlers in-process (reported)
     python -m bench.message_log     # AWS calls per page of GET /messages (budgeted: 1 Query)
     python -m bench.routing         # on-net share with two operators' lines (budgeted: 95 %)

@@ -41,6 +41,7 @@ def main() -> int:
         _stack,
         aws_calls,
         bridge,
+        cold_start,
         console_load,
         fair_share,
         import_time,
@@ -73,6 +74,7 @@ def main() -> int:
             stopped = _stack.finish(stack)
         reports.append(_stack.with_stop(Report("stack"), stopped))
     reports.append(_attempt("fair_share", fair_share.run))  # a stack of its own, paced
+    reports.append(_attempt("cold_start", cold_start.run))  # fresh processes, own moto server
     code = print_reports(reports)
     print(f"benches took {time.perf_counter() - started:.1f}s")
     return code

@@ -1,4 +1,4 @@
-"""boto3 clients, created on first use and kept for the life of the Lambda container.
+"""botocore clients, created on first use and kept for the life of the Lambda container.
 
 Every AWS call is bounded. One try waits at most SMSGW_AWS_CONNECT_TIMEOUT (1 s) for a
 connection and SMSGW_AWS_READ_TIMEOUT (3 s) for the answer; a call makes at most
@@ -15,8 +15,13 @@ best-effort follow-up call that would wait as long again: the outbox sweep repai
 from __future__ import annotations
 
 import functools
+import gc
 
 from .config import settings
+
+# The AWS services the Lambdas call (DynamoDB through PynamoDB): the Lambda package keeps
+# botocore's models of these only (chinqit_admin/bundle.py).
+LAMBDA_SERVICES = frozenset({"dynamodb", "sqs", "secretsmanager", "sts"})
 
 
 def client_config():
@@ -64,4 +69,13 @@ def session():
 @functools.cache
 def client(service: str):
     """A botocore client (boto3 adds nothing the Lambdas use, and costs its import)."""
-    return session().create_client(service, config=client_config())
+    return settled(session().create_client(service, config=client_config()))
+
+
+def settled(long_lived):
+    """Take what exists now (modules, botocore's service models, ``long_lived``) out of
+    the garbage collector's scans: it lives as long as the container, and scanning it again
+    at every collection of the first request cost a cold start ~15 ms (bench/cold_start.py)."""
+    gc.freeze()
+    gc.enable()  # app.py turns it off while it imports
+    return long_lived

@@ -67,6 +67,7 @@ def connection() -> Connection:
     # PynamoDB makes a botocore session of its own (per thread) unless one is there: give it
     # the container's, so the DynamoDB client is built on what the other clients loaded.
     shared._local.session = aws.session()
+    aws.settled(shared.client)  # built now, and kept out of the collector's scans
     return shared
 
 

@@ -3,6 +3,7 @@
     chinqit-admin --stage prod deploy [--alarm-email E] [--domain D --certificate-arn A]
     chinqit-admin --stage prod destroy [--data]
     chinqit-admin --stage prod template data|app
+    chinqit-admin --stage prod package OUT               (the app stack as deployed: OUT/package)
     chinqit-admin [--stage dev|prod] provision
     chinqit-admin keys create --account ACME [--name "web shop"]
     chinqit-admin keys list [--account ACME]
@@ -92,6 +93,12 @@ def cmd_destroy(args) -> str:
     deleted = stacks.destroy(_stage(args), data=args.data)
     kept = "" if args.data else "; the data stack (tables, queues, secret) is kept"
     return f"deleted: {', '.join(deleted) or 'nothing (already gone)'}{kept}"
+
+
+def cmd_package(args) -> str:
+    from . import stacks
+
+    return str(stacks.package(_stage(args), Path(args.out)))
 
 
 def cmd_template(args) -> str:
@@ -389,6 +396,9 @@ def parser() -> argparse.ArgumentParser:
     shown = commands.add_parser("template", help="print a stack's declaration")
     shown.add_argument("which", choices=["data", "app"], help="app: the chalice merge template")
     shown.set_defaults(run=cmd_template)
+    packaged = commands.add_parser("package", help="the app stack and Lambda zip, not deployed")
+    packaged.add_argument("out", help="directory: OUT/overrides.json, OUT/package/")
+    packaged.set_defaults(run=cmd_package)
 
     keys = commands.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
     create = keys.add_parser("create", help="create a key (printed once)")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from chalicelib import aws
 
-from . import template
+from . import bundle, template
 
 log = logging.getLogger("chinqit.admin")
 PROJECT = template.CONFIG_FILE.parent.parent
@@ -104,7 +104,8 @@ def deploy(stage: str, parameters: dict) -> dict:
 
 
 def package(stage: str, out: Path) -> Path:
-    """``chalice package`` with the overrides merged in: out/sam.json and out/deployment.zip."""
+    """``chalice package`` with the overrides merged in, and its zip slimmed (bundle.py):
+    out/package/sam.json and out/package/deployment.zip."""
     overrides = out / "overrides.json"
     overrides.write_text(json.dumps(template.app_overrides(stage), indent=1))
     subprocess.run(
@@ -120,6 +121,7 @@ def package(stage: str, out: Path) -> Path:
         cwd=PROJECT,
         check=True,
     )
+    bundle.slim(out / "package" / "deployment.zip")
     return out / "package"
 
 
