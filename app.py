@@ -142,8 +142,10 @@ def mark_message_read(call):
 
 @api.route("/oauth2/token", "POST", auth=None)
 def oauth2_token(call):
-    token = oauth.issue_token(call.form(), call.request.headers.get("authorization"))
-    return Response({"success": True, **token}, headers={"Cache-Control": "no-store"})
+    token = oauth.issue_token(
+        call.form_fields(), call.content_type, call.request.headers.get("authorization")
+    )
+    return Response({"success": True, **token}, headers=oauth.NO_STORE)
 
 
 @api.route("/otp/send", "POST")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .config import settings
-from .errors import ApiKeyInvalid, ApiKeyMissing
+from .errors import ApiKeyInvalid, ApiKeyMissing, InvalidToken
 from .models import Credential, is_expired
 from .ttlcache import TtlCache
 
@@ -42,13 +42,21 @@ class Principal:
     expires_at: datetime | None = None  # OAuth2 tokens expire; checked on cached hits too
 
 
-def presented_key(request, kind: str) -> str | None:
+@dataclass(frozen=True)
+class Presented:
+    """The credential a request carries, and how."""
+
+    key: str | None
+    bearer: bool = False  # an ``Authorization: Bearer`` token (RFC 6750 errors apply)
+
+
+def presented_key(request, kind: str) -> Presented:
     """The key of ``kind`` a request carries: its header, or for API keys a bearer token."""
     key = request.headers.get(KEY_HEADERS[kind])
     authorization = request.headers.get("authorization") or ""
     if not key and kind == "api" and authorization[:7].lower() == "bearer ":
-        key = authorization[7:].strip()
-    return key
+        return Presented(authorization[7:].strip(), bearer=True)
+    return Presented(key)
 
 
 def hash_key(key: str) -> str:
@@ -109,12 +117,15 @@ def forget(digest: str | None = None) -> None:
     KEY_CACHE.forget(digest)
 
 
-def authenticate(key: str | None, kind: str) -> Principal:
+def authenticate(presented: Presented, kind: str) -> Principal:
     """Resolve a presented key of ``kind`` to its principal, or raise 401/403."""
+    key = presented.key
     if not key:
         raise ApiKeyMissing(f"{KEY_NAMES[kind]} is required")
     principal = _lookup(hash_key(key)) if WELL_FORMED.fullmatch(key) else None
     if principal is None or principal.kind != kind:
+        if presented.bearer:
+            raise InvalidToken()
         raise ApiKeyInvalid(f"Invalid {KEY_NAMES[kind]}" if kind != "api" else None)
     return principal
 

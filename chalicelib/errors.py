@@ -64,6 +64,25 @@ class ApiKeyInvalid(_SeedAuthError):
     message = "Invalid API key"
 
 
+class InvalidToken(GatewayError):
+    """A bearer token that is unknown, revoked or expired: RFC 6750 §3.1's 401 and
+    challenge, with the contract's body (API keys keep the seed's 403)."""
+
+    status = 401
+    message = "The access token is invalid, expired or revoked"
+
+    def __init__(self):
+        super().__init__(
+            extra={"error": "invalid_token"},
+            headers={
+                "WWW-Authenticate": (
+                    'Bearer realm="chinqit", error="invalid_token", '
+                    f'error_description="{self.message}"'
+                )
+            },
+        )
+
+
 class NotFound(GatewayError):
     """The resource does not exist or belongs to another account."""
 

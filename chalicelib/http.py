@@ -55,12 +55,14 @@ class Call:
 
     def form(self) -> dict:
         """A form-encoded body as a dict ({} when the body is not form-encoded)."""
+        return dict(self.form_fields())
+
+    def form_fields(self) -> list[tuple[str, str]]:
+        """A form-encoded body's fields in order, repeats kept ([] when not form-encoded)."""
         if self.content_type != "application/x-www-form-urlencoded":
-            return {}
-        return dict(
-            parse_qsl(
-                (self.request.raw_body or b"").decode("utf-8", "replace"), keep_blank_values=True
-            )
+            return []
+        return parse_qsl(
+            (self.request.raw_body or b"").decode("utf-8", "replace"), keep_blank_values=True
         )
 
     def query_and_body(self) -> dict:
@@ -162,11 +164,11 @@ class Router:
             call = Call(request, None, params, path)
             try:
                 if kind:
-                    key = auth.presented_key(request, kind)
-                    if not key and key_param:
+                    presented = auth.presented_key(request, kind)
+                    if not presented.key and key_param:
                         key = call.query_and_body().get(key_param)
-                        key = key if isinstance(key, str) else None
-                    call.principal = auth.authenticate(key, kind)
+                        presented = auth.Presented(key if isinstance(key, str) else None)
+                    call.principal = auth.authenticate(presented, kind)
                 response = view(call)
             except idempotency.Replayed as replay:
                 response = Response(replay.answer, headers={"Idempotent-Replayed": "true"})

@@ -25,11 +25,15 @@ TOKEN_PREFIX = "cq_tok_"
 TOKEN_LIMITS = ratelimit.limits(minute=10, day=500)
 
 
+# RFC 6749 §5.1: token answers, and their errors, are never cached.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
 class OAuthError(GatewayError):
     """An RFC 6749 §5.2 error, in that RFC's fields and the contract's together."""
 
     def __init__(self, code: str, description: str, status: int = 400):
-        headers = {"Cache-Control": "no-store"}
+        headers = dict(NO_STORE)
         if status == 401:
             headers["WWW-Authenticate"] = 'Basic realm="chinqit"'
         super().__init__(
@@ -71,21 +75,52 @@ def revoke_client(client_id: str) -> int:
 
 
 def _credentials(form: dict, authorization: str | None) -> tuple[str, str]:
-    """Client id and secret from HTTP Basic (RFC 6749 §2.3.1) or the form body."""
-    if authorization and authorization.lower().startswith("basic "):
-        try:
-            decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
-            client_id, secret = decoded.split(":", 1)
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            raise OAuthError("invalid_client", "Malformed HTTP Basic credentials", 401) from None
-        return unquote_plus(client_id), unquote_plus(secret)
+    """Client id and secret from HTTP Basic (RFC 6749 §2.3.1) or the form body, never both
+    (§2.3: one authentication method per request)."""
     form_id, form_secret = form.get("client_id"), form.get("client_secret")
+    if authorization and authorization.lower().startswith("basic "):
+        client_id, secret = _basic(authorization)
+        if form_secret is not None:
+            raise OAuthError(
+                "invalid_request", "Use HTTP Basic or client_secret in the body, not both"
+            )
+        if form_id is not None and form_id != client_id:  # §3.2.1 lets it identify the client
+            raise OAuthError("invalid_request", "client_id differs from the HTTP Basic user")
+        return client_id, secret
     if not form_id or not form_secret:
         raise OAuthError("invalid_client", "Client authentication is required", 401)
     return form_id, form_secret
 
 
-def issue_token(form: dict, authorization: str | None) -> dict:
+def _basic(authorization: str) -> tuple[str, str]:
+    try:
+        decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
+        client_id, secret = decoded.split(":", 1)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise OAuthError("invalid_client", "Malformed HTTP Basic credentials", 401) from None
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+def _parameters(fields: list[tuple[str, str]], content_type: str) -> dict:
+    """The token request's parameters; each at most once (RFC 6749 §3.1)."""
+    if content_type != "application/x-www-form-urlencoded":
+        raise OAuthError(
+            "invalid_request", "The token request must be application/x-www-form-urlencoded"
+        )
+    names = [name for name, _ in fields]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise OAuthError(
+            "invalid_request", f"Parameters sent more than once: {', '.join(repeated)}"
+        )
+    return dict(fields)
+
+
+def issue_token(
+    fields: list[tuple[str, str]], content_type: str, authorization: str | None
+) -> dict:
+    """A token for the form ``fields`` of a token request (RFC 6749 §4.4.2)."""
+    form = _parameters(fields, content_type)
     grant_type = form.get("grant_type")
     if not grant_type:
         raise OAuthError("invalid_request", "grant_type is required")

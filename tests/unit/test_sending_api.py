@@ -159,7 +159,9 @@ def test_wrong_secret_is_invalid_client(api, client_credentials):
     assert response.status_code == 401 and response.headers["WWW-Authenticate"].startswith("Basic")
 
 
-def test_expired_and_revoked_tokens_are_403(api, client_credentials):
+def test_expired_and_revoked_bearer_tokens_are_401_with_an_rfc_6750_challenge(
+    api, client_credentials
+):
     client_id, secret = client_credentials
     form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
     expired, revoked = (token_request(api, form).json["access_token"] for _ in range(2))
@@ -171,9 +173,69 @@ def test_expired_and_revoked_tokens_are_403(api, client_credentials):
     oauth.revoke_client(client_id)
     for token in (expired, revoked):
         response = api.get("/messages", key=None, headers={"Authorization": f"Bearer {token}"})
-        assert response.status_code == 403
-        assert response.json == {"success": False, "message": "Invalid API key"}
+        assert response.status_code == 401
+        assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+        assert response.headers["WWW-Authenticate"].startswith("Bearer ")
+        assert response.json["success"] is False and response.json["error"] == "invalid_token"
+        assert response.json["errors"] == [] and response.json["message"]
     assert token_request(api, form).status_code == 401
+
+
+def test_an_unknown_bearer_token_is_401_while_a_wrong_api_key_stays_the_seeds_403(api):
+    bearer = api.get("/messages", key=None, headers={"Authorization": "Bearer " + "x" * 40})
+    assert bearer.status_code == 401 and "invalid_token" in bearer.headers["WWW-Authenticate"]
+    keyed = api.get("/messages", key="cq_live_" + "x" * 40)
+    assert keyed.status_code == 403
+    assert keyed.json == {"success": False, "message": "Invalid API key"}
+
+
+def test_token_answers_and_their_errors_are_never_cached(api, client_credentials):
+    client_id, secret = client_credentials
+    good = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    for form in (good, {"grant_type": "password"}, {**good, "client_secret": "wrong"}):
+        response = token_request(api, form)
+        assert response.headers["Cache-Control"] == "no-store", form
+        assert response.headers["Pragma"] == "no-cache", form
+
+
+@pytest.mark.parametrize("repeated", ["grant_type", "client_id", "client_secret"])
+def test_a_repeated_token_parameter_is_invalid_request(api, client_credentials, repeated):
+    client_id, secret = client_credentials
+    form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    response = token_request(api, [*form.items(), (repeated, form[repeated])])
+    assert response.status_code == 400 and response.json["error"] == "invalid_request"
+    assert repeated in response.json["error_description"]
+
+
+def test_basic_and_body_credentials_together_are_invalid_request(api, client_credentials):
+    client_id, secret = client_credentials
+    basic = {
+        "Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    }
+    both = token_request(
+        api,
+        {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+        basic,
+    )
+    assert both.status_code == 400 and both.json["error"] == "invalid_request"
+    other_id = token_request(
+        api, {"grant_type": "client_credentials", "client_id": "cq_client_other"}, basic
+    )
+    assert other_id.status_code == 400 and other_id.json["error"] == "invalid_request"
+    same_id = token_request(
+        api, {"grant_type": "client_credentials", "client_id": client_id}, basic
+    )
+    assert same_id.status_code == 200, "RFC 6749 §3.2.1: client_id may identify the client"
+
+
+def test_a_token_request_that_is_not_a_form_is_invalid_request(api, client_credentials):
+    client_id, secret = client_credentials
+    response = api.post(
+        "/oauth2/token",
+        {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+        key=None,
+    )
+    assert response.status_code == 400 and response.json["error"] == "invalid_request"
 
 
 def test_every_queued_sms_is_tagged_with_its_account_for_fair_queueing(api):
