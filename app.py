@@ -20,6 +20,7 @@ from chalicelib import (  # noqa: E402
     otp,
     readiness,
     routing,
+    smsmobileapi,
     webhooks,
 )
 from chalicelib.config import settings  # noqa: E402
@@ -81,26 +82,41 @@ def sendsms(call):
     params = call.query_and_body()
     recipients = params.get("recipients")
     numbers = recipients.split(",") if isinstance(recipients, str) and recipients else recipients
-    route = routing.requested(
-        call.account_id, params.get("sIdentifiant"), params.get("port"), "sIdentifiant", "port"
-    )
-    return outbound.send_many(
-        call.account_id,
-        params.get("message"),
-        numbers,
-        _sendsms_answer,
-        field="recipients",
-        route=route,
-        key=idempotency.of(call),
-    )
+    with smsmobileapi.results():
+        smsmobileapi.check_send_options(params)
+        route = routing.requested(
+            call.account_id, params.get("sIdentifiant"), params.get("port"), "sIdentifiant", "port"
+        )
+        return outbound.send_many(
+            call.account_id,
+            params.get("message"),
+            numbers,
+            smsmobileapi.send_answer,
+            field="recipients",
+            route=route,
+            key=idempotency.of(call),
+        )
 
 
-def _sendsms_answer(queued, errors) -> dict:
-    return {
-        "success": True,
-        "errors": errors,
-        "messages": [{"recipient": m.phone_number, "messageId": m.message_id} for m in queued],
-    }
+@api.route("/getsms", "GET", key_param="apikey")
+def getsms(call):
+    """SMSMobileAPI-compatible list of received SMS."""
+    with smsmobileapi.results():
+        return smsmobileapi.received(call.account_id, call.query_and_body())
+
+
+@api.route("/log/sent/sms", "GET", key_param="apikey")
+def sent_sms_log(call):
+    """SMSMobileAPI-compatible log of the SMS sent through the API."""
+    with smsmobileapi.results():
+        return smsmobileapi.sent(call.account_id, call.query_and_body())
+
+
+@api.route("/gateway/mobile/list", "GET", key_param="apikey")
+def gateway_mobiles(call):
+    """SMSMobileAPI-compatible list of the account's devices."""
+    with smsmobileapi.results():
+        return smsmobileapi.mobiles(devices.of_account(call.account_id), call.query_and_body())
 
 
 @api.route("/messages", "GET")
@@ -249,7 +265,7 @@ def console_asset(call):
     return console.asset_response(call.path_params["asset"], call.query_params)
 
 
-api.not_found("/{proxy+}")
+api.not_found("/{proxy+}", smsmobileapi.not_offered)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))

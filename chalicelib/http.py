@@ -136,12 +136,16 @@ class Router:
         """Every path with its methods, as registered."""
         return {path: sorted(views) for path, views in self.views.items()}
 
-    def not_found(self, path: str):
-        """Answer 404 in the contract's format for everything no route matches."""
+    def not_found(self, path: str, explain: Callable[[str], str | None] = lambda _: None):
+        """Answer 404 in the contract's format for everything no route matches;
+        ``explain(path)`` may say why a path people look for is not there."""
+        self._explain = explain
         self.app.route(path, methods=METHODS, content_types=[])(self._not_found)
 
     def _not_found(self, **_params):
-        return error_response(NotFound("Route not found"))
+        proxied = (self.app.current_request.uri_params or {}).get("proxy+") or ""
+        path = "/" + proxied  # not context["path"]: behind API Gateway it holds the stage
+        return error_response(NotFound(self._explain(path) or "Route not found"))
 
     def _contract_method_not_allowed(self, request, get_response):
         """Chalice answers a method a path lacks itself (405, its own body): restate it."""

@@ -32,6 +32,8 @@ def _template_pattern(template: str) -> re.Pattern:
 def _path_item(path: str) -> tuple[str | None, dict]:
     paths = apidoc.document()["paths"]
     path = path.split("?", 1)[0]
+    if len(path) > 1:
+        path = path.rstrip("/")  # API Gateway and chalice serve /sendsms/ as /sendsms
     if path in paths:  # a literal path wins over a template (/messages/send, /messages/{id})
         return path, paths[path]
     for template, item in paths.items():

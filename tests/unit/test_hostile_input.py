@@ -128,12 +128,13 @@ def test_a_token_stops_working_when_it_expires_even_while_cached(api, monkeypatc
     monkeypatch.setenv("SMSGW_KEY_CACHE_SECONDS", str(2 * oauth.TOKEN_SECONDS))
     settings.cache_clear()
     client_id, secret = oauth.create_client("acme")
-    token = oauth.issue_token(
-        {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}, None
-    )["access_token"]
+    form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    token = oauth.issue_token(list(form.items()), "application/x-www-form-urlencoded", None)[
+        "access_token"
+    ]
     bearer = {"Authorization": f"Bearer {token}"}
     assert api.get("/messages", key=None, headers=bearer).status_code == 200  # now cached
     manual_clock.advance(
         oauth.TOKEN_SECONDS + 1
     )  # past the token's expiry, within the key cache period
-    assert api.get("/messages", key=None, headers=bearer).status_code == 403
+    assert api.get("/messages", key=None, headers=bearer).status_code == 401
