@@ -319,6 +319,7 @@ class Webhook(_Table):
     url = UnicodeAttribute()
     events = ListAttribute(of=UnicodeAttribute)
     secret_salt = UnicodeAttribute()
+    format = UnicodeAttribute(null=True)  # chalicelib.webhooks.formats; None: "standard"
     created_at = UTCDateTimeAttribute(default=clock.now)
     updated_at = UTCDateTimeAttribute(default=clock.now)
     # Delivery health, shown by GET /webhook

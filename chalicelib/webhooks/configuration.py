@@ -16,9 +16,10 @@ from ..config import settings
 from ..errors import NotFound, ValidationError
 from ..messages.views import iso
 from ..models import Webhook
-from ..validation import Fields
+from ..validation import Fields, choice
 from . import netguard
 from .events import DEFAULT_EVENTS, EVENTS, TEST_EVENT, enqueue, forget, new_event, new_event_id
+from .formats import FORMATS
 from .signing import secret_for
 
 log = logging.getLogger("chinqit.webhooks")
@@ -69,11 +70,18 @@ def configure(account_id: str, body: dict) -> dict:
     url = fields.check("url", _url)
     events = fields.check("events", _events)
     rotate = fields.check("rotateSecret", _rotate_secret)
+    webhook_format = fields.check("format", choice("format", FORMATS, FORMATS[0]))
     fields.done()
     now = clock.now()
     salt = secrets.token_urlsafe(24)
     webhook = Webhook(
-        account_id, url=url, events=events, secret_salt=salt, created_at=now, updated_at=now
+        account_id,
+        url=url,
+        events=events,
+        secret_salt=salt,
+        format=webhook_format,
+        created_at=now,
+        updated_at=now,
     )
     try:
         webhook.save(Webhook.account_id.does_not_exist())
@@ -84,6 +92,7 @@ def configure(account_id: str, body: dict) -> dict:
         actions: list = [
             Webhook.url.set(url),
             Webhook.events.set(events),
+            Webhook.format.set(webhook_format),
             Webhook.updated_at.set(now),
             Webhook.consecutive_failures.set(0),
         ]
@@ -98,6 +107,7 @@ def configure(account_id: str, body: dict) -> dict:
     return {
         "url": url,
         "events": events,
+        "format": webhook_format,
         "secret": secret_for(account_id, salt) if new_secret else None,
     }
 
@@ -113,6 +123,7 @@ def to_json(webhook: Webhook) -> dict:
     return {
         "url": webhook.url,
         "events": list(webhook.events),
+        "format": webhook.format or FORMATS[0],
         "createdAt": iso(webhook.created_at),
         "updatedAt": iso(webhook.updated_at),
         "health": {

@@ -114,7 +114,8 @@ def notify(
 
 
 def inbound_payload(message: Message) -> dict:
-    """SMSMobileAPI's fields (date/hour: when the gateway stored it), plus event and messageId."""
+    """SMSMobileAPI's fields (date/hour: when the gateway stored it), plus event, messageId
+    and the receiving device."""
     added = (message.updated_at or message.created_at).astimezone(UTC)
     received = message.created_at.astimezone(UTC)
     return {
@@ -126,6 +127,7 @@ def inbound_payload(message: Message) -> dict:
         "message": message.text,
         "number": message.phone_number,
         "guid": message.message_id,
+        "deviceId": message.device_id,
     }
 
 

@@ -30,9 +30,9 @@ from pynamodb.exceptions import PutError, UpdateError
 from .. import clock, metrics
 from ..config import settings
 from ..models import Webhook, WebhookDelivery
-from . import netguard, transport
+from . import formats, netguard, transport
 from .events import SQS_MAX_DELAY, TEST_EVENT, enqueue
-from .signing import secret_for, sign
+from .signing import secret_for
 from .transport import DeliveryFailed
 
 log = logging.getLogger("chinqit.webhooks")
@@ -231,17 +231,9 @@ def _deliver(webhook: Webhook, event: dict, now: float) -> None:
         raise DeliveryFailed(str(exc), permanent=True) from None
     except netguard.Unresolvable as exc:
         raise DeliveryFailed(str(exc)) from None
-    body = json.dumps(event["payload"], ensure_ascii=False, separators=(",", ":")).encode()
-    timestamp = int(now)
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": USER_AGENT,
-        "webhook-id": event["eventId"],
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(
-            secret_for(webhook.account_id, webhook.secret_salt), event["eventId"], timestamp, body
-        ),
-    }
+    secret = secret_for(webhook.account_id, webhook.secret_salt)
+    body, signed = formats.render(webhook.format, event, secret, int(now))
+    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **signed}
     status = transport.post(target, body, headers, config.webhook_timeout)
     if 200 <= status < 300:
         return

@@ -292,12 +292,17 @@ def test_the_webhook_secret_is_shown_exactly_once(stack, console, browser):
     assert saved["url"] == "http://127.0.0.1:8099/hook"
     assert set(saved["events"]) == {"sms.received", "sms.failed"}
     assert secret not in str(saved)
+    assert saved["format"] == "standard"
+    Select(browser.find("#webhook-format")).select_by_value("smsmobileapi-v2")
     browser.find("#webhook-form button[type=submit]").click()  # saved again: no new secret
     browser.wait_text("[role=status]", "Webhook enregistré")
+    assert api(stack, "GET", "/webhook")["format"] == "smsmobileapi-v2"
     browser.driver.refresh()
     browser.find("#webhook-form")
     assert not browser.find_all(".secret-card")
     assert secret not in browser.driver.page_source
+    chosen = Select(browser.find("#webhook-format")).first_selected_option
+    assert chosen.get_attribute("value") == "smsmobileapi-v2", "the form shows the saved format"
 
 
 def test_a_failed_sms_is_resent_from_its_page(stack, console, browser):

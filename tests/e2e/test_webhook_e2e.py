@@ -20,6 +20,7 @@ pytestmark = pytest.mark.e2e
 
 SEED_PHONE = "+22238089336"
 ARRIVAL_SECONDS = 30
+LEFT = ("sent", "delivered")  # the SMS left the phone
 
 
 @pytest.fixture
@@ -35,6 +36,10 @@ def receive_sms(stack, text: str) -> None:
     # The inbound SMS belongs to whoever wrote to the number last: make that this account.
     sent = stack.post("/messages/send", {"message": "Salam", "phoneNumber": SEED_PHONE})
     assert sent.status_code == 200, sent.text
+    deadline = time.monotonic() + ARRIVAL_SECONDS  # until it left the phone, a reply is not ours
+    while stack.get(f"/messages/{sent.json()['messageId']}").json()["status"] not in LEFT:
+        assert time.monotonic() < deadline, "the SMS that makes the reply ours was not sent"
+        time.sleep(0.1)
     with open(stack.inbox, "a", encoding="utf-8") as inbox:
         inbox.write(json.dumps({"from": SEED_PHONE, "text": text}, ensure_ascii=False) + "\n")
 
@@ -50,11 +55,10 @@ def wait_requests(stack, receiver: Receiver, count: int, text: str) -> list[dict
     requests = receiver.wait_for(count, ARRIVAL_SECONDS)
     if len(requests) >= count:
         return requests
-    if stored_inbound(stack, text) is None:
-        pytest.skip(
-            f"the inbox line never reached the API within {ARRIVAL_SECONDS}s: the local "
-            "stack is not running the device bridge on its simulator (yet)"
-        )
+    assert stored_inbound(stack, text) is not None, (
+        f"the inbox line never reached the API within {ARRIVAL_SECONDS}s"
+        f"\n--- stack log ---\n{stack.log_text()[-4000:]}"
+    )
     raise AssertionError(
         f"the SMS was stored but the receiver got {len(requests)} of {count} "
         f"webhook POSTs\n--- stack log ---\n{stack.log_text()[-4000:]}"
@@ -119,5 +123,44 @@ def test_inbound_sms_reaches_the_receiver_signed_and_failures_are_retried(runnin
                 time.sleep(0.1)
             assert health["consecutiveFailures"] == 0 and health["lastSuccessAt"]
             assert health["lastFailureReason"] == "HTTP 500"
+    finally:
+        requests.delete(stack.url + "/webhook", headers=stack.headers(), timeout=30)
+
+
+def test_each_webhook_format_verifies_with_its_own_method(running):
+    """standard: the standardwebhooks library; smsmobileapi-v2: their hex HMAC of
+    "{timestamp}.{body}" (SmsMobileApi/smsmobileapi-webhook-examples)."""
+    import hashlib
+    import hmac
+
+    import requests
+    from standardwebhooks.webhooks import Webhook
+
+    stack = running
+    try:
+        with Receiver([200, 200]) as receiver:
+            secret = put_webhook(stack, receiver.url(), rotateSecret=True)["secret"]
+            text = "Standard " + secrets.token_hex(3)
+            receive_sms(stack, text)
+            [standard] = wait_requests(stack, receiver, 1, text)
+            assert Webhook(secret).verify(standard["body"], standard["headers"])["message"] == text
+
+            answer = put_webhook(stack, receiver.url(), format="smsmobileapi-v2")
+            assert answer["format"] == "smsmobileapi-v2" and answer["secret"] is None
+            text = "V2 " + secrets.token_hex(3)
+            receive_sms(stack, text)
+            v2 = wait_requests(stack, receiver, 2, text)[1]
+        headers = v2["headers"]
+        signed = headers["x-smsmobileapi-timestamp"].encode() + b"." + v2["body"]
+        expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(headers["x-smsmobileapi-signature"], "v1=" + expected)
+        envelope = json.loads(v2["body"])
+        assert set(envelope) == {"id", "type", "api_version", "created_at", "occurred_at", "data"}
+        assert envelope["type"] == headers["x-smsmobileapi-event"] == "sms.received"
+        assert envelope["id"] == headers["x-smsmobileapi-event-id"] == headers["idempotency-key"]
+        data = envelope["data"]
+        assert (data["from"], data["message"]) == (SEED_PHONE, text) and data["guid"]
+        assert data["device_id"] and data["received_at"].endswith("Z")
+        assert "webhook-signature" not in headers
     finally:
         requests.delete(stack.url + "/webhook", headers=stack.headers(), timeout=30)

@@ -76,6 +76,7 @@ def test_every_catalogue_has_every_text_the_console_uses():
     for prefix, names in {
         "status.": ["queued", "sending", "sent", "delivered", "failed", "expired", "received"],
         "event.": ["sms.received", "sms.sent", "sms.delivered", "sms.failed", "device.offline"],
+        "format.": ["standard", "smsmobileapi-v2"],
     }.items():
         assert {prefix + n for n in names} <= catalogues["ar"].keys()
 

@@ -365,8 +365,9 @@ def test_inbound_sms_queues_one_event_with_seed_fields(api, device_key):
         "message",
         "number",
         "guid",
+        "deviceId",
     }
-    assert payload["event"] == "sms.received"
+    assert payload["event"] == "sms.received" and payload["deviceId"] == "phone-1"
     assert payload["messageId"] == payload["guid"] == first["messageId"]
     assert payload["time_received"] == "2025-01-20 10:14:50"
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", payload["date"])
@@ -455,3 +456,46 @@ def test_signature_and_default_schedule(monkeypatch):
     delays = settings().webhook_retry_delays
     assert delays == (60, 300, 1800, 7200, 21600, 43200, 86400)
     assert sum(delays) >= 24 * 3600 and list(delays) == sorted(delays)
+
+
+def test_the_webhook_format_is_chosen_shown_and_checked(api, public_dns):
+    url = "https://hooks.example.com/in"
+    assert put(api, {"url": url}).json["format"] == "standard"
+    chosen = put(api, {"url": url, "format": "smsmobileapi-v2"})
+    assert chosen.status_code == 200 and chosen.json["format"] == "smsmobileapi-v2"
+    assert api.get("/webhook").json["format"] == "smsmobileapi-v2"
+    wrong = put(api, {"url": url, "format": "twilio"})
+    assert wrong.status_code == 400 and wrong.json["errors"][0]["field"] == "format"
+    assert api.get("/webhook").json["format"] == "smsmobileapi-v2", "a refused PUT changes nothing"
+
+
+def test_the_smsmobileapi_v2_rendering_is_their_envelope_signed_in_hex():
+    import hashlib
+    import hmac
+
+    from chalicelib.webhooks import formats
+
+    event = {
+        "eventId": "evt_" + "ab" * 16,
+        "type": "sms.failed",
+        "createdAt": 1796530000,
+        "payload": {
+            "event": "sms.failed",
+            "messageId": "m-1",
+            "status": "failed",
+            "phoneNumber": "+22238089336",
+            "statusReason": "+CMS ERROR: 38",
+            "timestamp": "2026-12-06T04:00:00Z",
+        },
+    }
+    body, headers = formats.render("smsmobileapi-v2", event, "whsec_c2VjcmV0", 1796530005)
+    envelope = json.loads(body)
+    assert envelope["id"] == "abababab-abab-abab-abab-abababababab" == headers["Idempotency-Key"]
+    assert envelope["occurred_at"] == "2026-12-06T04:00:00Z"
+    assert (
+        envelope["data"]["error"] == "+CMS ERROR: 38" and envelope["data"]["to"] == "+22238089336"
+    )
+    mac = hmac.new(b"whsec_c2VjcmV0", b"1796530005." + body, hashlib.sha256).hexdigest()
+    assert headers["X-SMSMobileAPI-Signature"] == "v1=" + mac
+    standard_body, standard = formats.render(None, event, "whsec_c2VjcmV0", 1796530005)
+    assert json.loads(standard_body) == event["payload"] and standard["webhook-signature"]

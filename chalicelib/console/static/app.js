@@ -13,6 +13,7 @@
   var API_ROOT = new URL("../", document.baseURI);
   var EVENTS = ["sms.received", "sms.sent", "sms.delivered", "sms.failed", "device.offline",
                 "device.online"];
+  var FORMATS = ["standard", "smsmobileapi-v2"]; // webhook formats, the first is the default
   var STATUSES = ["queued", "sending", "sent", "delivered", "failed", "expired", "received"];
   var BULK_CHUNK = 100; // the API's most recipients per /messages/bulk
   var catalogue = {};
@@ -706,6 +707,10 @@
   function webhookForm(current) {
     var url = h("input", { type: "url", required: true, value: current ? current.url : "",
                            placeholder: "https://example.com/sms-webhook" });
+    var format = h("select", { id: "webhook-format" }, FORMATS.map(function (name) {
+      return h("option", { value: name, text: t("format." + name),
+                           selected: name === (current ? current.format : FORMATS[0]) });
+    }));
     var chosen = current ? current.events : ["sms.received"];
     var boxes = EVENTS.map(function (name) {
       return h("input", { type: "checkbox", value: name, checked: chosen.indexOf(name) >= 0,
@@ -716,7 +721,7 @@
     function save(rotate) {
       var events = boxes.filter(function (b) { return b.checked; })
         .map(function (b) { return b.value; });
-      var json = { url: url.value.trim(), events: events };
+      var json = { url: url.value.trim(), events: events, format: format.value };
       if (rotate) json.rotateSecret = true;
       call("PUT", "webhook", { json: json }).then(function (answer) {
         if (!answer.ok) { replace(status, notice("error", problem(answer))); return; }
@@ -727,7 +732,7 @@
     var form = h("form", { class: "card", id: "webhook-form", on: { submit: function (event) {
       event.preventDefault();
       save(false);
-    } } }, field(t("webhook.url"), url),
+    } } }, field(t("webhook.url"), url), field(t("webhook.format"), format),
       h("fieldset", null, h("legend", { text: t("webhook.events") }),
         boxes.map(function (box) {
           return h("div", { class: "field check" }, box,
