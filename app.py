@@ -17,6 +17,7 @@ from chalicelib import (  # noqa: E402
     logs,
     metrics,
     oauth,
+    optout,
     otp,
     readiness,
     routing,
@@ -173,6 +174,21 @@ def send_otp(call):
 def verify_otp(call):
     otp.verify(call.principal, call.json())
     return {"success": True, "message": "OTP verified successfully", "verified": True}
+
+
+@api.route("/contacts/opted-out", "GET")
+def opted_out_numbers(call):
+    return {"success": True, "phoneNumbers": optout.listed(call.account_id)}
+
+
+@api.route("/contacts/opted-out/{phone_number}", "PUT")
+def opt_out_number(call):
+    return optout.edit(call.account_id, call.path_params["phone_number"], suppressed=True)
+
+
+@api.route("/contacts/opted-out/{phone_number}", "DELETE")
+def opt_in_number(call):
+    return optout.edit(call.account_id, call.path_params["phone_number"], suppressed=False)
 
 
 @api.route("/devices", "GET")

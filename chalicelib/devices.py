@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from . import clock, phone, queue, ratelimit, receipts, routing
+from . import clock, optout, phone, queue, ratelimit, receipts, routing
 from .accounts import UNASSIGNED
 from .config import settings
 from .errors import NotFound, ValidationError
@@ -203,6 +203,7 @@ def store_inbound(device_id: str, body: dict) -> tuple[Message, bool]:
     )
     if lifecycle.create(message, counted=[inbound_quota(device_id)]):
         log.info("inbound sms stored message=%s device=%s", message_id, device_id)
+        optout.on_inbound(message)
         return message, False
     message = Message.get(message_id)
     lifecycle.announce_created(message)  # a repost: the first announcement may have been lost

@@ -14,6 +14,7 @@ from pynamodb.attributes import (
     NumberAttribute,
     TTLAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
     UTCDateTimeAttribute,
 )
 from pynamodb.connection import Connection
@@ -302,6 +303,7 @@ class Account(_Table):
     quotas: MapAttribute = MapAttribute(null=True)  # name -> number, over quotas.DEFAULTS
     # With dedicated devices all offline, may its SMS leave from the shared pool?
     shared_fallback = BooleanAttribute(default=False)
+    suppressed = UnicodeSetAttribute(null=True)  # numbers that opted out (chalicelib.optout)
     updated_at = UTCDateTimeAttribute(default=clock.now)
 
 

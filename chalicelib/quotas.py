@@ -7,11 +7,9 @@ by chalicelib.ratelimit in the same DynamoDB write as the request's own.
 
 from __future__ import annotations
 
-from . import clock
-from .config import settings
+from . import accounts, clock
 from .models import Account
 from .ratelimit import OTP_LIMITS, SECONDS, Limit, Quota
-from .ttlcache import TtlCache
 
 # name -> (window, default). Intake limits: a phone sends 6-20 SMS a minute, the queues
 # hold the rest; a per-minute SMS quota must let one full bulk (100 recipients) in.
@@ -25,9 +23,6 @@ DEFAULTS: dict[str, tuple[str, int]] = {
 }
 MAX_VALUE = 10_000_000
 
-# account id -> its quotas, read once per SMSGW_KEY_CACHE_SECONDS
-_cache: TtlCache[dict[str, int]] = TtlCache(lambda _: settings().key_cache_seconds)
-
 
 class QuotaValueError(ValueError):
     """An operator gave a quota name or value that cannot be used."""
@@ -35,23 +30,15 @@ class QuotaValueError(ValueError):
 
 def of(account_id: str) -> dict[str, int]:
     """The account's quotas: the defaults, with the operator's overrides."""
-    return _cache.get(account_id, lambda: _read(account_id))
-
-
-def _read(account_id: str) -> dict[str, int]:
     values = {name: default for name, (_window, default) in DEFAULTS.items()}
-    try:
-        stored = Account.get(account_id, attributes_to_get=["quotas"]).quotas
-    except Account.DoesNotExist:
-        stored = None
-    for name, value in (stored.as_dict() if stored is not None else {}).items():
+    for name, value in accounts.settings_of(account_id).quotas.items():
         if name in values:
             values[name] = int(value)
     return values
 
 
 def forget(account_id: str | None = None) -> None:
-    _cache.forget(account_id)
+    accounts.forget(account_id)
 
 
 def _limits(values: dict[str, int], *names: str) -> tuple[Limit, ...]:

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from .. import aws, clock, idempotency, phone, queue, quotas, ratelimit, routing
+from .. import aws, clock, idempotency, optout, phone, queue, quotas, ratelimit, routing
 from ..config import settings
 from ..errors import BadRequest, ValidationError
 from ..models import Message
@@ -83,6 +83,7 @@ def send_sms(account_id: str, body: dict, key: idempotency.Key = idempotency.NO_
     device_id, sim_slot = fields.body.get("deviceId"), fields.body.get("simSlot")
     fields.done()
     assert text is not None  # fields.done() raised otherwise
+    optout.check(account_id, phone_number)
     route = routing.requested(account_id, device_id, sim_slot)
     message = new_outbound(account_id, phone_number, text, route=route)
     answer = {"success": True, "messageId": message.message_id, "queued": True}
@@ -136,6 +137,9 @@ def send_many(
             continue
         if number in accepted:
             errors.append({"field": name, "message": f"duplicate of {number}, sent once"})
+            continue
+        if optout.is_suppressed(account_id, number):
+            errors.append(optout.refusal(number, name))
             continue
         accepted[number] = new_outbound(account_id, number, text, route=route)
     if not accepted:
@@ -192,6 +196,7 @@ def resend(account_id: str, message_id: str) -> Message:
         raise BadRequest(
             f"Only failed or expired messages can be resent; this one is {message.status}"
         )
+    optout.check(account_id, message.phone_number)
     ratelimit.take(quotas.sms(account_id))
     outcome = lifecycle.transition(
         message_id, Status.QUEUED, only_from=RESENDABLE, account_id=account_id

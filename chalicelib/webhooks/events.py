@@ -31,6 +31,8 @@ EVENTS = (
     "sms.failed",
     "device.offline",
     "device.online",
+    "contact.opted_out",
+    "contact.opted_in",
 )
 DEFAULT_EVENTS = ("sms.received",)
 STATUS_EVENTS: dict[str, str] = {

@@ -12,7 +12,7 @@
   var LANGUAGE = "chinqit.language";
   var API_ROOT = new URL("../", document.baseURI);
   var EVENTS = ["sms.received", "sms.sent", "sms.delivered", "sms.failed", "device.offline",
-                "device.online"];
+                "device.online", "contact.opted_out", "contact.opted_in"];
   var FORMATS = ["standard", "smsmobileapi-v2"]; // webhook formats, the first is the default
   var STATUSES = ["queued", "sending", "sent", "delivered", "failed", "expired", "received"];
   var BULK_CHUNK = 100; // the API's most recipients per /messages/bulk
