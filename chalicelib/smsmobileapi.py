@@ -27,7 +27,6 @@ from .wire.status import Status
 LISTED = 100  # messages per answer of /getsms and /log/sent/sms (newest first)
 PAGE_SIZE, PAGES = 500, 4  # they look through the latest 2,000 messages of the time range
 MAX_SCHEDULE_DRIFT = 60  # seconds: a schedule_timestamp this close to now means now
-SWITCHES = ("0", "1")
 
 
 # SMSMobileAPI's routes for what this gateway does not do (README): path prefix -> what.
@@ -67,40 +66,21 @@ def check_send_options(params: dict) -> None:
     """Refuse what would otherwise be silently ignored: a channel, a schedule or a media
     the gateway cannot honour must not turn into an SMS sent now."""
     fields = Fields(params)
-    sendwa = fields.check("sendwa", _switch("sendwa", "0"))
-    sendsms = fields.check("sendsms", _switch("sendsms", "1"))
-    waonly = fields.check("waonly", _waonly)
+    sendwa = fields.check("sendwa", _flag("sendwa")) or False
+    sendsms = fields.check("sendsms", _flag("sendsms"))
+    waonly = fields.check("waonly", _yes("waonly"))
     fields.check("shorturl", _shorturl)
     fields.check("schedule_timestamp", _schedule)
     fields.done()
-    if sendsms == "0" and sendwa == "0" and not waonly:
+    if sendsms is False and not sendwa and not waonly:
         raise ValidationError.field("sendsms", "sendsms=0 with sendwa=0 sends nothing")
-    if waonly or sendwa == "1":
+    if waonly or sendwa:
         raise ValidationError.field(
             "waonly" if waonly else "sendwa",
             "WhatsApp messages are not offered through /sendsms yet; send the SMS alone",
         )
     if params.get("url_media") not in (None, ""):
         raise ValidationError.field("url_media", "media go with WhatsApp messages only")
-
-
-def _switch(name: str, default: str):
-    def parse(value):
-        if value in (None, ""):
-            return default
-        if str(value) not in SWITCHES:
-            raise ValidationError.field(name, "must be 0 or 1")
-        return str(value)
-
-    return parse
-
-
-def _waonly(value) -> bool:
-    if value in (None, "", "no"):
-        return False
-    if value != "yes":
-        raise ValidationError.field("waonly", "must be yes (or left out)")
-    return True
 
 
 def _shorturl(value) -> None:
@@ -194,9 +174,9 @@ def _flag(name: str):
     def parse(value) -> bool | None:
         if value in (None, ""):
             return None
-        if str(value) not in SWITCHES:
+        if str(value) not in ("0", "1"):
             raise ValidationError.field(name, "must be 0 or 1")
-        return value == "1"
+        return str(value) == "1"
 
     return parse
 
