@@ -181,6 +181,16 @@ def opted_out_numbers(call):
     return {"success": True, "phoneNumbers": optout.listed(call.account_id)}
 
 
+@api.route("/contacts/opt-out", "GET")
+def opt_out_settings(call):
+    return optout.settings_view(call.account_id)
+
+
+@api.route("/contacts/opt-out", "PUT")
+def configure_opt_out(call):
+    return optout.configure(call.account_id, call.json())
+
+
 @api.route("/contacts/opted-out/{phone_number}", "PUT")
 def opt_out_number(call):
     return optout.edit(call.account_id, call.path_params["phone_number"], suppressed=True)

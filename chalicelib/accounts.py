@@ -23,6 +23,7 @@ class Stored:
 
     quotas: dict = field(default_factory=dict)  # the operator's overrides only
     suppressed: frozenset = frozenset()  # opted-out numbers (chalicelib.optout)
+    optout: dict = field(default_factory=dict)  # the account's keywords and replies (optout)
 
 
 _cache: TtlCache[Stored] = TtlCache(lambda _: settings().key_cache_seconds)
@@ -37,11 +38,14 @@ def settings_of(account_id: str, fresh: bool = False) -> Stored:
 
 def _read(account_id: str) -> Stored:
     try:
-        item = Account.get(account_id, attributes_to_get=["quotas", "suppressed"])
+        item = Account.get(
+            account_id, attributes_to_get=["quotas", "suppressed", "optout_settings"]
+        )
     except Account.DoesNotExist:
         return Stored()
     quotas = item.quotas.as_dict() if item.quotas is not None else {}
-    return Stored(quotas, frozenset(item.suppressed or ()))
+    optout = item.optout_settings.as_dict() if item.optout_settings is not None else {}
+    return Stored(quotas, frozenset(item.suppressed or ()), optout)
 
 
 def forget(account_id: str | None = None) -> None:

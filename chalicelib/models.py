@@ -304,6 +304,7 @@ class Account(_Table):
     # With dedicated devices all offline, may its SMS leave from the shared pool?
     shared_fallback = BooleanAttribute(default=False)
     suppressed = UnicodeSetAttribute(null=True)  # numbers that opted out (chalicelib.optout)
+    optout_settings: MapAttribute = MapAttribute(null=True)  # its own keywords and replies
     updated_at = UTCDateTimeAttribute(default=clock.now)
 
 

@@ -23,6 +23,7 @@ from pynamodb.exceptions import UpdateError
 from . import accounts, clock
 from .errors import ValidationError
 from .models import Account
+from .validation import Fields
 
 log = logging.getLogger("chinqit.optout")
 
@@ -79,10 +80,90 @@ def listed(account_id: str) -> list[str]:
     return sorted(accounts.settings_of(account_id, fresh=True).suppressed)
 
 
-def keyword_of(text: str) -> str | None:
-    """ "out" or "in" when the whole text is a stop or start keyword."""
+def keyword_of(text: str, own: dict | None = None) -> str | None:
+    """Whether the whole text is a stop keyword ("out") or a start keyword ("in"): one of
+    the defaults, or of the account's own ``stopKeywords`` / ``startKeywords``."""
+    own = own or {}
     word = normalized(text)
-    return "out" if word in _STOPS else "in" if word in _STARTS else None
+    if word in _STOPS or word in {normalized(k) for k in own.get("stopKeywords") or ()}:
+        return "out"
+    if word in _STARTS or word in {normalized(k) for k in own.get("startKeywords") or ()}:
+        return "in"
+    return None
+
+
+# --- the account's own keywords and confirmation replies -----------------------------------
+
+MAX_KEYWORDS = 10
+MAX_KEYWORD_LENGTH = 20
+MAX_REPLY_LENGTH = 320  # two SMS parts of GSM-7 text
+
+
+def _keywords(name: str):
+    def parse(value):
+        if value is None:
+            return []
+        if not isinstance(value, list) or len(value) > MAX_KEYWORDS:
+            raise ValidationError.field(name, f"must be a list of at most {MAX_KEYWORDS} words")
+        for word in value:
+            if not isinstance(word, str) or not 0 < len(normalized(word)) <= MAX_KEYWORD_LENGTH:
+                raise ValidationError.field(
+                    name, f"each keyword is a word of 1 to {MAX_KEYWORD_LENGTH} characters"
+                )
+        return sorted(set(value))
+
+    return parse
+
+
+def _reply(name: str):
+    def parse(value):
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip() or len(value) > MAX_REPLY_LENGTH:
+            raise ValidationError.field(
+                name, f"must be a text of 1 to {MAX_REPLY_LENGTH} characters, or null"
+            )
+        return value
+
+    return parse
+
+
+def settings_view(account_id: str) -> dict:
+    """GET /contacts/opt-out: the keywords that count (defaults and own) and the replies."""
+    own = accounts.settings_of(account_id, fresh=True).optout
+    return {
+        "success": True,
+        "defaultStopKeywords": list(STOP_KEYWORDS),
+        "defaultStartKeywords": list(START_KEYWORDS),
+        "stopKeywords": list(own.get("stopKeywords") or []),
+        "startKeywords": list(own.get("startKeywords") or []),
+        "stopReply": own.get("stopReply"),
+        "startReply": own.get("startReply"),
+    }
+
+
+def configure(account_id: str, body: dict) -> dict:
+    """PUT /contacts/opt-out: the account's own keywords (added to the defaults) and the SMS
+    that confirms a change (null: none). PUT replaces them all."""
+    fields = Fields(body)
+    stops = fields.check("stopKeywords", _keywords("stopKeywords")) or []
+    starts = fields.check("startKeywords", _keywords("startKeywords")) or []
+    stop_reply = fields.check("stopReply", _reply("stopReply"))
+    start_reply = fields.check("startReply", _reply("startReply"))
+    all_stops = _STOPS | {normalized(w) for w in stops}
+    all_starts = _STARTS | {normalized(w) for w in starts}
+    if all_stops & all_starts:
+        fields.errors.append(
+            {"field": "startKeywords", "message": "a word cannot both stop and start"}
+        )
+    fields.done()
+    stored = {"stopKeywords": stops, "startKeywords": starts}
+    stored |= {"stopReply": stop_reply, "startReply": start_reply}
+    Account(account_id).update(
+        actions=[Account.optout_settings.set(stored), Account.updated_at.set(clock.now())]
+    )
+    accounts.forget(account_id)
+    return settings_view(account_id)
 
 
 def set_suppressed(account_id: str, number: str, suppressed: bool) -> bool:
@@ -119,12 +200,20 @@ def edit(account_id: str, raw_number: str, suppressed: bool) -> dict:
 def on_inbound(message) -> None:
     """A new received SMS: a stop or start keyword edits its account's list (never raises:
     the SMS is stored whatever happens here)."""
-    change = keyword_of(message.text)
-    if change is None or message.account_id in accounts.RESERVED:
+    if message.account_id in accounts.RESERVED:
+        return
+    own = accounts.settings_of(message.account_id).optout
+    change = keyword_of(message.text, own)
+    if change is None:
         return
     try:
         if set_suppressed(message.account_id, message.phone_number, change == "out"):
             announce(message.account_id, message.phone_number, change, "sms", message.message_id)
+            reply = own.get("stopReply" if change == "out" else "startReply")
+            if reply:
+                from .messages import outbound
+
+                outbound.send_confirmation(message.account_id, message.phone_number, reply)
     except Exception:
         log.exception(
             "could not apply an opt-%s keyword for account %s", change, message.account_id

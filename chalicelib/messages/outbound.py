@@ -102,6 +102,15 @@ def send_sms(account_id: str, body: dict, key: idempotency.Key = idempotency.NO_
     return answer
 
 
+def send_confirmation(account_id: str, phone_number: str, text: str) -> Message:
+    """The SMS that confirms an opt-out or opt-in (chalicelib.optout): it goes to an
+    opted-out number too, counted against the account's SMS quotas."""
+    message = new_outbound(account_id, phone_number, text)
+    lifecycle.create(message, counted=quotas.sms(account_id))
+    dispatch(message, text)
+    return message
+
+
 Answer = Callable[[list[Message], list[dict]], dict]
 
 

@@ -114,3 +114,44 @@ def test_keywords_ignore_case_accents_and_harakat():
     assert optout.keyword_of("تَوَقَّفْ") == "out"
     assert optout.keyword_of("أبدأ") == optout.keyword_of("ابدأ") == "in"  # hamza or not
     assert optout.keyword_of("stopper") is None
+
+
+def test_an_accounts_own_keywords_and_confirmations(api, device_key):
+    answer = api.call(
+        "PUT",
+        "/contacts/opt-out",
+        {
+            "stopKeywords": ["Halte"],
+            "startKeywords": ["Reprendre"],
+            "stopReply": "Vous ne recevrez plus nos SMS. Envoyez START pour revenir.",
+            "startReply": None,
+        },
+    )
+    assert answer.status_code == 200 and answer.json["stopKeywords"] == ["Halte"]
+    assert "STOP" in answer.json["defaultStopKeywords"], "the defaults always count"
+    assert api.get("/contacts/opt-out").json["stopReply"].startswith("Vous ne recevrez")
+
+    own_reply(api, device_key, "halte", "r1")
+    assert send(api).status_code == 400
+    confirmations = [
+        b for b in queued_bodies(settings().outbound_queue) if b["text"].startswith("Vous ne")
+    ]
+    assert len(confirmations) == 1 and confirmations[0]["to"] == CUSTOMER
+    own_reply(api, device_key, "REPRENDRE", "r2")
+    assert send(api).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"stopKeywords": "STOP"}, "stopKeywords"),
+        ({"stopKeywords": ["x" * 21]}, "stopKeywords"),
+        ({"startKeywords": ["stop"]}, "startKeywords"),
+        ({"stopKeywords": ["start"]}, "startKeywords"),
+        ({"stopReply": ""}, "stopReply"),
+        ({"startReply": "x" * 321}, "startReply"),
+    ],
+)
+def test_opt_out_settings_refuse_what_cannot_work(api, body, field):
+    answer = api.call("PUT", "/contacts/opt-out", body)
+    assert answer.status_code == 400 and field in [e["field"] for e in answer.json["errors"]]
