@@ -26,7 +26,7 @@ from chalicelib import (  # noqa: E402
 )
 from chalicelib.config import settings  # noqa: E402
 from chalicelib.http import Router  # noqa: E402
-from chalicelib.messages import events, lifecycle, listing, outbound, store, views  # noqa: E402
+from chalicelib.messages import events, lifecycle, listing, outbound, schedule, store, views  # noqa: E402
 
 logs.configure()
 events.subscribe(webhooks.on_message_event)
@@ -64,13 +64,16 @@ def send_bulk(call):
         _bulk_answer,
         route=route,
         key=idempotency.of(call),
+        send_at=schedule.send_at()(body.get("sendAt")),
     )
 
 
 def _bulk_answer(queued, errors) -> dict:
+    send_at = queued[0].send_at if queued else None
     return {
         "success": True,
-        "queued": len(queued),
+        "queued": 0 if send_at else len(queued),
+        **({"scheduled": len(queued), "sendAt": views.iso(send_at)} if send_at else {}),
         "errors": errors,
         "messages": [{"phoneNumber": m.phone_number, "messageId": m.message_id} for m in queued],
     }
@@ -96,6 +99,7 @@ def sendsms(call):
             field="recipients",
             route=route,
             key=idempotency.of(call),
+            send_at=schedule.from_unix(params.get("schedule_timestamp")),
         )
 
 
@@ -143,6 +147,12 @@ def get_message(call):
 def delete_message(call):
     lifecycle.delete(call.account_id, call.path_params["message_id"])
     return {"success": True, "messageId": call.path_params["message_id"], "deleted": True}
+
+
+@api.route("/messages/{message_id}/cancel", "POST")
+def cancel_message(call):
+    message = schedule.cancel(call.account_id, call.path_params["message_id"])
+    return {"success": True, **views.to_json(message)}
 
 
 @api.route("/messages/{message_id}/resend", "POST")

@@ -160,8 +160,10 @@ class WaitingIndex(GlobalSecondaryIndex):
 WAITING_SHARDS = 8  # spreads the index's writes over partitions
 
 
-def waiting_shard(message_id: str) -> str:
-    return f"waiting#{int(hashlib.sha256(message_id.encode()).hexdigest(), 16) % WAITING_SHARDS}"
+def waiting_shard(message_id: str, kind: str = "waiting") -> str:
+    """The WaitingIndex key of a message: ``waiting#N`` while queued, ``scheduled#N`` while
+    scheduled (then ``waiting_since`` is its time to go)."""
+    return f"{kind}#{int(hashlib.sha256(message_id.encode()).hexdigest(), 16) % WAITING_SHARDS}"
 
 
 class Message(_Table):
@@ -191,6 +193,7 @@ class Message(_Table):
     delivered_at = UTCDateTimeAttribute(null=True)
     # After this an undelivered OTP is pointless: the bridge marks it expired instead of sending.
     send_before = UTCDateTimeAttribute(null=True)
+    send_at = UTCDateTimeAttribute(null=True)  # scheduled: not before then (sendAt)
     verified_at = UTCDateTimeAttribute(null=True)  # OTPs: when the code was verified
     read = BooleanAttribute(null=True)  # inbound only: marked read by the account
     route_device = UnicodeAttribute(null=True)  # the device the sender asked for (deviceId)

@@ -81,6 +81,8 @@ def send(principal, body: dict, key: idempotency.Key = idempotency.NO_KEY) -> di
     language = fields.check("language", choice("language", TEXTS, "fr"))
     channel = fields.check("channel", choice("channel", CHANNELS, "sms"))
     app_hash = fields.check("hash", _parse_hash)
+    if fields.body.get("sendAt") is not None:
+        fields.errors.append({"field": "sendAt", "message": "OTPs cannot be scheduled"})
     fields.done()
     if app_hash and channel != "sms":
         raise ValidationError.field("hash", "is only used with the sms channel")

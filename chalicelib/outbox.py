@@ -22,7 +22,7 @@ from pynamodb.exceptions import UpdateError
 
 from . import clock, queue, routing
 from .config import settings
-from .messages import lifecycle
+from .messages import lifecycle, schedule
 from .models import WAITING_SHARDS, Message
 from .queue import PRIORITY_KINDS
 from .wire.status import Status
@@ -35,31 +35,49 @@ NOT_SENT_IN_TIME = "not sent before it expired"
 
 
 def sweep() -> dict[str, int]:
-    """Queue again, or expire, what waits too long; returns how many of each."""
+    """Queue again, or expire, what waits too long, and queue scheduled SMS near their
+    time; returns how many of each."""
     now = clock.now()
-    stale_after = _stale_after()
-    done = {"requeued": 0, "expired": 0}
+    done = {"requeued": 0, "expired": 0, "scheduled": 0}
     looked = 0
-    for shard in range(WAITING_SHARDS):
-        stale = Message.waiting.query(
-            f"waiting#{shard}",
-            Message.waiting_since < now - stale_after,
-            limit=MAX_PER_RUN - looked,
-        )
-        for key in stale:
-            looked += 1
-            try:
-                outcome = _settle(key.message_id, now)
-            except Exception:  # one message never stops the sweep of the others
-                log.exception("outbox sweep: message %s", key.message_id)
-                continue
-            if outcome:
-                done[outcome] += 1
-        if looked >= MAX_PER_RUN:
-            break
-    if any(done.values()):
+    watched = (  # (index key prefix, which of its messages, what to do with each)
+        ("waiting", Message.waiting_since < now - _stale_after(), _settle),
+        ("scheduled", Message.waiting_since <= now + schedule.QUEUE_AHEAD, _pick_up),
+    )
+    for kind, due, handle in watched:
+        for shard in range(WAITING_SHARDS):
+            for key in Message.waiting.query(f"{kind}#{shard}", due, limit=MAX_PER_RUN - looked):
+                looked += 1
+                try:
+                    outcome = handle(key.message_id, now)
+                except Exception:  # one message never stops the sweep of the others
+                    log.exception("outbox sweep: message %s", key.message_id)
+                    continue
+                if outcome:
+                    done[outcome] += 1
+            if looked >= MAX_PER_RUN:
+                break
+    if done["requeued"] or done["expired"]:
         log.warning("outbox sweep: %(requeued)d queued again, %(expired)d expired", done)
     return done
+
+
+def _pick_up(message_id: str, now: datetime) -> str | None:
+    """A scheduled SMS within 15 minutes of its time goes on its queue, delayed until then;
+    one still scheduled 2 minutes after its time (its copy was lost) goes again."""
+    try:
+        message = Message.get(message_id, consistent_read=True)
+    except Message.DoesNotExist:
+        return None
+    if message.status != Status.SCHEDULED:
+        return None
+    first = message.requeued_at is None
+    if not first and (now < message.send_at + _stale_after() or not _due(message, now)):
+        return None
+    stamp = [Message.requeued_at.set(now)]
+    if not queue_again(message, message.text, Message.requeues, stamp, Status.SCHEDULED):
+        return None
+    return "scheduled" if first else "requeued"
 
 
 def _settle(message_id: str, now: datetime) -> str | None:
@@ -90,13 +108,15 @@ def expire_if_late(message: Message, now: datetime) -> bool:
     return True
 
 
-def queue_again(message: Message, text: str, counter, also: list | None = None) -> bool:
+def queue_again(
+    message: Message, text: str, counter, also: list | None = None, status=Status.QUEUED
+) -> bool:
     """Put a queued message on its (current) queue once more, counting it in ``counter``
     (a NumberAttribute of Message), on the condition that nothing moved since it was read:
     two runs at once never both copy it. False when it moved on. (Not a status change:
     lifecycle is not involved.)"""
     seen = getattr(message, counter.attr_name)
-    unchanged = (Message.status == Status.QUEUED) & (
+    unchanged = (Message.status == status) & (
         counter.does_not_exist() if seen is None else counter == seen
     )
     try:

@@ -9,8 +9,9 @@ standard queues: no ordering, no FIFO throughput limit.
 from __future__ import annotations
 
 import functools
+import math
 
-from . import aws, receipts
+from . import aws, clock, receipts
 from .config import settings
 from .wire.protocol import OutboundSms
 
@@ -56,6 +57,22 @@ def _body(message, text: str, queue_name: str) -> str:
     ).to_json()
 
 
+SQS_MAX_DELAY = 900  # seconds: what DelaySeconds allows
+
+
+def delay_of(message) -> int:
+    """Seconds until a scheduled message's time (0 when it has come), at most SQS's 900:
+    every copy of it waits on its queue until then, whoever queues it."""
+    if getattr(message, "send_at", None) is None:
+        return 0
+    return max(0, min(SQS_MAX_DELAY, math.ceil((message.send_at - clock.now()).total_seconds())))
+
+
+def _delayed(message) -> dict:
+    delay = delay_of(message)
+    return {"DelaySeconds": delay} if delay else {}
+
+
 def enqueue_sms(message, text: str, name: str) -> None:
     """Put one outbound SMS on queue ``name``. ``text`` is the full text (OTPs are masked in
     the table)."""
@@ -63,6 +80,7 @@ def enqueue_sms(message, text: str, name: str) -> None:
         QueueUrl=queue_url(name),
         MessageBody=_body(message, text, name),
         MessageGroupId=message.account_id,
+        **_delayed(message),
     )
 
 
@@ -87,7 +105,12 @@ def _send_batches(messages: list, text: str, name: str) -> list:
     for start in range(0, len(messages), SQS_BATCH):
         chunk = {str(i): m for i, m in enumerate(messages[start : start + SQS_BATCH])}
         entries = [
-            {"Id": i, "MessageBody": _body(m, text, name), "MessageGroupId": m.account_id}
+            {
+                "Id": i,
+                "MessageBody": _body(m, text, name),
+                "MessageGroupId": m.account_id,
+                **_delayed(m),
+            }
             for i, m in chunk.items()
         ]
         try:

@@ -7,7 +7,8 @@ kinds of client read the same answer. Their OpenAPI description (SmsMobileApi/
 smsmobileapi-openapi) is the reference for names and types.
 
 What the gateway does not offer answers a clear 400 (see the README): calls, e-mail,
-notifications, short URLs, and for now WhatsApp through /sendsms and scheduled sends.
+notifications, short URLs, and for now WhatsApp through /sendsms. ``schedule_timestamp``
+schedules (chalicelib/messages/schedule.py).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from .wire.status import Status
 
 LISTED = 100  # messages per answer of /getsms and /log/sent/sms (newest first)
 PAGE_SIZE, PAGES = 500, 4  # they look through the latest 2,000 messages of the time range
-MAX_SCHEDULE_DRIFT = 60  # seconds: a schedule_timestamp this close to now means now
 
 
 # SMSMobileAPI's routes for what this gateway does not do (README): path prefix -> what.
@@ -63,14 +63,13 @@ def number_id(message_id: str) -> int:
 
 
 def check_send_options(params: dict) -> None:
-    """Refuse what would otherwise be silently ignored: a channel, a schedule or a media
+    """Refuse what would otherwise be silently ignored: a channel or a media
     the gateway cannot honour must not turn into an SMS sent now."""
     fields = Fields(params)
     sendwa = fields.check("sendwa", _flag("sendwa")) or False
     sendsms = fields.check("sendsms", _flag("sendsms"))
     waonly = fields.check("waonly", _yes("waonly"))
     fields.check("shorturl", _shorturl)
-    fields.check("schedule_timestamp", _schedule)
     fields.done()
     if sendsms is False and not sendwa and not waonly:
         raise ValidationError.field("sendsms", "sendsms=0 with sendwa=0 sends nothing")
@@ -93,18 +92,6 @@ def _shorturl(value) -> None:
     raise ValidationError.field("shorturl", "must be 0 or 1")
 
 
-def _schedule(value) -> None:
-    """A UTC Unix time from which the message may go: now or the past means now."""
-    if value in (None, ""):
-        return
-    if not str(value).isascii() or not str(value).isdigit():
-        raise ValidationError.field("schedule_timestamp", "must be a Unix time in seconds")
-    if int(value) > clock.now().timestamp() + MAX_SCHEDULE_DRIFT:
-        raise ValidationError.field(
-            "schedule_timestamp", "scheduled sends are not offered yet; leave it out to send now"
-        )
-
-
 def send_answer(queued: list[Message], errors: list[dict]) -> dict:
     """/sendsms's answer: the contract's fields, and SMSMobileAPI's ``result``."""
     note = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
@@ -116,7 +103,12 @@ def send_answer(queued: list[Message], errors: list[dict]) -> dict:
             "error": 0,
             "sent": str(len(queued)),
             "id": ",".join(m.message_id for m in queued),
-            "note": note or "queued",
+            "note": note
+            or (
+                f"scheduled for {_stamp(queued[0].send_at)}"
+                if queued and queued[0].send_at
+                else "queued"
+            ),
             "datetime": _stamp(clock.now()),
             "send_with_whatsapp": "0",
         },

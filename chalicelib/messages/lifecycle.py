@@ -29,13 +29,17 @@ from ..wire.status import Status
 from .events import Change, MessageEvent, publish
 
 # status -> the statuses it may follow; None means a message may be created in it
+# A scheduled SMS goes on its queue (with an SQS delay) while it is still scheduled: a
+# bridge that gets it, at its time, moves it on as it would a queued one.
 TRANSITIONS: dict[Status, frozenset[Status | None]] = {
+    Status.SCHEDULED: frozenset({None}),
+    Status.CANCELLED: frozenset({Status.SCHEDULED}),
     Status.QUEUED: frozenset({None, Status.FAILED, Status.EXPIRED}),
-    Status.SENDING: frozenset({None, Status.QUEUED}),  # created so by a provider channel
-    Status.SENT: frozenset({Status.QUEUED, Status.SENDING}),
-    Status.DELIVERED: frozenset({Status.QUEUED, Status.SENDING, Status.SENT}),
-    Status.FAILED: frozenset({Status.QUEUED, Status.SENDING, Status.SENT}),
-    Status.EXPIRED: frozenset({Status.QUEUED, Status.SENDING}),
+    Status.SENDING: frozenset({None, Status.QUEUED, Status.SCHEDULED}),  # None: a provider
+    Status.SENT: frozenset({Status.QUEUED, Status.SCHEDULED, Status.SENDING}),
+    Status.DELIVERED: frozenset({Status.QUEUED, Status.SCHEDULED, Status.SENDING, Status.SENT}),
+    Status.FAILED: frozenset({Status.QUEUED, Status.SCHEDULED, Status.SENDING, Status.SENT}),
+    Status.EXPIRED: frozenset({Status.QUEUED, Status.SCHEDULED, Status.SENDING}),
     Status.RECEIVED: frozenset({None}),
 }
 # Statuses that mean a phone gave the SMS to the network
@@ -78,6 +82,9 @@ def _check_initial(message: Message) -> None:
     if message.status == Status.QUEUED:  # the outbox sweep watches it until it moves on
         message.waiting_shard = waiting_shard(message.message_id)
         message.waiting_since = message.created_at
+    elif message.status == Status.SCHEDULED:  # and picks this one up near its time
+        message.waiting_shard = waiting_shard(message.message_id, "scheduled")
+        message.waiting_since = message.send_at
 
 
 def create(

@@ -14,7 +14,8 @@ from ..models import Message
 from ..validation import Fields, required_text
 from ..wire.sms_encoding import analyze
 from ..wire.status import Status
-from . import lifecycle, store
+from . import lifecycle, schedule, store
+from .views import iso
 
 log = logging.getLogger("chinqit.messages")
 
@@ -44,10 +45,14 @@ def new_outbound(
     stored_text: str | None = None,
     send_before: datetime | None = None,
     route: routing.Route = routing.ANYWHERE,
+    send_at: datetime | None = None,
 ) -> Message:
-    """Build (not save) an outbound message; ``stored_text`` masks secrets."""
+    """Build (not save) an outbound message; ``stored_text`` masks secrets; ``send_at``
+    schedules it (chalicelib/messages/schedule.py)."""
     now = clock.now()
     analysis = analyze(text)
+    if send_at is not None:
+        status = Status.SCHEDULED
     return Message(
         str(uuid.uuid4()),
         account_id=account_id,
@@ -62,6 +67,9 @@ def new_outbound(
         created_at=now,
         updated_at=now,
         send_before=send_before,
+        send_at=send_at,
+        # queued with its delay right after it is stored (else the outbox sweep does it)
+        requeued_at=now if schedule.near(send_at, now) else None,
         route_device=route.device_id,
         sim_slot=route.sim_slot,
         purge_at=now + timedelta(days=settings().message_retention_days),
@@ -81,18 +89,24 @@ def send_sms(account_id: str, body: dict, key: idempotency.Key = idempotency.NO_
     text = _text(fields)
     phone_number = fields.check("phoneNumber", phone.normalize)
     device_id, sim_slot = fields.body.get("deviceId"), fields.body.get("simSlot")
+    send_at = fields.check("sendAt", schedule.send_at())
     fields.done()
     assert text is not None  # fields.done() raised otherwise
     optout.check(account_id, phone_number)
     route = routing.requested(account_id, device_id, sim_slot)
-    message = new_outbound(account_id, phone_number, text, route=route)
-    answer = {"success": True, "messageId": message.message_id, "queued": True}
+    message = new_outbound(account_id, phone_number, text, route=route, send_at=send_at)
+    answer = {"success": True, "messageId": message.message_id, "queued": send_at is None}
+    if send_at is not None:
+        answer |= {"status": Status.SCHEDULED.value, "sendAt": iso(send_at)}
     idempotency.once(
         key,
         lambda: lifecycle.create(
             message, counted=quotas.sms(account_id), also=lambda t: key.add(t, answer)
         ),
     )
+    if send_at is not None:
+        queue_scheduled([message], text)
+        return answer
     try:
         dispatch(message, text)
     except Exception as error:
@@ -100,6 +114,15 @@ def send_sms(account_id: str, body: dict, key: idempotency.Key = idempotency.NO_
             key.forget()  # the message is failed: a retry with this key sends anew
         raise
     return answer
+
+
+def queue_scheduled(batch: list[Message], text: str) -> None:
+    """Scheduled SMS near their time go on their queues now, delayed until then. One that
+    SQS refuses stays scheduled, not failed (it was not due): the outbox sweep queues it
+    from 2 minutes after its time."""
+    near = [message for message in batch if message.requeued_at is not None]
+    if near and queue.enqueue_many(near, text, [routing.queue_name(m) for m in near]):
+        log.warning("scheduled SMS left for the outbox sweep: SQS refused them")
 
 
 def send_confirmation(account_id: str, phone_number: str, text: str) -> Message:
@@ -122,8 +145,10 @@ def send_many(
     field: str = "phoneNumbers",
     route: routing.Route = routing.ANYWHERE,
     key: idempotency.Key = idempotency.NO_KEY,
+    send_at: datetime | None = None,
 ) -> dict:
-    """Queue one text to many numbers; invalid numbers are reported, not fatal.
+    """Queue (or schedule, with ``send_at``) one text to many numbers; invalid numbers are
+    reported, not fatal.
 
     ``answer_of(queued, errors)`` makes the answer from the messages queued and the errors
     of the numbers left out (or refused by the queue, then marked failed).
@@ -150,7 +175,7 @@ def send_many(
         if optout.is_suppressed(account_id, number):
             errors.append(optout.refusal(number, name))
             continue
-        accepted[number] = new_outbound(account_id, number, text, route=route)
+        accepted[number] = new_outbound(account_id, number, text, route=route, send_at=send_at)
     if not accepted:
         raise ValidationError("No valid phone number to send to", errors=errors)
     batch = list(accepted.values())
@@ -159,6 +184,9 @@ def send_many(
     counted = quotas.bulk(account_id, len(batch)) if len(batch) > 1 else quotas.sms(account_id)
     idempotency.once(key, lambda: ratelimit.write_counted(counted, lambda t: key.add(t, answer)))
     lifecycle.create_many(batch)
+    if send_at is not None:
+        queue_scheduled(batch, text)
+        return answer
     names = [routing.queue_name(message) for message in batch]
     refused = queue.enqueue_many(batch, text, names)
     if not refused:

@@ -28,5 +28,6 @@ def to_json(message: Message) -> dict:
         "updatedAt": iso(message.updated_at),
         "sentAt": iso(message.sent_at),
         "deliveredAt": iso(message.delivered_at),
+        "sendAt": iso(message.send_at),
         **({"read": bool(message.read)} if message.direction == "inbound" else {}),
     }

@@ -7,8 +7,11 @@ from enum import StrEnum
 
 class Status(StrEnum):
     """Where a message stands. Outbound: queued -> sending -> sent -> delivered, or failed /
-    expired. Inbound messages are received."""
+    expired; a scheduled one waits for its time first (or is cancelled). Inbound messages
+    are received."""
 
+    SCHEDULED = "scheduled"
+    CANCELLED = "cancelled"
     QUEUED = "queued"
     SENDING = "sending"
     SENT = "sent"

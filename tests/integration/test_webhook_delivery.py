@@ -152,6 +152,7 @@ def test_inbound_sms_is_posted_signed_with_the_seed_fields(api, device_key, rece
         "message": "Bonjour, ça va ?",
         "number": "+22238089336",
         "guid": message_id,
+        "deviceId": "phone-1",
     }
     with pytest.raises(ValueError):  # a tampered body fails the check
         verify(secret, headers, request["body"].replace(b"Bonjour", b"Bonsoir"))

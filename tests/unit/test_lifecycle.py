@@ -29,6 +29,13 @@ ALLOWED = {  # written out again on purpose: a change to the table must change t
     (Status.SENT, Status.FAILED),
     (Status.FAILED, Status.QUEUED),
     (Status.EXPIRED, Status.QUEUED),
+    (None, Status.SCHEDULED),
+    (Status.SCHEDULED, Status.CANCELLED),
+    (Status.SCHEDULED, Status.SENDING),
+    (Status.SCHEDULED, Status.SENT),
+    (Status.SCHEDULED, Status.DELIVERED),
+    (Status.SCHEDULED, Status.FAILED),
+    (Status.SCHEDULED, Status.EXPIRED),
 }
 STORED_PAIRS = list(itertools.product(Status, Status))
 

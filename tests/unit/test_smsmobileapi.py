@@ -67,7 +67,7 @@ def test_wrong_keys_keep_the_seeds_bodies(api):
         ({"waonly": "oui"}, "waonly"),
         ({"url_media": "https://example.com/a.jpg"}, "url_media"),
         ({"shorturl": "1"}, "shorturl"),
-        ({"schedule_timestamp": str(int(time.time()) + 3600)}, "schedule_timestamp"),
+        ({"schedule_timestamp": str(int(time.time()) + 36 * 86400)}, "schedule_timestamp"),
         ({"schedule_timestamp": "demain"}, "schedule_timestamp"),
     ],
 )

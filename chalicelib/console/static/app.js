@@ -14,7 +14,8 @@
   var EVENTS = ["sms.received", "sms.sent", "sms.delivered", "sms.failed", "device.offline",
                 "device.online", "contact.opted_out", "contact.opted_in"];
   var FORMATS = ["standard", "smsmobileapi-v2"]; // webhook formats, the first is the default
-  var STATUSES = ["queued", "sending", "sent", "delivered", "failed", "expired", "received"];
+  var STATUSES = ["scheduled", "queued", "sending", "sent", "delivered", "failed", "expired",
+                  "cancelled", "received"];
   var BULK_CHUNK = 100; // the API's most recipients per /messages/bulk
   var catalogue = {};
   var language = "fr";
