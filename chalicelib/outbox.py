@@ -62,14 +62,20 @@ def sweep() -> dict[str, int]:
     return done
 
 
-def _pick_up(message_id: str, now: datetime) -> str | None:
-    """A scheduled SMS within 15 minutes of its time goes on its queue, delayed until then;
-    one still scheduled 2 minutes after its time (its copy was lost) goes again."""
+def _stored_in(message_id: str, status: Status) -> Message | None:
+    """The message as stored now, if it is still ``status`` (the index lags the table)."""
     try:
         message = Message.get(message_id, consistent_read=True)
     except Message.DoesNotExist:
         return None
-    if message.status != Status.SCHEDULED:
+    return message if message.status == status else None
+
+
+def _pick_up(message_id: str, now: datetime) -> str | None:
+    """A scheduled SMS within 15 minutes of its time goes on its queue, delayed until then;
+    one still scheduled 2 minutes after its time (its copy was lost) goes again."""
+    message = _stored_in(message_id, Status.SCHEDULED)
+    if message is None:
         return None
     first = message.requeued_at is None
     if not first and (now < message.send_at + _stale_after() or not _due(message, now)):
@@ -81,11 +87,8 @@ def _pick_up(message_id: str, now: datetime) -> str | None:
 
 
 def _settle(message_id: str, now: datetime) -> str | None:
-    try:
-        message = Message.get(message_id, consistent_read=True)
-    except Message.DoesNotExist:
-        return None
-    if message.status != Status.QUEUED:
+    message = _stored_in(message_id, Status.QUEUED)
+    if message is None:
         return None
     if expire_if_late(message, now):
         return "expired"
