@@ -82,25 +82,15 @@ def _bulk_answer(queued, errors) -> dict:
 @api.route("/sendsms", "GET", key_param="apikey")
 @api.route("/sendsms", "POST", key_param="apikey")
 def sendsms(call):
-    """SMSMobileAPI-compatible sending: apikey, recipients (comma separated), message."""
+    """SMSMobileAPI-compatible sending: apikey, recipients (comma separated), message; by
+    SMS and/or WhatsApp (sendwa, sendsms, waonly, url_media)."""
     params = call.query_and_body()
-    recipients = params.get("recipients")
-    numbers = recipients.split(",") if isinstance(recipients, str) and recipients else recipients
     with smsmobileapi.results():
-        smsmobileapi.check_send_options(params)
         route = routing.requested(
             call.account_id, params.get("sIdentifiant"), params.get("port"), "sIdentifiant", "port"
         )
-        return outbound.send_many(
-            call.account_id,
-            params.get("message"),
-            numbers,
-            smsmobileapi.send_answer,
-            field="recipients",
-            route=route,
-            key=idempotency.of(call),
-            send_at=schedule.from_unix(params.get("schedule_timestamp")),
-        )
+        send_at = schedule.from_unix(params.get("schedule_timestamp"))
+        return smsmobileapi.send(call.account_id, params, route, idempotency.of(call), send_at)
 
 
 @api.route("/getsms", "GET", key_param="apikey")
@@ -209,6 +199,24 @@ def opt_out_number(call):
 @api.route("/contacts/opted-out/{phone_number}", "DELETE")
 def opt_in_number(call):
     return optout.edit(call.account_id, call.path_params["phone_number"], suppressed=False)
+
+
+@api.route("/whatsapp/webhook", "GET", auth=None)
+def whatsapp_handshake(call):
+    """Meta's subscription check: answers hub.challenge when hub.verify_token is ours."""
+    from chalicelib.whatsapp import webhook
+
+    challenge = webhook.handshake(call.query_params)
+    return Response(challenge, headers={"Content-Type": "text/plain; charset=utf-8"})
+
+
+@api.route("/whatsapp/webhook", "POST", auth=None)
+def whatsapp_events(call):
+    """Meta's statuses and inbound WhatsApp messages, signed with the app secret."""
+    from chalicelib.whatsapp import webhook
+
+    signature = call.request.headers.get("x-hub-signature-256")
+    return {"success": True, **webhook.receive(call.request.raw_body or b"", signature)}
 
 
 @api.route("/devices", "GET")

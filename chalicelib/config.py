@@ -64,6 +64,9 @@ class Settings:
     whatsapp_phone_number_id: str  # SMSGW_WHATSAPP_PHONE_NUMBER_ID
     whatsapp_template: str  # SMSGW_WHATSAPP_TEMPLATE: approved authentication template
     whatsapp_timeout: float  # SMSGW_WHATSAPP_TIMEOUT: seconds before a 502
+    # Meta's webhook (statuses and inbound WhatsApp messages), off while the secret is unset
+    whatsapp_app_secret: str  # SMSGW_WHATSAPP_APP_SECRET: key of X-Hub-Signature-256
+    whatsapp_verify_token: str  # SMSGW_WHATSAPP_VERIFY_TOKEN: answered by the GET handshake
     # Webhooks (chalicelib/webhooks/)
     webhook_allow_local: bool  # SMSGW_WEBHOOK_ALLOW_LOCAL: "1" allows http:// and loopback targets (local stack only)
     webhook_retry_delays: (
@@ -156,6 +159,8 @@ def settings() -> Settings:
         whatsapp_phone_number_id=_env("SMSGW_WHATSAPP_PHONE_NUMBER_ID"),
         whatsapp_template=_env("SMSGW_WHATSAPP_TEMPLATE", "otp"),
         whatsapp_timeout=float(_env("SMSGW_WHATSAPP_TIMEOUT", "5")),
+        whatsapp_app_secret=_env("SMSGW_WHATSAPP_APP_SECRET"),
+        whatsapp_verify_token=_env("SMSGW_WHATSAPP_VERIFY_TOKEN"),
         webhook_allow_local=_allow_local(_env("SMSGW_WEBHOOK_ALLOW_LOCAL"), _env("SMSGW_STAGE")),
         webhook_retry_delays=_delays(
             _env("SMSGW_WEBHOOK_RETRY_DELAYS", DEFAULT_WEBHOOK_RETRY_DELAYS)

@@ -83,6 +83,20 @@ class InvalidToken(GatewayError):
         )
 
 
+class SignatureInvalid(GatewayError):
+    """A signed callback (Meta's webhook) whose signature does not match its body."""
+
+    status = 401
+    message = "The request signature is missing or does not match"
+
+
+class Forbidden(GatewayError):
+    """The caller is known but may not do this (a webhook handshake with a wrong token)."""
+
+    status = 403
+    message = "Forbidden"
+
+
 class NotFound(GatewayError):
     """The resource does not exist or belongs to another account."""
 

@@ -133,7 +133,8 @@ class SentToIndex(GlobalSecondaryIndex):
     """Outbound SMS a device handed to the network, by recipient, newest first: whose
     message went from which line (device and slot) to a number (the claim on its replies).
 
-    Sparse: only messages a device reported sent or delivered carry ``sent_to``.
+    Sparse: only messages a device (or WhatsApp: no device_id) reported sent, delivered or
+    read carry ``sent_to``.
     """
 
     class Meta:
@@ -177,6 +178,8 @@ class Message(_Table):
     direction = UnicodeAttribute(default="outbound")  # "outbound" | "inbound"
     kind = UnicodeAttribute(default="sms")  # "sms" | "otp"
     channel = UnicodeAttribute(default="sms")  # "sms" | "whatsapp"
+    fallback = UnicodeAttribute(null=True)  # WhatsApp: "sms" = sent as SMS if WhatsApp fails
+    fallback_reason = UnicodeAttribute(null=True)  # why it was (then channel is "sms")
     phone_number = UnicodeAttribute()
     sent_to = UnicodeAttribute(null=True)  # = phone_number once a device handed it to the network
     # OTP texts are stored with the code masked; the full text only travels on the queue.
@@ -186,7 +189,7 @@ class Message(_Table):
     status = StatusAttribute()  # changed only by chalicelib.messages.lifecycle
     status_reason = UnicodeAttribute(null=True)
     device_id = UnicodeAttribute(null=True)
-    provider_message_id = UnicodeAttribute(null=True)
+    provider_message_id = UnicodeAttribute(null=True)  # WhatsApp's wamid
     created_at = UTCDateTimeAttribute(default=clock.now)
     updated_at = UTCDateTimeAttribute(default=clock.now)
     sent_at = UTCDateTimeAttribute(null=True)
@@ -224,6 +227,17 @@ class RequestRecord(_Table):
     bucket = UnicodeAttribute(hash_key=True)  # "idempotency#" + a hash of account, route, key
     fingerprint = UnicodeAttribute()  # of the request's method, path, query and body
     answer = UnicodeAttribute()  # the JSON body it was answered
+    expires_at = TTLAttribute()
+
+
+class WhatsAppWindow(_Table):
+    """A customer's 24-hour WhatsApp customer-service window with one account: opened by
+    their last message to it, free text may go to them until ``expires_at``."""
+
+    class Meta(_Meta):
+        table_name = settings().rate_limits_table
+
+    bucket = UnicodeAttribute(hash_key=True)  # "wa-window#" + account id + "#" + phone
     expires_at = TTLAttribute()
 
 

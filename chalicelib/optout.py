@@ -198,7 +198,7 @@ def edit(account_id: str, raw_number: str, suppressed: bool) -> dict:
 
 
 def on_inbound(message) -> None:
-    """A new received SMS: a stop or start keyword edits its account's list (never raises:
+    """A new received SMS or WhatsApp message: a stop or start keyword edits its account's list (never raises:
     the SMS is stored whatever happens here)."""
     if message.account_id in accounts.RESERVED:
         return
@@ -208,7 +208,13 @@ def on_inbound(message) -> None:
         return
     try:
         if set_suppressed(message.account_id, message.phone_number, change == "out"):
-            announce(message.account_id, message.phone_number, change, "sms", message.message_id)
+            announce(
+                message.account_id,
+                message.phone_number,
+                change,
+                message.channel,
+                message.message_id,
+            )
             reply = own.get("stopReply" if change == "out" else "startReply")
             if reply:
                 from .messages import outbound
@@ -232,7 +238,7 @@ def announce(account_id: str, number: str, change: str, source: str, message_id=
         {
             "event": event,
             "phoneNumber": number,
-            "source": source,  # "sms": their keyword; "api": the account's own edit
+            "source": source,  # "sms", "whatsapp": their keyword; "api": the account's edit
             "messageId": message_id,
             "timestamp": iso(clock.now()),
         },

@@ -161,7 +161,9 @@ def _store(
 
 def _send_whatsapp(message: Message, code: str, language: str) -> None:
     try:
-        provider_id = whatsapp.send_otp(message.phone_number, code, language)
+        provider_id = whatsapp.send_otp(
+            message.phone_number, code, language, reference=message.message_id
+        )
     except ProviderError as exc:
         lifecycle.transition(
             message.message_id, Status.FAILED, reason=exc.message, only_from=(Status.SENDING,)

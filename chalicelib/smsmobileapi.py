@@ -7,8 +7,9 @@ kinds of client read the same answer. Their OpenAPI description (SmsMobileApi/
 smsmobileapi-openapi) is the reference for names and types.
 
 What the gateway does not offer answers a clear 400 (see the README): calls, e-mail,
-notifications, short URLs, and for now WhatsApp through /sendsms. ``schedule_timestamp``
-schedules (chalicelib/messages/schedule.py).
+notifications, short URLs. ``schedule_timestamp`` schedules (chalicelib/messages/
+schedule.py); ``sendwa``, ``waonly`` and ``url_media`` send through WhatsApp
+(chalicelib/whatsapp/messages.py).
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
 
-from . import clock
+from . import clock, idempotency, routing
+from .config import settings
 from .errors import GatewayError, NotFound, ValidationError
 from .models import Message
 from .validation import Fields
+from .whatsapp.messages import media_url
 from .wire.status import Status
 
 LISTED = 100  # messages per answer of /getsms and /log/sent/sms (newest first)
@@ -62,24 +66,109 @@ def number_id(message_id: str) -> int:
 # --- sending ------------------------------------------------------------------------------
 
 
-def check_send_options(params: dict) -> None:
-    """Refuse what would otherwise be silently ignored: a channel or a media
-    the gateway cannot honour must not turn into an SMS sent now."""
+@dataclass(frozen=True)
+class Channels:
+    sms: bool
+    whatsapp: bool
+    media_url: str | None
+    asked_by: str  # the parameter that asked for WhatsApp
+
+
+def send_options(params: dict) -> Channels:
+    """``sendwa=1``: a WhatsApp message too; ``sendsms=0`` or ``waonly=yes``: WhatsApp
+    only; ``url_media``: a media on the WhatsApp message."""
     fields = Fields(params)
     sendwa = fields.check("sendwa", _flag("sendwa")) or False
     sendsms = fields.check("sendsms", _flag("sendsms"))
     waonly = fields.check("waonly", _yes("waonly"))
     fields.check("shorturl", _shorturl)
+    link = fields.check("url_media", lambda value: media_url(value, "url_media"))
     fields.done()
     if sendsms is False and not sendwa and not waonly:
         raise ValidationError.field("sendsms", "sendsms=0 with sendwa=0 sends nothing")
-    if waonly or sendwa:
-        raise ValidationError.field(
-            "waonly" if waonly else "sendwa",
-            "WhatsApp messages are not offered through /sendsms yet; send the SMS alone",
+    whatsapp = bool(sendwa or waonly)
+    if link and not whatsapp:
+        raise ValidationError.field("url_media", "media go with WhatsApp messages: add sendwa=1")
+    return Channels(
+        sms=not waonly and sendsms is not False,
+        whatsapp=whatsapp,
+        media_url=link,
+        asked_by="waonly" if waonly else "sendwa",
+    )
+
+
+def send(
+    account_id: str,
+    params: dict,
+    route: routing.Route,
+    key: idempotency.Key,
+    send_at: datetime | None,
+) -> dict:
+    """/sendsms: the SMS (queued or scheduled) and the WhatsApp messages it asks for."""
+    from .messages import outbound
+
+    channels = send_options(params)
+    recipients = params.get("recipients")
+    numbers = recipients.split(",") if isinstance(recipients, str) and recipients else recipients
+    if channels.whatsapp:
+        if not settings().whatsapp_enabled:
+            raise ValidationError.field(
+                channels.asked_by, "WhatsApp is not configured on this gateway; send the SMS alone"
+            )
+        if send_at is not None:
+            raise ValidationError.field(
+                "schedule_timestamp", "WhatsApp messages cannot be scheduled: send the SMS alone"
+            )
+    text = params.get("message")
+    if channels.sms:
+        answer = outbound.send_many(
+            account_id, text, numbers, send_answer, "recipients", route, key, send_at
         )
-    if params.get("url_media") not in (None, ""):
-        raise ValidationError.field("url_media", "media go with WhatsApp messages only")
+    else:
+        key.replay_if_done()
+        if not isinstance(numbers, list) or not numbers:
+            raise ValidationError.field("recipients", "must be a non-empty list of phone numbers")
+        if len(numbers) > outbound.MAX_RECIPIENTS:
+            raise ValidationError.field(
+                "recipients", f"at most {outbound.MAX_RECIPIENTS} numbers per request"
+            )
+        answer = send_answer([], [])
+    if channels.whatsapp:
+        _add_whatsapp(answer, account_id, text, numbers, channels.media_url)
+        if not channels.sms:
+            if answer["result"]["sent"] == "0":
+                raise ValidationError("No WhatsApp message could be sent", errors=answer["errors"])
+            key.settle(answer)
+    return answer
+
+
+def _add_whatsapp(answer: dict, account_id: str, text, numbers, link: str | None) -> None:
+    """Send one WhatsApp message per recipient (each on its own: one refused does not stop
+    the others) and add them to the answer."""
+    from .whatsapp import messages
+
+    sent: dict[str, str] = {}
+    for index, raw in enumerate(dict.fromkeys(numbers)):
+        body = {"phoneNumber": raw, "message": text, "mediaUrl": link}
+        try:
+            outcome = messages.send(account_id, {k: v for k, v in body.items() if v is not None})
+        except GatewayError as error:
+            problems = error.errors or [{"message": error.message}]
+            field = f"recipients[{index}]"
+            answer["errors"] += [
+                {"field": field, "message": f"WhatsApp: {p['message']}"} for p in problems
+            ]
+            continue
+        sent[str(raw)] = outcome["messageId"]
+    result = answer["result"]
+    answer["messages"] += [
+        {"recipient": number, "messageId": message_id, "channel": "whatsapp"}
+        for number, message_id in sent.items()
+    ]
+    result["sent"] = str(int(result["sent"]) + len(sent))
+    result["id"] = ",".join(part for part in (result["id"], *sent.values()) if part)
+    result["send_with_whatsapp"] = "1" if sent else "0"
+    result["note"] = _note(answer["errors"]) or result["note"]
 
 
 def _shorturl(value) -> None:
@@ -94,7 +183,7 @@ def _shorturl(value) -> None:
 
 def send_answer(queued: list[Message], errors: list[dict]) -> dict:
     """/sendsms's answer: the contract's fields, and SMSMobileAPI's ``result``."""
-    note = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    note = _note(errors)
     return {
         "success": True,
         "errors": errors,
@@ -113,6 +202,10 @@ def send_answer(queued: list[Message], errors: list[dict]) -> dict:
             "send_with_whatsapp": "0",
         },
     }
+
+
+def _note(errors: list[dict]) -> str:
+    return "; ".join(f"{e['field']}: {e['message']}" for e in errors)
 
 
 @contextmanager

@@ -1,9 +1,10 @@
 """The message lifecycle: which status may follow which, and the one place a message changes.
 
-    queued ──> sending ──> sent ──> delivered
+    queued ──> sending ──> sent ──> delivered ──> read   (read: WhatsApp only)
       │  └────────┴────────┴──> failed     (after "sent": a delivery report said it never arrived)
       └──> expired <── sending
     failed, expired ──> queued             (resend)
+    sending, sent ──> queued               (a WhatsApp message falling back to SMS)
     received                               (inbound: stored once, never changes)
 
 A message is created in a status the table allows to start from (``None`` below), and
@@ -38,12 +39,13 @@ TRANSITIONS: dict[Status, frozenset[Status | None]] = {
     Status.SENDING: frozenset({None, Status.QUEUED, Status.SCHEDULED}),  # None: a provider
     Status.SENT: frozenset({Status.QUEUED, Status.SCHEDULED, Status.SENDING}),
     Status.DELIVERED: frozenset({Status.QUEUED, Status.SCHEDULED, Status.SENDING, Status.SENT}),
+    Status.READ: frozenset({Status.SENDING, Status.SENT, Status.DELIVERED}),
     Status.FAILED: frozenset({Status.QUEUED, Status.SCHEDULED, Status.SENDING, Status.SENT}),
     Status.EXPIRED: frozenset({Status.QUEUED, Status.SCHEDULED, Status.SENDING}),
     Status.RECEIVED: frozenset({None}),
 }
 # Statuses that mean a phone gave the SMS to the network
-HANDED_TO_NETWORK = (Status.SENT, Status.DELIVERED)
+HANDED_TO_NETWORK = (Status.SENT, Status.DELIVERED, Status.READ)
 # The moment a status is reached is kept for these
 REACHED_AT = {Status.SENT: Message.sent_at, Status.DELIVERED: Message.delivered_at}
 
@@ -161,6 +163,7 @@ def transition(
     device_received: bool = False,
     sim_slot: int | None = None,
     provider_message_id: str | None = None,
+    channel: str | None = None,
 ) -> Outcome:
     """Move an outbound message to ``target`` if the table allows it from where it stands.
 
@@ -168,8 +171,9 @@ def transition(
     ``only_from`` narrows the statuses it may start from; ``account_id`` requires the
     message to be that account's. ``device_id``: the device reporting; the message must be
     bound to it already, or be bound to none when ``device_received`` (it proved receipt),
-    and is bound to it from now on; ``sim_slot``: the device's line it left from. A
-    refused change returns the stored message unchanged.
+    and is bound to it from now on; ``sim_slot``: the device's line it left from;
+    ``provider_message_id``: the provider (WhatsApp) that took it, and ``channel`` the one
+    it must still be on. A refused change returns the stored message unchanged.
     """
     require_message_id(message_id)
     sources = [
@@ -183,6 +187,8 @@ def transition(
     condition = (Message.direction == "outbound") & Message.status.is_in(*sources)
     if account_id is not None:
         condition &= Message.account_id == account_id
+    if channel is not None:
+        condition &= Message.channel == channel
     if device_id is not None:
         bound_here = Message.device_id == device_id
         condition &= (
@@ -221,19 +227,58 @@ def _actions(
         actions.append(Message.waiting_since.set(clock.now()))
     else:
         actions += [Message.waiting_shard.remove(), Message.waiting_since.remove()]
-    if device_id is not None and target in HANDED_TO_NETWORK:
-        # The claim on the recipient's replies (devices.owner_of_inbound); a delivery
-        # report without a "sent" before it dates the sending too.
+    handed_over = device_id is not None or provider_message_id is not None
+    if handed_over and target in HANDED_TO_NETWORK:
+        # The claim on the recipient's replies (devices.owner_of_inbound, and without a
+        # device whatsapp.webhook's); a delivery report without a "sent" before it dates
+        # the sending too.
         actions.append(Message.sent_to.set(Message.phone_number))
         if sim_slot is not None:
             actions.append(Message.sent_slot.set(sim_slot))
         if target != Status.SENT:
             actions.append(Message.sent_at.set(Message.sent_at | at))
+        if target == Status.READ:  # read without a delivery report: delivered then
+            actions.append(Message.delivered_at.set(Message.delivered_at | at))
     elif target == Status.QUEUED:  # a resend: any device of the pool may take it again
         actions.append(Message.device_id.remove())
     if provider_message_id is not None:
         actions.append(Message.provider_message_id.set(provider_message_id))
     return actions
+
+
+def fall_back_to_sms(message_id: str, reason: str) -> Outcome:
+    """A WhatsApp message sent with ``fallback: "sms"`` that WhatsApp could not take (or
+    reported failed) becomes a queued SMS under the same id; the caller queues it. Once:
+    the condition is that it is still on WhatsApp."""
+    condition = (
+        (Message.channel == "whatsapp")
+        & (Message.fallback == "sms")
+        & Message.status.is_in(Status.SENDING, Status.SENT)
+    )
+    now = clock.now()
+    message = Message(message_id)
+    try:
+        message.update(
+            actions=[
+                Message.channel.set("sms"),
+                Message.status.set(Status.QUEUED),
+                Message.status_reason.remove(),
+                Message.fallback_reason.set(reason),
+                Message.updated_at.set(now),
+                Message.waiting_shard.set(waiting_shard(message_id)),
+                Message.waiting_since.set(now),
+                Message.provider_message_id.remove(),
+                Message.sent_to.remove(),
+                Message.sent_at.remove(),
+            ],
+            condition=condition,
+        )
+    except UpdateError as exc:
+        if exc.cause_response_code != "ConditionalCheckFailedException":
+            raise
+        return Outcome(_stored_outbound(message_id), changed=False)
+    publish(MessageEvent(Change.STATUS, message, now))
+    return Outcome(message, changed=True)
 
 
 def _stored_outbound(message_id: str) -> Message:

@@ -11,7 +11,7 @@ from .. import aws, clock, idempotency, optout, phone, queue, quotas, ratelimit,
 from ..config import settings
 from ..errors import BadRequest, ValidationError
 from ..models import Message
-from ..validation import Fields, required_text
+from ..validation import Fields, choice, required_text
 from ..wire.sms_encoding import analyze
 from ..wire.status import Status
 from . import lifecycle, schedule, store
@@ -83,9 +83,21 @@ def _text(fields: Fields) -> str | None:
     return text
 
 
+CHANNELS = ("sms", "whatsapp")
+WHATSAPP_FIELDS = ("template", "mediaUrl", "fallback")
+
+
 def send_sms(account_id: str, body: dict, key: idempotency.Key = idempotency.NO_KEY) -> dict:
-    """Store and queue one SMS; the answer of POST /messages/send."""
+    """Store and queue one SMS, or send a WhatsApp message (``channel``); the answer of
+    POST /messages/send."""
     fields = Fields(body)
+    if fields.check("channel", choice("channel", CHANNELS, "sms")) == "whatsapp":
+        from ..whatsapp import messages
+
+        return messages.send(account_id, body, key)
+    for name in WHATSAPP_FIELDS:
+        if body.get(name) is not None:
+            fields.errors.append({"field": name, "message": 'only with channel "whatsapp"'})
     text = _text(fields)
     phone_number = fields.check("phoneNumber", phone.normalize)
     device_id, sim_slot = fields.body.get("deviceId"), fields.body.get("simSlot")

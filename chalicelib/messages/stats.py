@@ -39,6 +39,7 @@ OUTBOUND_COLUMNS: dict[str, str] = {
     Status.SENDING: "pending",
     Status.SENT: "sent",
     Status.DELIVERED: "delivered",
+    Status.READ: "delivered",  # WhatsApp: delivered, then opened
     Status.FAILED: "failed",
     Status.EXPIRED: "expired",
 }
@@ -108,7 +109,7 @@ class _Figures:
         if message.sent_at and message.delivered_at:
             self.sent_to_delivered.append((message.delivered_at - message.sent_at).total_seconds())
         if message.kind == "otp":
-            self.otp["sent"] += message.status in (Status.SENT, Status.DELIVERED)
+            self.otp["sent"] += message.status in (Status.SENT, Status.DELIVERED, Status.READ)
             self.otp["requested"] += 1
             self.otp["verified"] += message.verified_at is not None
 

@@ -29,5 +29,7 @@ def to_json(message: Message) -> dict:
         "sentAt": iso(message.sent_at),
         "deliveredAt": iso(message.delivered_at),
         "sendAt": iso(message.send_at),
+        **({"fallback": message.fallback} if message.fallback else {}),
+        **({"fallbackReason": message.fallback_reason} if message.fallback_reason else {}),
         **({"read": bool(message.read)} if message.direction == "inbound" else {}),
     }

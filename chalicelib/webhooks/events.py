@@ -28,6 +28,7 @@ EVENTS = (
     "sms.received",
     "sms.sent",
     "sms.delivered",
+    "sms.read",
     "sms.failed",
     "device.offline",
     "device.online",
@@ -38,6 +39,7 @@ DEFAULT_EVENTS = ("sms.received",)
 STATUS_EVENTS: dict[str, str] = {
     Status.SENT: "sms.sent",
     Status.DELIVERED: "sms.delivered",
+    Status.READ: "sms.read",
     Status.FAILED: "sms.failed",
 }
 TEST_EVENT = "webhook.test"
@@ -116,8 +118,8 @@ def notify(
 
 
 def inbound_payload(message: Message) -> dict:
-    """SMSMobileAPI's fields (date/hour: when the gateway stored it), plus event, messageId
-    and the receiving device."""
+    """SMSMobileAPI's fields (date/hour: when the gateway stored it), plus event, messageId,
+    the receiving device and the channel (sms, whatsapp)."""
     added = (message.updated_at or message.created_at).astimezone(UTC)
     received = message.created_at.astimezone(UTC)
     return {
@@ -130,6 +132,7 @@ def inbound_payload(message: Message) -> dict:
         "number": message.phone_number,
         "guid": message.message_id,
         "deviceId": message.device_id,
+        "channel": message.channel,
     }
 
 
@@ -152,6 +155,7 @@ def notify_status(message: Message, at: datetime | None = None) -> str | None:
         "messageId": message.message_id,
         "status": message.status,
         "phoneNumber": message.phone_number,
+        "channel": message.channel,
         "statusReason": message.status_reason,
         "timestamp": iso(at or message.updated_at),
     }

@@ -6,7 +6,8 @@ from enum import StrEnum
 
 
 class Status(StrEnum):
-    """Where a message stands. Outbound: queued -> sending -> sent -> delivered, or failed /
+    """Where a message stands. Outbound: queued -> sending -> sent -> delivered (-> read, on
+    WhatsApp), or failed /
     expired; a scheduled one waits for its time first (or is cancelled). Inbound messages
     are received."""
 
@@ -16,6 +17,7 @@ class Status(StrEnum):
     SENDING = "sending"
     SENT = "sent"
     DELIVERED = "delivered"
+    READ = "read"  # WhatsApp only: the recipient opened it
     FAILED = "failed"
     EXPIRED = "expired"
     RECEIVED = "received"

@@ -153,6 +153,7 @@ def test_inbound_sms_is_posted_signed_with_the_seed_fields(api, device_key, rece
         "number": "+22238089336",
         "guid": message_id,
         "deviceId": "phone-1",
+        "channel": "sms",
     }
     with pytest.raises(ValueError):  # a tampered body fails the check
         verify(secret, headers, request["body"].replace(b"Bonjour", b"Bonsoir"))

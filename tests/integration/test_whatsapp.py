@@ -62,9 +62,9 @@ def test_language_code_passed_through(provider, language):
 
 def test_session_is_reused(provider):
     whatsapp.send_otp("+22238089336", CODE, "en")
-    first = whatsapp._session
+    first = whatsapp.cloud._session
     whatsapp.send_otp("+22238089336", CODE, "en")
-    assert first is not None and whatsapp._session is first
+    assert first is not None and whatsapp.cloud._session is first
     assert len(provider.requests) == 2
 
 

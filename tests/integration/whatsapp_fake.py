@@ -1,9 +1,13 @@
-"""A local HTTP server that answers like the WhatsApp Cloud API, and its fixture."""
+"""A local HTTP server that answers like the WhatsApp Cloud API, Meta's signed webhook
+posts (statuses and customers' messages), and the fixture that points the gateway at them."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -14,6 +18,8 @@ TOKEN = "EAAG-test-token-s3cr3t"
 PHONE_ID = "109876543210"
 CODE = "482916"
 TIMEOUT = 0.3
+APP_SECRET = "meta-app-secret-0123456789abcdef"
+VERIFY_TOKEN = "chinqit-verify-token"
 
 SUCCESS = {
     "messaging_product": "whatsapp",
@@ -29,6 +35,24 @@ GRAPH_ERROR = {
         "fbtrace_id": "AbCdEfGhIjK",
     }
 }
+NO_TEMPLATE = {
+    "error": {
+        "message": "(#132001) Template name does not exist in the translation",
+        "type": "OAuthException",
+        "code": 132001,
+        "error_data": {
+            "messaging_product": "whatsapp",
+            "details": "template name (promo) does not exist in fr",
+        },
+        "fbtrace_id": "AbCdEfGhIjK",
+    }
+}
+
+
+def wamid(number: int) -> str:
+    """The id the fake gives its ``number``-th accepted message (the first: SUCCESS's)."""
+    first = SUCCESS["messages"][0]["id"]
+    return first if number == 1 else f"{first}{number}"
 
 
 class FakeProvider:
@@ -79,7 +103,9 @@ class FakeProvider:
     def answer(self, h):
         mode = self.mode
         if mode == "success":
-            h._send(200, SUCCESS)
+            h._send(200, {**SUCCESS, "messages": [{"id": wamid(len(self.requests))}]})
+        elif mode == "no_template":
+            h._send(400, NO_TEMPLATE)
         elif mode == "failure":
             h._send(400, GRAPH_ERROR)
         elif mode == "echo":  # error text echoing the code and the token
@@ -139,6 +165,70 @@ def provider(monkeypatch):
         monkeypatch.setenv("SMSGW_WHATSAPP_PHONE_NUMBER_ID", PHONE_ID)
         monkeypatch.setenv("SMSGW_WHATSAPP_TEMPLATE", "chinqit_otp")
         monkeypatch.setenv("SMSGW_WHATSAPP_TIMEOUT", str(TIMEOUT))
+        monkeypatch.setenv("SMSGW_WHATSAPP_APP_SECRET", APP_SECRET)
+        monkeypatch.setenv("SMSGW_WHATSAPP_VERIFY_TOKEN", VERIFY_TOKEN)
         settings.cache_clear()
         yield fake
     settings.cache_clear()
+
+
+# --- Meta's webhook -----------------------------------------------------------------------
+
+
+def _envelope(value: dict) -> dict:
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "102290129340398",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {
+                                "display_phone_number": "22245000000",
+                                "phone_number_id": PHONE_ID,
+                            },
+                            **value,
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def status_event(message_id, status, recipient="22238089336", provider_id=None, errors=None):
+    """Meta's post of one status of the message we sent as ``message_id``."""
+    item = {
+        "id": provider_id or wamid(1),
+        "status": status,
+        "timestamp": str(int(time.time())),
+        "recipient_id": recipient,
+        "biz_opaque_callback_data": message_id,
+        **({"errors": errors} if errors else {}),
+    }
+    if status in ("sent", "delivered"):
+        item["pricing"] = {"billable": True, "pricing_model": "PMP", "category": "marketing"}
+    return _envelope({"statuses": [item]})
+
+
+def message_event(sender="22238089336", text="Bonjour", message_id="wamid.IN1", kind="text"):
+    """Meta's post of a customer's message to the gateway's number."""
+    item = {"from": sender, "id": message_id, "timestamp": str(int(time.time())), "type": kind}
+    item[kind] = (
+        {"body": text}
+        if kind == "text"
+        else {"caption": text, "mime_type": "image/jpeg", "id": "1"}
+    )
+    return _envelope(
+        {"contacts": [{"profile": {"name": "Aïcha"}, "wa_id": sender}], "messages": [item]}
+    )
+
+
+def signed(payload: dict, secret: str = APP_SECRET) -> tuple[str, dict]:
+    """The raw body and the X-Hub-Signature-256 header Meta sends with it."""
+    raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    digest = hmac.new(secret.encode(), raw.encode(), hashlib.sha256).hexdigest()
+    return raw, {"X-Hub-Signature-256": f"sha256={digest}"}

@@ -36,6 +36,9 @@ ALLOWED = {  # written out again on purpose: a change to the table must change t
     (Status.SCHEDULED, Status.DELIVERED),
     (Status.SCHEDULED, Status.FAILED),
     (Status.SCHEDULED, Status.EXPIRED),
+    (Status.SENDING, Status.READ),
+    (Status.SENT, Status.READ),
+    (Status.DELIVERED, Status.READ),
 }
 STORED_PAIRS = list(itertools.product(Status, Status))
 

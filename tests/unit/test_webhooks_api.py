@@ -366,8 +366,10 @@ def test_inbound_sms_queues_one_event_with_seed_fields(api, device_key):
         "number",
         "guid",
         "deviceId",
+        "channel",
     }
     assert payload["event"] == "sms.received" and payload["deviceId"] == "phone-1"
+    assert payload["channel"] == "sms"
     assert payload["messageId"] == payload["guid"] == first["messageId"]
     assert payload["time_received"] == "2025-01-20 10:14:50"
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", payload["date"])
@@ -419,6 +421,7 @@ def test_status_changes_queue_events_once(api, device_key):
         "messageId": message_id,
         "status": "delivered",
         "phoneNumber": PHONE,
+        "channel": "sms",
         "statusReason": None,
         "timestamp": "2025-01-20T10:15:00Z",
     }

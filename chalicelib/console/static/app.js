@@ -11,11 +11,11 @@
   var CREDENTIAL = "chinqit.credential";
   var LANGUAGE = "chinqit.language";
   var API_ROOT = new URL("../", document.baseURI);
-  var EVENTS = ["sms.received", "sms.sent", "sms.delivered", "sms.failed", "device.offline",
-                "device.online", "contact.opted_out", "contact.opted_in"];
+  var EVENTS = ["sms.received", "sms.sent", "sms.delivered", "sms.read", "sms.failed",
+                "device.offline", "device.online", "contact.opted_out", "contact.opted_in"];
   var FORMATS = ["standard", "smsmobileapi-v2"]; // webhook formats, the first is the default
-  var STATUSES = ["scheduled", "queued", "sending", "sent", "delivered", "failed", "expired",
-                  "cancelled", "received"];
+  var STATUSES = ["scheduled", "queued", "sending", "sent", "delivered", "read", "failed",
+                  "expired", "cancelled", "received"];
   var BULK_CHUNK = 100; // the API's most recipients per /messages/bulk
   var catalogue = {};
   var language = "fr";
