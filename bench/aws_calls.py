@@ -14,6 +14,7 @@ import itertools
 import json
 import re
 import sys
+from datetime import UTC, datetime, timedelta
 
 from bench import Report, main_for, table, verdict
 from bench._gateway import CALLS, gateway
@@ -23,7 +24,11 @@ BULK = "POST /messages/bulk (100 numbers)"
 # 10 SendMessageBatch of 10
 KEYED = "POST /messages/send (Idempotency-Key)"
 RETRY = "POST /messages/send (its retry: replayed)"
+LATER = "POST /messages/send (sendAt in 1 day)"
+NEAR = "POST /messages/send (sendAt in 10 minutes)"  # queued now, with an SQS delay
 BUDGET = {
+    LATER: 3,
+    NEAR: 3,
     "POST /messages/send": 2,
     KEYED: 2,  # the key's record rides in the message's transaction
     "POST /otp/send": 2,
@@ -35,6 +40,8 @@ ORDER = [
     "POST /messages/send",
     KEYED,
     RETRY,
+    LATER,
+    NEAR,
     BULK,
     "POST /otp/send",
     "POST /otp/verify (right code)",
@@ -78,6 +85,12 @@ def _round(api, n: int) -> dict[str, list]:
     for name in (KEYED, RETRY):
         with CALLS.recording() as calls:
             _expect(api.post("/messages/send", keyed, key), 200, name)
+        made[name] = calls
+    for name, ahead in ((LATER, timedelta(days=1)), (NEAR, timedelta(minutes=10))):
+        send_at = (datetime.now(UTC) + ahead).strftime("%Y-%m-%dT%H:%M:%SZ")
+        scheduled = {"phoneNumber": sms_phone, "message": "bench later", "sendAt": send_at}
+        with CALLS.recording() as calls:
+            _expect(api.post("/messages/send", scheduled), 200, name)
         made[name] = calls
     with CALLS.recording() as calls:
         _expect(api.get(f"/messages/{body['messageId']}"), 200, "GET message")
