@@ -182,30 +182,51 @@ def store_inbound(device_id: str, body: dict) -> tuple[Message, bool]:
     device = Device.get(device_id)  # its key was just checked: it exists
     slot = _own_line(device, sms.sim_slot)
     message_id = str(uuid.uuid5(INBOUND_NAMESPACE, f"{device_id}\n{sms.device_ref}"))
-    now = clock.now()
-    analysis = analyze(sms.text)
     sender = sender_number(sms.sender)
-    message = Message(
+    message = new_inbound(
         message_id,
-        account_id=owner_of_inbound(sender, device, slot),
+        owner_of_inbound(sender, device, slot),
+        sender,
+        sms.text,
+        report_time(sms.received_at),
+        device_id=device_id,
+        sim_slot=slot,
+    )
+    return store_received(message, [inbound_quota(device_id)])
+
+
+def new_inbound(
+    message_id: str, account_id: str, sender: str, text: str, received_at: datetime, **more
+) -> Message:
+    """Build (not save) a received message; ``more``: its channel's own attributes."""
+    now = clock.now()
+    analysis = analyze(text)
+    return Message(
+        message_id,
+        account_id=account_id,
         direction="inbound",
         phone_number=sender,
-        text=sms.text,
+        text=text,
         read=False,
         encoding=analysis.encoding,
         segments=analysis.segments,
         status=Status.RECEIVED,
-        device_id=device_id,
-        sim_slot=slot,
-        created_at=report_time(sms.received_at),
+        created_at=received_at,
         updated_at=now,
         purge_at=now + timedelta(days=settings().message_retention_days),
+        **more,
     )
-    if lifecycle.create(message, counted=[inbound_quota(device_id)]):
-        log.info("inbound sms stored message=%s device=%s", message_id, device_id)
+
+
+def store_received(
+    message: Message, counted: list[ratelimit.Quota] | None = None
+) -> tuple[Message, bool]:
+    """Store a received message once (True: it was stored before) and apply its keywords."""
+    if lifecycle.create(message, counted=counted or []):
+        log.info("inbound %s stored message=%s", message.channel, message.message_id)
         optout.on_inbound(message)
         return message, False
-    message = Message.get(message_id)
+    message = Message.get(message.message_id)
     lifecycle.announce_created(message)  # a repost: the first announcement may have been lost
     return message, True
 

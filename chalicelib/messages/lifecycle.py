@@ -194,14 +194,15 @@ def transition(
         condition &= (
             (Message.device_id.does_not_exist() | bound_here) if device_received else bound_here
         )
+    actions = _actions(message_id, target, reason, at, device_id, sim_slot, provider_message_id)
+    return _update(message_id, actions, condition, at)
+
+
+def _update(message_id: str, actions: list, condition, at: datetime) -> Outcome:
+    """One conditional write of a status change, and its event when the table took it."""
     message = Message(message_id)
     try:
-        message.update(
-            actions=_actions(
-                message_id, target, reason, at, device_id, sim_slot, provider_message_id
-            ),
-            condition=condition,
-        )
+        message.update(actions=actions, condition=condition)
     except UpdateError as exc:
         if exc.cause_response_code != "ConditionalCheckFailedException":
             raise
@@ -256,29 +257,19 @@ def fall_back_to_sms(message_id: str, reason: str) -> Outcome:
         & Message.status.is_in(Status.SENDING, Status.SENT)
     )
     now = clock.now()
-    message = Message(message_id)
-    try:
-        message.update(
-            actions=[
-                Message.channel.set("sms"),
-                Message.status.set(Status.QUEUED),
-                Message.status_reason.remove(),
-                Message.fallback_reason.set(reason),
-                Message.updated_at.set(now),
-                Message.waiting_shard.set(waiting_shard(message_id)),
-                Message.waiting_since.set(now),
-                Message.provider_message_id.remove(),
-                Message.sent_to.remove(),
-                Message.sent_at.remove(),
-            ],
-            condition=condition,
-        )
-    except UpdateError as exc:
-        if exc.cause_response_code != "ConditionalCheckFailedException":
-            raise
-        return Outcome(_stored_outbound(message_id), changed=False)
-    publish(MessageEvent(Change.STATUS, message, now))
-    return Outcome(message, changed=True)
+    actions = [
+        Message.channel.set("sms"),
+        Message.status.set(Status.QUEUED),
+        Message.status_reason.remove(),
+        Message.fallback_reason.set(reason),
+        Message.updated_at.set(now),
+        Message.waiting_shard.set(waiting_shard(message_id)),
+        Message.waiting_since.set(now),
+        Message.provider_message_id.remove(),
+        Message.sent_to.remove(),
+        Message.sent_at.remove(),
+    ]
+    return _update(message_id, actions, condition, now)
 
 
 def _stored_outbound(message_id: str) -> Message:

@@ -20,13 +20,12 @@ import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from .. import accounts, aws, clock, optout
+from .. import accounts, aws, clock
 from ..config import settings
-from ..devices import report_time
+from ..devices import new_inbound, report_time, store_received
 from ..errors import Forbidden, SignatureInvalid, ValidationError
 from ..messages import lifecycle
 from ..models import Message
-from ..wire.sms_encoding import analyze
 from ..wire.status import Status
 from . import window
 from .messages import fall_back
@@ -193,35 +192,20 @@ def store_inbound(item: dict) -> bool:
     if not _WA_ID.fullmatch(sender):
         raise ValueError("an inbound WhatsApp message from an unusable number")
     phone_number = "+" + sender
-    text = _text(item)
-    analysis = analyze(text)
     received_at = _at(item)
     owner = owner_of(phone_number)
-    now = clock.now()
-    message = Message(
+    message = new_inbound(
         str(uuid.uuid5(WAMID_NAMESPACE, wamid)),
-        account_id=owner,
-        direction="inbound",
+        owner,
+        phone_number,
+        _text(item),
+        received_at,
         channel="whatsapp",
-        phone_number=phone_number,
-        text=text,
-        read=False,
-        encoding=analysis.encoding,
-        segments=analysis.segments,
-        status=Status.RECEIVED,
         provider_message_id=wamid,
-        created_at=received_at,
-        updated_at=now,
-        purge_at=now + timedelta(days=settings().message_retention_days),
     )
     if owner not in accounts.RESERVED:
         window.open_from(owner, phone_number, received_at)
-    if lifecycle.create(message):
-        log.info("inbound whatsapp stored message=%s", message.message_id)
-        optout.on_inbound(message)
-        return True
-    lifecycle.announce_created(Message.get(message.message_id))  # a repost
-    return False
+    return not store_received(message)[1]
 
 
 def owner_of(phone_number: str) -> str:
