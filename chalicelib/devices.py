@@ -82,6 +82,9 @@ def _lines(reported: tuple[protocol.Line, ...]) -> list[LineAttribute]:
                 operator=line.operator or phone.operator_of(number),
                 operator_reported=line.operator is not None,
                 signal_percent=line.signal_percent,
+                state=line.state,
+                state_reason=line.state_reason,
+                resumes_at=line.resumes_at,
             )
         )
     return lines
@@ -104,6 +107,9 @@ def to_json(device: Device) -> dict:
                 "number": line.number,
                 "operator": line.operator,
                 "signalPercent": _whole(line.signal_percent),
+                "state": line.state,
+                "stateReason": line.state_reason,
+                "resumesAt": iso(line.resumes_at),
             }
             for line in device.lines or []
         ],

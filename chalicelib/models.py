@@ -276,6 +276,9 @@ class LineAttribute(MapAttribute):
     operator = UnicodeAttribute(null=True)  # chinguitel, mattel, mauritel; None: unknown
     operator_reported = BooleanAttribute(default=False)  # set by the bridge, not the prefix
     signal_percent = NumberAttribute(null=True)
+    state = UnicodeAttribute(null=True)  # protocol.LINE_STATES; None: not reported
+    state_reason = UnicodeAttribute(null=True)
+    resumes_at = UTCDateTimeAttribute(null=True)
 
 
 class DeviceAccountIndex(GlobalSecondaryIndex):

@@ -37,7 +37,11 @@ PROTOCOL_VERSION = 3
 OLDEST_VERSION = 1  # bodies without "v"
 DEVICE_STATUSES = tuple(DEVICE_REPORTS)  # what a bridge may report of an outbound SMS
 OPERATORS = ("chinguitel", "mattel", "mauritel")  # Mauritania's mobile networks
-MAX_LINES = 16  # SIM lines one bridge reports (a modem pool)
+MAX_LINES = 32  # SIM lines one bridge reports (a 32-port modem pool)
+# What a line is doing: sending, paused by its SIM guard (a network error meaning a limit
+# or a bar), at one of its caps until a window ends, or its phone or modem unreachable.
+LINE_STATES = ("active", "paused", "capped", "down")
+LINE_REASON_LIMIT = 200
 INBOUND_TEXT_LIMIT = 2000  # characters: a received SMS of about 13 concatenated segments
 
 # The first digit of a Mauritanian mobile number names its network (ITU notice of 2010;
@@ -212,6 +216,9 @@ class Line:
     number: str
     operator: str | None = None
     signal_percent: int | None = None  # of this SIM's network, when the bridge knows it
+    state: str | None = None  # one of LINE_STATES; None: not reported (an older bridge)
+    state_reason: str | None = None  # why it is not active, e.g. "+CMS ERROR 8: barred"
+    resumes_at: datetime | None = None  # when a paused or capped line takes SMS again
 
     def to_json(self) -> dict:
         body = {
@@ -219,6 +226,9 @@ class Line:
             "number": self.number,
             "operator": self.operator,
             "signalPercent": self.signal_percent,
+            "state": self.state,
+            "stateReason": self.state_reason,
+            "resumesAt": None if self.resumes_at is None else iso_utc(self.resumes_at),
         }
         return {name: value for name, value in body.items() if value is not None}
 
@@ -336,14 +346,27 @@ def _lines(value: Any) -> tuple[Line, ...] | None:
             raise _Problem(f"{where}: number must be a phone number")
         if operator is not None and operator not in OPERATORS:
             raise _Problem(f"{where}: operator must be one of {', '.join(OPERATORS)}")
-        try:
-            signal = _percent(item.get("signalPercent"))
-        except _Problem as problem:
-            raise _Problem(f"{where}: signalPercent {problem}") from None
-        lines.append(Line(slot, number, operator, signal))
+        lines.append(Line(slot, number, operator, **_line_details(item, where)))
     if len({line.slot for line in lines}) != len(lines):
         raise _Problem("two lines have the same slot")
     return tuple(lines)
+
+
+def _line_details(item: dict, where: str) -> dict:
+    """A reported line's signal and state, each checked; a problem names its field."""
+    checks = {
+        "signal_percent": ("signalPercent", _percent),
+        "state": ("state", _choice(LINE_STATES)),
+        "state_reason": ("stateReason", _optional_text(LINE_REASON_LIMIT)),
+        "resumes_at": ("resumesAt", _timestamp),
+    }
+    details = {}
+    for name, (key, check) in checks.items():
+        try:
+            details[name] = check(item.get(key))
+        except _Problem as problem:
+            raise _Problem(f"{where}: {key} {problem}") from None
+    return details
 
 
 def _is_slot(value: Any) -> TypeGuard[int]:

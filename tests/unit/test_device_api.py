@@ -346,13 +346,53 @@ def test_a_heartbeat_reports_the_sim_lines_with_their_operators(api, device_key)
     assert api.device_post("/device/heartbeat", {"lines": lines}, device_key).status_code == 200
     [phone] = api.get("/devices").json["devices"]
     assert phone["lines"] == [
-        {"slot": 1, "number": "+22238000001", "operator": "mattel", "signalPercent": None},
-        {"slot": 2, "number": "+22244000002", "operator": "mauritel", "signalPercent": 35},
-        {"slot": 3, "number": "+22222000003", "operator": "mattel", "signalPercent": None},
+        {
+            "slot": 1,
+            "number": "+22238000001",
+            "operator": "mattel",
+            "signalPercent": None,
+            **UNSTATED,
+        },
+        {
+            "slot": 2,
+            "number": "+22244000002",
+            "operator": "mauritel",
+            "signalPercent": 35,
+            **UNSTATED,
+        },
+        {
+            "slot": 3,
+            "number": "+22222000003",
+            "operator": "mattel",
+            "signalPercent": None,
+            **UNSTATED,
+        },
     ]
     # a heartbeat without lines (an older bridge) keeps what was reported
     assert api.device_post("/device/heartbeat", {"driver": "modem"}, device_key).status_code == 200
     assert len(api.get("/devices").json["devices"][0]["lines"]) == 3
+
+
+UNSTATED = {"state": None, "stateReason": None, "resumesAt": None}  # an older bridge's lines
+
+
+def test_the_console_sees_why_a_line_is_paused_and_when_it_resumes(api, device_key):
+    lines = [
+        {"slot": 1, "number": "+22238000001", "state": "active"},
+        {
+            "slot": 2,
+            "number": "+22244000002",
+            "state": "paused",
+            "stateReason": "+CMS ERROR 8: operator determined barring",
+            "resumesAt": "2026-12-07T10:05:00+01:00",
+        },
+    ]
+    assert api.device_post("/device/heartbeat", {"lines": lines}, device_key).status_code == 200
+    first, second = api.get("/devices").json["devices"][0]["lines"]
+    assert (first["state"], first["stateReason"], first["resumesAt"]) == ("active", None, None)
+    assert second["state"] == "paused"
+    assert second["stateReason"] == "+CMS ERROR 8: operator determined barring"
+    assert second["resumesAt"] == "2026-12-07T09:05:00Z"
 
 
 def test_a_line_with_a_bad_number_stores_nothing(api, device_key):

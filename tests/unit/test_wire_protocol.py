@@ -116,12 +116,12 @@ def test_reports_name_the_line_they_concern():
     assert protocol.parse_inbound_sms(received).sim_slot == 1
 
 
-@pytest.mark.parametrize("slot", [0, 17, "1", True, 1.5])
-def test_a_line_is_a_slot_from_1_to_16(slot):
+@pytest.mark.parametrize("slot", [0, 33, "1", True, 1.5])
+def test_a_line_is_a_slot_from_1_to_32(slot):
     with pytest.raises(PayloadError) as caught:
         protocol.parse_status_report({"status": "sent", "simSlot": slot})
     assert caught.value.errors == [
-        {"field": "simSlot", "message": "must be a whole number from 1 to 16"}
+        {"field": "simSlot", "message": "must be a whole number from 1 to 32"}
     ]
     with pytest.raises(PayloadError):
         protocol.parse_inbound_sms({"from": "x", "text": "", "deviceRef": "r", "simSlot": slot})
@@ -245,16 +245,36 @@ def test_heartbeat_lines_round_trip():
     assert protocol.parse_heartbeat({"driver": "modem"}).lines is None
 
 
+def test_heartbeat_lines_carry_the_sim_guards_state():
+    paused = protocol.Line(
+        2, "+22244000002", state="paused", state_reason="+CMS ERROR 8: barred", resumes_at=AT
+    )
+    body = protocol.heartbeat(
+        "modem", None, None, "1.2.0", lines=[protocol.Line(1, "+1", state="active"), paused]
+    )
+    assert body["lines"][1] == {
+        "slot": 2,
+        "number": "+22244000002",
+        "state": "paused",
+        "stateReason": "+CMS ERROR 8: barred",
+        "resumesAt": protocol.iso_utc(AT),
+    }
+    assert protocol.parse_heartbeat(body).lines[1] == paused
+
+
 @pytest.mark.parametrize(
     "lines, words",
     [
         ("+22238000001", "must be a list"),
-        ([{"slot": 0, "number": "+22238000001"}], "slot must be a whole number from 1 to 16"),
+        ([{"slot": 0, "number": "+22238000001"}], "slot must be a whole number from 1 to 32"),
         ([{"slot": 1}], "number must be a phone number"),
         ([{"slot": 1, "number": "+22238000001", "operator": "orange"}], "operator must be one of"),
         ([{"slot": 1, "number": "1"}, {"slot": 1, "number": "2"}], "same slot"),
         ([{"slot": 1, "number": "1", "signalPercent": 101}], "signalPercent must be a whole"),
-        ([{"slot": i, "number": "1"} for i in range(1, 18)], "at most 16"),
+        ([{"slot": i, "number": "1"} for i in range(1, 34)], "at most 32"),
+        ([{"slot": 1, "number": "1", "state": "asleep"}], "state must be one of active"),
+        ([{"slot": 1, "number": "1", "stateReason": "x" * 201}], "stateReason must be"),
+        ([{"slot": 1, "number": "1", "resumesAt": "tomorrow"}], "resumesAt must be an ISO"),
     ],
 )
 def test_heartbeat_lines_are_checked(lines, words):

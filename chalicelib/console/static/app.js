@@ -809,11 +809,25 @@
             h("td", { text: d.batteryPercent === null ? "—" : d.batteryPercent + " %" }),
             h("td", { text: d.signalPercent === null ? "—" : d.signalPercent + " %" }),
             h("td", null, h("ul", { class: "lines" }, (d.lines || []).map(function (l) {
-              return h("li", { dir: "ltr", text: "SIM " + l.slot + " · " + l.number +
-                (l.operator ? " · " + l.operator : "") });
+              return h("li", null, h("span", { dir: "ltr", text: "SIM " + l.slot + " · " +
+                l.number + (l.operator ? " · " + l.operator : "") }), lineState(l));
             }))));
         }))));
     });
+  }
+
+  var LINE_STATES = { active: "devices.line.active", paused: "devices.line.paused",
+                      capped: "devices.line.capped", down: "devices.line.down" };
+
+  // A line's state as its bridge reported it: the SIM guard's pause, a cap, a dead modem.
+  function lineState(line) {
+    if (!line.state) { return null; }
+    var detail = [line.stateReason, line.resumesAt ?
+      t("devices.line.resumes") + " " + formatTime(line.resumesAt) : null]
+      .filter(Boolean).join(" · ");
+    return h("span", null, " ", h("span", { class: "badge line-" + line.state,
+                                             text: t(LINE_STATES[line.state]) }),
+             detail ? h("small", { class: "line-reason", text: " " + detail }) : null);
   }
 
   // ---- start --------------------------------------------------------------------------
