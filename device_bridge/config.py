@@ -95,7 +95,7 @@ class BridgeConfig:
         secret=True,
     )
     driver: str = _option(
-        "Phone driver: modem (GSM modem on a serial port), termux (Android phone) or "
+        "Phone driver: modem (GSM modem on a serial port), termux (Android phone, in Termux), smsgate (the SMSGate Android app's local server) or "
         "simulator (files, for development) (required)."
     )
     aws_credentials: str = _option(

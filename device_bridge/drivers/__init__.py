@@ -18,6 +18,7 @@ DRIVERS = {
     "modem": "device_bridge.drivers.modem",
     "termux": "device_bridge.drivers.termux",
     "simulator": "device_bridge.drivers.simulator",
+    "smsgate": "device_bridge.drivers.smsgate",
 }
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 

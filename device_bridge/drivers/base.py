@@ -108,5 +108,10 @@ class Driver(abc.ABC):
         """Signal and battery, where the driver can read them."""
         return DeviceInfo()
 
+    def sim_slots(self) -> tuple[int, ...]:
+        """The SIM lines this phone sends from, 1 first: what ``OutboundSms.sim_slot`` may
+        name and the lines the bridge reports. A dual-SIM phone answers ``(1, 2)``."""
+        return (1,)
+
     def close(self) -> None:  # noqa: B027 (optional hook)
         """Release the phone or modem."""

@@ -13,6 +13,10 @@ Sending runs ``termux-sms-send -n <number> [-s <slot>]`` with the text on stdin:
 an argument, the text would go through ``echo`` in the script, which mangles backslashes
 and a leading "-". Termux:API trims spaces and newlines around the text either way.
 
+Dual SIM: set ``sims = 2``; an SMS for line 2 goes out with ``-s 1`` (Termux:API counts
+slots from 0 and silently uses the default SIM for a slot it cannot find). termux-sms-list
+prints no subscription id, so received SMS carry no sim_slot.
+
 Receiving polls ``termux-sms-list -t inbox``. The state file remembers the highest inbox
 ``_id`` handed to the bridge, so a restart delivers what arrived while the bridge was down
 without replaying older history; on the very first run the current inbox is the baseline
@@ -66,6 +70,9 @@ def _default_state_file() -> Path:
 class Options:
     # SIM slot to send from (0 = first SIM); None lets Android use its default SMS SIM
     sim_slot: int | None = None
+    # SIM lines of the phone (2 on a dual-SIM phone): each is a line of the device, and an
+    # SMS asking for slot N leaves from SIM N (termux-sms-send -s N-1)
+    sims: int = 1
     # seconds between two reads of the phone's inbox (each read runs termux-sms-list)
     poll_interval: float = 5.0
     # SMS per termux-sms-list call; after a long downtime older pages are read too
@@ -80,8 +87,11 @@ class Options:
         self.poll_interval = float(self.poll_interval)
         self.list_limit = int(self.list_limit)
         self.command_timeout = float(self.command_timeout)
+        self.sims = int(self.sims)
         if self.list_limit < 1:
             raise ValueError("list_limit must be at least 1")
+        if self.sims < 1:
+            raise ValueError("sims must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -135,7 +145,16 @@ class TermuxDriver(Driver):
         else:
             self._cursor = saved
 
+    def sim_slots(self) -> tuple[int, ...]:
+        return tuple(range(1, self.options.sims + 1))
+
     def send(self, sms: OutboundSms) -> SendResult:
+        if sms.sim_slot is not None and sms.sim_slot not in self.sim_slots():
+            raise SendError(
+                f"this phone has {self.options.sims} SIM(s) (option sims); slot "
+                f"{sms.sim_slot} asked",
+                retryable=False,
+            )
         command = [SEND_COMMAND, "-n", sms.to]
         slot = sms.sim_slot - 1 if sms.sim_slot else self.options.sim_slot  # Android counts from 0
         if slot is not None:

@@ -4,8 +4,9 @@ import pytest
 
 from tests.integration.drivers.harnesses import SimulatorHarness, TermuxHarness
 from tests.integration.drivers.modem_harness import ModemHarness
+from tests.integration.drivers.smsgate_harness import SmsGateHarness
 
-PHONES = ["simulator", "termux", "modem-sim800", "modem-quectel"]
+PHONES = ["simulator", "termux", "modem-sim800", "modem-quectel", "smsgate"]
 
 
 @pytest.fixture(params=PHONES)
@@ -20,4 +21,6 @@ def _harness(name: str, tmp_path, monkeypatch):
         return SimulatorHarness(tmp_path)
     if name == "termux":
         return TermuxHarness(tmp_path, monkeypatch)
+    if name == "smsgate":
+        return SmsGateHarness()
     return ModemHarness(name.removeprefix("modem-"))

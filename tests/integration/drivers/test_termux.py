@@ -118,6 +118,25 @@ def test_sim_slot_is_passed_to_termux_sms_send(tmp_path, monkeypatch):
     assert (sms["to"], sms["text"], sms["slot"]) == (CUSTOMER, "hi", "1")
 
 
+def test_dual_sim_phone_reports_two_lines_and_sends_from_the_asked_one(tmp_path, monkeypatch):
+    phone = TermuxHarness(tmp_path, monkeypatch, sims=2)
+
+    phone.driver.send(OutboundSms(message_id="msg-1", to=CUSTOMER, text="hi", sim_slot=2))
+    phone.driver.send(OutboundSms(message_id="msg-2", to=CUSTOMER, text="hi", sim_slot=1))
+
+    assert phone.driver.sim_slots() == (1, 2)
+    assert [sms["slot"] for sms in phone.fake_api.sent()] == ["1", "0"]
+
+
+def test_single_sim_phone_refuses_a_second_line_for_good(phone):
+    with pytest.raises(SendError) as refusal:
+        phone.driver.send(OutboundSms(message_id="msg-1", to=CUSTOMER, text="hi", sim_slot=2))
+
+    assert phone.driver.sim_slots() == (1,)
+    assert refusal.value.retryable is False
+    assert phone.fake_api.sent() == []
+
+
 def test_default_sim_is_used_without_sim_slot(phone):
     phone.driver.send(OutboundSms(message_id="msg-1", to=CUSTOMER, text="hi"))
 
