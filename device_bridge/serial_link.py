@@ -18,6 +18,7 @@ import serial
 log = logging.getLogger(__name__)
 
 _CTRL_Z = b"\x1a"
+_ANSWER_GRACE = 0.3  # seconds a final result may follow a line that answers on its own
 _ESC = b"\x1b"
 _FINAL_RESULTS = ("OK", "ERROR", "+CMS ERROR:", "+CME ERROR:", "NO CARRIER", "COMMAND NOT SUPPORT")
 _URC_PREFIXES = (
@@ -67,8 +68,12 @@ class PayloadUnconfirmed(LinkError):
 class _Exchange:
     """One command waiting for its response."""
 
-    def __init__(self, command: str):
+    def __init__(self, command: str, answered_by: str | None = None):
         self.command = command
+        # a line starting with this answers the command even when no final result follows
+        # (the Wavecom Multiband 900E ends "+CPIN: READY" with no OK)
+        self.answered_by = answered_by
+        self.answered = False
         # "AT+CPIN?" is answered by "+CPIN: ...", which is otherwise a URC
         match = re.match(r"AT([+^][A-Z0-9]+)", command.upper())
         self.response_prefix = match.group(1) + ":" if match else None
@@ -113,11 +118,21 @@ class SerialLink:
             self._port.close()
         self._fail("link closed")
 
-    def command(self, line: str, timeout: float) -> list[str]:
-        """Send ``line`` and return the lines answering it, the final result code last."""
+    def command(self, line: str, timeout: float, answered_by: str | None = None) -> list[str]:
+        """Send ``line`` and return the lines answering it, the final result code last.
+
+        With ``answered_by``, a line starting with it also ends the exchange, after a short
+        grace for the final result that most modems do send (so that a late OK does not
+        answer the next command); the lines then end with that line.
+        """
         with self._one_command_at_a_time:
-            exchange = self._start(line)
-            self._wait(exchange, lambda: exchange.finished, timeout)
+            exchange = self._start(line, answered_by)
+            self._wait(exchange, lambda: exchange.finished or exchange.answered, timeout)
+            if not exchange.finished:
+                with self._state:
+                    self._state.wait_for(lambda: exchange.finished, _ANSWER_GRACE)
+                    if self._exchange is exchange:
+                        self._exchange = None
             return exchange.lines
 
     def command_with_prompt(self, line: str, payload: str, timeout: float) -> list[str]:
@@ -146,8 +161,8 @@ class SerialLink:
         """Leave a "> " prompt that an interrupted send may have left the modem in."""
         self._write(_ESC)
 
-    def _start(self, line: str) -> _Exchange:
-        exchange = _Exchange(line)
+    def _start(self, line: str, answered_by: str | None = None) -> _Exchange:
+        exchange = _Exchange(line, answered_by)
         with self._state:
             if self._failure:
                 raise LinkError(self._failure)
@@ -221,6 +236,8 @@ class SerialLink:
             exchange = self._exchange
             if exchange and (exchange.owns(line) or not line.startswith(_URC_PREFIXES)):
                 exchange.lines.append(line)
+                if exchange.answered_by and line.startswith(exchange.answered_by):
+                    exchange.answered = True
                 if line.startswith(_FINAL_RESULTS):
                     exchange.finished = True
                     self._exchange = None

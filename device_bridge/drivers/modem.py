@@ -244,9 +244,12 @@ class ModemDriver(Driver):
 
     def _initialise(self) -> None:
         self._wake()
+        # The SIM first: some modems (ZTE K3565-Z, Qualcomm M6280) refuse everything else,
+        # ATE0 included, with +CME ERROR: 11 while the SIM waits for its PIN. Echo is still
+        # on until ATE0; the echoed command is just one more line of the answer.
+        self._unlock_sim()
         self._command("ATE0")
         self._command("AT+CMEE=1")  # numeric +CME/+CMS error codes
-        self._unlock_sim()
         self._command("AT+CMGF=0")  # PDU mode
         # New SMS stored and announced with +CMTI; status reports sent as +CDS
         reports = 1 if self.options.delivery_reports else 0
@@ -266,6 +269,10 @@ class ModemDriver(Driver):
         state = self._sim_state()
         if state == "READY":
             return
+        if state == "SIM PUK":
+            raise DriverError(
+                "the SIM is locked by its PUK (too many wrong PINs); unlock it in a phone first"
+            )
         if state != "SIM PIN":
             raise DriverError(f"the SIM is locked ({state}); unlock it in a phone first")
         if not self.options.pin:
@@ -279,7 +286,7 @@ class ModemDriver(Driver):
         if result != "OK":
             raise DriverError(
                 f"the SIM refused the PIN ({result}); check the pin option "
-                "before more wrong tries lock the SIM"
+                "before more wrong tries lock the SIM (after three it asks for its PUK)"
             )
         self._wait_for_sim()
 
@@ -297,7 +304,12 @@ class ModemDriver(Driver):
             time.sleep(0.5)
 
     def _sim_state(self) -> str:
-        return _field_line(self._command("AT+CPIN?"), "+CPIN:") or "unknown"
+        # "+CPIN: READY" is the answer even without the OK (Wavecom Multiband 900E)
+        lines = self._link.command("AT+CPIN?", self.options.command_timeout, "+CPIN:")
+        state = _field_line(lines, "+CPIN:")
+        if not state and lines[-1] != "OK":
+            raise _ModemError("AT+CPIN?", lines[-1])
+        return state or "unknown"
 
     def _read_where_new_messages_go(self) -> None:
         """Read and delete in the storage +CMTI names (<mem3>), which may not be <mem1>."""

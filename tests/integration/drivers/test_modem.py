@@ -96,7 +96,7 @@ def sms(text, to=TO):
 
 def test_open_runs_the_init_sequence(harness):
     commands = harness.modem.commands
-    expected = ["ATE0", "AT+CMEE=1", "AT+CPIN?", "AT+CMGF=0", "AT+CNMI=2,1,0,1,0", "AT+CMGL=4"]
+    expected = ["AT+CPIN?", "ATE0", "AT+CMEE=1", "AT+CMGF=0", "AT+CNMI=2,1,0,1,0", "AT+CMGL=4"]
     assert [command for command in commands if command in expected] == expected
     assert isinstance(harness.driver, ModemDriver)
 
