@@ -3,6 +3,10 @@
 A driver owns one phone or modem. The bridge calls ``send`` for each outbound SMS and
 ``poll`` a few times a second to collect what the phone received (inbound SMS and
 delivery reports), and ``acknowledge`` each received SMS once its journal has it. Drivers never talk to SQS or the API; the bridge does.
+
+When ``send``, ``poll``, ``acknowledge`` or ``info`` raise DriverError the phone stopped
+answering: the bridge calls ``recover`` with a backoff until it returns, and the line
+resumes. Its default closes and opens the driver again.
 """
 
 from __future__ import annotations

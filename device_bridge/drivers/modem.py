@@ -101,6 +101,14 @@ class Options:
     # Seconds the parts of a long inbound SMS wait for the missing ones; after that the
     # parts that did arrive are passed on as one SMS.
     incomplete_timeout: float = 3600.0
+    # Seconds without any exchange after which poll() checks that the modem still answers
+    # (a plain AT): a modem that stopped answering is found even when the line is idle.
+    watchdog_interval: float = 60.0
+    # Command that fully resets a modem that does not come back by reopening its port
+    # (recover()); "" never resets it.
+    reset_command: str = "AT+CFUN=1,1"
+    # Seconds a reset modem may take to answer AT again (its USB port may vanish meanwhile).
+    reset_timeout: float = 30.0
 
 
 def create(**options) -> ModemDriver:
@@ -156,6 +164,7 @@ class ModemDriver(Driver):
         self._unacknowledged: dict[str, list[_Slot]] = {}
         # messageId -> the segments of a long SMS that left before a later one was refused
         self._interrupted: dict[str, _PartlySent] = {}
+        self._last_exchange = time.monotonic()  # when the modem last answered (watchdog)
 
     # ------------------------------------------------------------------ Driver interface
 
@@ -198,6 +207,10 @@ class ModemDriver(Driver):
                 if error.retryable and progress.references:
                     self._remember_interrupted(sms.message_id, progress)
                 raise
+            except DriverError:  # the modem stopped answering: resumed after recover()
+                if progress.references:
+                    self._remember_interrupted(sms.message_id, progress)
+                raise
         references = tuple(progress.references)
         return SendResult(
             segments=len(pdus), references=references if self.options.delivery_reports else ()
@@ -223,8 +236,39 @@ class ModemDriver(Driver):
                     f"modem on {self.options.port} is not answering: {error}"
                 ) from error
         self._pass_on_expired_partials()
+        if time.monotonic() - self._last_exchange >= self.options.watchdog_interval:
+            self._check_alive()
         events, self._events = self._events, []
         return events
+
+    def recover(self) -> None:
+        """Reopen the port by its path (a /dev/serial/by-id link follows a replugged modem
+        to its new node) and set the modem up again; when it does not answer AT or its
+        set-up fails, reset it (``reset_command``) and wait for it. Unacknowledged SMS are
+        read again from the SIM, under the same device_ref; partial long SMS and
+        interrupted sends are kept."""
+        self._link.close()
+        try:
+            self._link.open()
+        except serial.SerialException as error:
+            raise DriverError(f"cannot open {self.options.port}: {error}") from error
+        try:
+            try:
+                self._start_up()
+            except (LinkError, _ModemError, DriverError) as error:
+                if not self.options.reset_command or not self._reset_would_help(error):
+                    raise
+                log.warning("modem on %s: %s; resetting it", self.options.port, error)
+                self._reset()
+                self._start_up()
+        except (LinkError, _ModemError) as error:
+            self._link.close()
+            raise DriverError(
+                f"modem on {self.options.port} could not be set up: {error}"
+            ) from error
+        except DriverError:
+            self._link.close()
+            raise
 
     def info(self) -> DeviceInfo:
         try:
@@ -239,6 +283,54 @@ class ModemDriver(Driver):
 
     def close(self) -> None:
         self._link.close()
+
+    # ------------------------------------------------------------------ watchdog, recovery
+
+    def _check_alive(self) -> None:
+        try:
+            self._link.command("AT", self.options.command_timeout)
+        except LinkError as error:
+            raise DriverError(f"modem on {self.options.port} is not answering: {error}") from error
+        self._last_exchange = time.monotonic()
+
+    def _start_up(self) -> None:
+        self._initialise()
+        self._read_stored_messages()
+        self._last_exchange = time.monotonic()
+
+    def _reset_would_help(self, error: Exception) -> bool:
+        """Not when the modem answers and its SIM refused (a PIN tried again may lock it)."""
+        if not isinstance(error, DriverError):
+            return True
+        try:
+            self._link.command("AT", _WAKE_TIMEOUT)
+        except LinkError:
+            return True
+        return "PIN" not in str(error) and "locked" not in str(error)
+
+    def _reset(self) -> None:
+        try:
+            self._link.command(self.options.reset_command, self.options.command_timeout)
+        except LinkError:
+            pass  # a wedged modem may still take it; it may also drop its port at once
+        self._link.close()
+        deadline = time.monotonic() + self.options.reset_timeout
+        while time.monotonic() < deadline:
+            try:
+                self._link.open()
+            except serial.SerialException:
+                time.sleep(0.2)  # the USB port is not back yet
+                continue
+            try:
+                self._link.command("AT", _WAKE_TIMEOUT)
+                return
+            except LinkError:
+                self._link.close()
+                time.sleep(0.1)
+        raise DriverError(
+            f"modem on {self.options.port} did not come back within "
+            f"{self.options.reset_timeout:g} s of {self.options.reset_command}"
+        )
 
     # ------------------------------------------------------------------ set-up
 
@@ -349,9 +441,11 @@ class ModemDriver(Driver):
         except PayloadUnconfirmed as error:
             lines = self._late_submit_result(error)
         except LinkTimeout as error:
+            self._check_alive()  # DriverError when the modem stopped answering altogether
             raise SendError(f"the modem gave no prompt for the SMS: {error}") from error
         except LinkError as error:
-            raise SendError(f"the modem is not reachable: {error}") from error
+            raise DriverError(f"modem on {self.options.port} is not reachable: {error}") from error
+        self._last_exchange = time.monotonic()
         if lines[-1] != "OK":
             raise _send_error(lines[-1])
         return _field_line(lines, "+CMGS:").split(",")[0]
@@ -497,6 +591,7 @@ class ModemDriver(Driver):
 
     def _command(self, line: str) -> list:
         lines = self._link.command(line, self.options.command_timeout)
+        self._last_exchange = time.monotonic()
         if lines[-1] != "OK":
             raise _ModemError(line, lines[-1])
         return lines

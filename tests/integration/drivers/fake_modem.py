@@ -85,6 +85,11 @@ class _Stored:
 
 
 class FakeModem:
+    _hung = False  # takes nothing in, answers nothing (hang(), a reset under way)
+    _wedged = False  # answers AT, fails everything else until AT+CFUN=1,1 (wedge())
+    _link_path: str | None = None  # a /dev/serial/by-id style symlink to the pty (link())
+    reset_seconds = 0.3  # silence after AT+CFUN=1,1
+
     def __init__(
         self,
         profile: str = "sim800",
@@ -186,6 +191,72 @@ class FakeModem:
                 del waiting[(segment.to, reference, total)]
         return sent
 
+    def hang(self) -> None:
+        """Stop answering anything, the port kept open."""
+        with self._lock:
+            self._hung = True
+
+    def resume(self) -> None:
+        with self._lock:
+            self._hung = False
+
+    def wedge(self) -> None:
+        """Answer AT, fail every other command (+CME ERROR: 13), until AT+CFUN=1,1."""
+        with self._lock:
+            self._wedged = True
+
+    def link(self, path: str) -> str:
+        """A symlink at ``path`` to the pty, re-pointed on replug (like /dev/serial/by-id)."""
+        self._link_path = path
+        os.symlink(self.port, path)
+        return path
+
+    def unplug(self) -> None:
+        """The USB modem is pulled out: the pty closes (reads on it fail with EIO) and the
+        symlink goes. The SIM keeps its SMS."""
+        self.close()
+        self._new_message_indications = ["0"] * 5  # powered off: SMS stored, not announced
+        if self._link_path and os.path.lexists(self._link_path):
+            os.unlink(self._link_path)
+
+    def replug(self) -> None:
+        """Plugged in again: a new pty, the symlink to it, the modem freshly powered on."""
+        with self._lock:
+            self._power_on()
+            self._input.clear()
+            self._awaited_tpdu_length = None
+            self._backlog = None
+            self._master, self._slave = os.openpty()
+            tty.setraw(self._slave)
+            self.port = os.ttyname(self._slave)
+        if self._link_path:
+            os.symlink(self.port, self._link_path)
+        self._running = True
+        self._thread = threading.Thread(target=self._serve, name="fake-modem", daemon=True)
+        self._thread.start()
+
+    def _power_on(self) -> None:
+        self._sim_locked = self._pin is not None
+        self._echo = self.profile.echo_at_start
+        self._pdu_mode = False
+        self._new_message_indications = ["0"] * 5
+        self._read_storage = self.profile.read_storage_at_start
+        self._wedged = False
+
+    def _full_reset(self, _parameters: str) -> None:
+        self._write_result()
+        self._hung = True
+
+        def back() -> None:
+            with self._lock:
+                self._power_on()
+                self._input.clear()
+                self._hung = False
+
+        timer = threading.Timer(self.reset_seconds, back)
+        timer.daemon = True
+        timer.start()
+
     def stored_count(self) -> int:
         with self._lock:
             return sum(len(storage) for storage in self._storages.values())
@@ -214,6 +285,8 @@ class FakeModem:
                     self._take_byte(byte)
 
     def _take_byte(self, byte: int) -> None:
+        if self._hung:
+            return
         if self._backlog is not None:
             self._backlog.append(byte)
         elif self._awaited_tpdu_length is not None:
@@ -242,6 +315,9 @@ class FakeModem:
         if self._sim_locked and command.upper().startswith(_SMS_COMMANDS):
             self._write_result(final="+CMS ERROR: 311")
             return
+        if self._wedged and command.upper() not in ("AT", "AT+CFUN=1,1"):
+            self._write_result(final="+CME ERROR: 13")
+            return
         for pattern, handler in self._handlers():
             match = re.fullmatch(pattern, command, re.IGNORECASE)
             if match:
@@ -266,6 +342,7 @@ class FakeModem:
             (r"AT\+CMGL=4", self._list_messages),
             (r"AT\+CSQ", self._signal_quality),
             (r"AT\+CBC", self._battery),
+            (r"AT\+CFUN=(1,1)", self._full_reset),
         )
 
     def _set_echo(self, flag: str) -> None:
