@@ -167,12 +167,21 @@ def _header_layout(header_octets: int) -> tuple[int, int]:
     return (header_octets * 8 + fill_bits) // 7, fill_bits
 
 
+_CR = 0x0D
+
+
 def pack_septets(septets: list[int], fill_bits: int = 0) -> bytes:
-    """Pack septets least significant bit first, after ``fill_bits`` zero bits."""
+    """Pack septets least significant bit first, after ``fill_bits`` zero bits.
+
+    When the last octet would keep 7 spare bits, they hold <CR> (TS 23.038 §6.1.2.3.1):
+    zeros there would read as a trailing '@' to a receiver counting septets from octets.
+    """
     value = 0
     for position, septet in enumerate(septets):
         value |= septet << (fill_bits + 7 * position)
     bit_count = fill_bits + 7 * len(septets)
+    if bit_count % 8 == 1:
+        value |= _CR << bit_count
     return value.to_bytes((bit_count + 7) // 8, "little")
 
 

@@ -2,7 +2,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from chalicelib.wire.sms_encoding import GSM7, UCS2, gsm7_encode
+from chalicelib.wire.sms_encoding import GSM7, UCS2, gsm7_decode, gsm7_encode
+from device_bridge import pdu
 from device_bridge.pdu import (
     EIGHT_BIT,
     Concat,
@@ -271,3 +272,36 @@ def test_status_report_without_smsc():
 def test_status_report_outcomes(status, delivered, final):
     report = decode(SMSC + _status_report(status))
     assert (report.delivered, report.final) == (delivered, final)
+
+
+# TS 23.038 §6.1.2.3.1: 7 spare bits at the end hold <CR>, not a septet of zeros ('@')
+
+
+def _septets_from_octets(user_data: bytes, fill_bits: int = 0) -> str:
+    """What a receiver that counts septets from the octets (ignoring TP-UDL) reads."""
+    return gsm7_decode(unpack_septets(user_data, (8 * len(user_data) - fill_bits) // 7, fill_bits))
+
+
+@pytest.mark.parametrize("text", ["1234567", "€" * 75 + "a", "abcdefghijklmno"])
+def test_seven_spare_bits_hold_cr_not_at(text):
+    packed = pack_septets(gsm7_encode(text))
+    assert packed[-1] >> 1 == 0x0D
+    assert _septets_from_octets(packed) == text + "\r"
+    assert not _septets_from_octets(packed).endswith("@")
+    assert gsm7_decode(unpack_septets(packed, len(gsm7_encode(text)))) == text
+
+
+def test_no_cr_when_fewer_spare_bits():
+    assert pack_septets(gsm7_encode("hellohello")).hex().upper() == HELLOHELLO_PACKED
+    assert _septets_from_octets(pack_septets(gsm7_encode("12345678"))) == "12345678"
+
+
+def test_cr_padding_after_a_header_keeps_udl_and_text():
+    # 6-octet concat UDH: 1 fill bit; 48 + 1 + 7n bits end with 7 spare when n % 8 == 0
+    for n in (8, 16, 152):
+        text = "a" * n
+        udl, user_data = pdu._encode_user_data(GSM7, text, bytes([5, 0, 3, 1, 2, 1]))
+        assert udl == 7 + n
+        header, decoded = pdu._decode_user_data(user_data, udl, GSM7, True)
+        assert decoded == text
+        assert user_data[-1] >> 1 == 0x0D
