@@ -117,5 +117,12 @@ class Driver(abc.ABC):
         name and the lines the bridge reports. A dual-SIM phone answers ``(1, 2)``."""
         return (1,)
 
+    def recover(self) -> None:
+        """The phone stopped answering (a call raised DriverError): get it back, e.g. after
+        a USB modem was unplugged and plugged in again. The bridge calls it with growing
+        pauses until it returns; raises DriverError while the phone cannot be reached."""
+        self.close()
+        self.open()
+
     def close(self) -> None:  # noqa: B027 (optional hook)
         """Release the phone or modem."""
