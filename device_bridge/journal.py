@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +29,8 @@ from pathlib import Path
 from chalicelib.wire import protocol
 
 from .drivers.base import InboundSms
+
+log = logging.getLogger(__name__)
 
 SETTLED = ("sent", "delivered", "failed", "expired", "skipped")  # never handed to the driver again
 
@@ -77,11 +82,31 @@ class JournalInUse(Exception):
     """Another bridge holds this journal; each bridge needs its own."""
 
 
+def _private_file(path: Path) -> None:
+    """Create the journal 0600 (its directory 0700) before SQLite opens it; tighten an old one."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    _tighten(path)
+
+
+def _tighten(path: Path) -> None:
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return
+    if mode & 0o077:
+        log.warning("journal file %s was readable by other users (%o): now 0600", path, mode)
+        path.chmod(0o600)
+
+
 class Journal:
     def __init__(self, path: str, wall_clock: Callable[[], float] = time.time):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        _private_file(Path(path))
         self._db = sqlite3.connect(path, check_same_thread=False, timeout=1)
         try:
+            # Deleted rows (received texts) are overwritten, not just unlinked from the tree.
+            self._db.execute("PRAGMA secure_delete=ON")
             # Held until close: a second bridge on the same file would take the first
             # one's sends in progress for interrupted ones.
             self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
@@ -90,6 +115,9 @@ class Journal:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript("BEGIN EXCLUSIVE;" + SCHEMA + "COMMIT;")
             self._add_missing_columns()
+            # SQLite creates -wal and -shm with the db file's mode; older ones are tightened.
+            for suffix in ("-wal", "-shm"):
+                _tighten(Path(path + suffix))
         except sqlite3.OperationalError as error:
             self._db.close()
             raise JournalInUse(f"journal {path} is in use by another bridge ({error})") from None
@@ -285,6 +313,12 @@ class Journal:
     def inbound_done(self, device_ref: str) -> None:
         with self._transaction() as db:
             db.execute("DELETE FROM inbound WHERE device_ref = ?", (device_ref,))
+        self._forget_old_frames()
+
+    def _forget_old_frames(self) -> None:
+        """Copy the WAL into the db and empty it: its older frames still hold deleted texts."""
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def inbound_rejected(self, device_ref: str, why: str) -> None:
         with self._transaction() as db:

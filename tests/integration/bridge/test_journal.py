@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from datetime import UTC, datetime
 
 import pytest
@@ -51,3 +52,38 @@ def test_a_journal_serves_one_bridge_at_a_time(tmp_path):
         Journal(path)
     first.close()
     Journal(path).close()
+
+
+def test_journal_and_its_wal_and_shm_files_are_private(tmp_path):
+    path = tmp_path / "state" / "journal.sqlite3"
+    journal = Journal(str(path))
+    journal.add_inbound(InboundSms("+22238089336", "Oui", datetime.now(UTC), "sim-1"))
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert (path.parent / "journal.sqlite3-wal").exists()
+    for name in ("journal.sqlite3", "journal.sqlite3-wal", "journal.sqlite3-shm"):
+        file = path.parent / name
+        if file.exists():  # no -shm in exclusive locking mode: the index stays in memory
+            assert stat.S_IMODE(file.stat().st_mode) == 0o600, name
+    journal.close()
+
+
+def test_an_old_world_readable_journal_is_tightened(tmp_path, caplog):
+    path = tmp_path / "journal.sqlite3"
+    Journal(str(path)).close()
+    path.chmod(0o644)
+    Journal(str(path)).close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "readable by other users" in caplog.text
+
+
+def test_an_acknowledged_received_text_is_gone_from_the_db_and_the_wal(tmp_path):
+    path = tmp_path / "journal.sqlite3"
+    journal = Journal(str(path))
+    secret = "Code secret 918273 pour Zeinebou"
+    journal.add_inbound(InboundSms("+22238089336", secret, datetime.now(UTC), "sim-1"))
+    journal.inbound_done("sim-1")
+    for name in ("journal.sqlite3", "journal.sqlite3-wal"):
+        file = tmp_path / name
+        data = file.read_bytes() if file.exists() else b""
+        assert secret.encode() not in data, name
+    journal.close()
