@@ -302,6 +302,30 @@ def load(
     return _build(values, driver_options)
 
 
+SECRET_KEYS = ("device_key", "pin", "password", "secret", "token")
+
+
+def _check_private(path: Path, values: dict) -> None:
+    """Refuse a config file holding a secret (device key, SIM PIN...) that others can read."""
+    if os.name != "posix" or not _holds_secret(values):
+        return
+    mode = os.stat(path).st_mode & 0o777
+    if mode & 0o077:
+        raise ConfigError(
+            f"config file {path} holds a secret (mode {mode:o}) and is readable by other "
+            f"users; run chmod 600 {path}"
+        )
+
+
+def _holds_secret(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(
+            (key in SECRET_KEYS and item not in ("", None)) or _holds_secret(item)
+            for key, item in value.items()
+        )
+    return isinstance(value, list) and any(_holds_secret(item) for item in value)
+
+
 def _from_file(path: Path | None) -> tuple[dict, dict]:
     if path is None:
         return {}, {}
@@ -310,6 +334,7 @@ def _from_file(path: Path | None) -> tuple[dict, dict]:
             values = tomllib.load(file)
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise ConfigError(f"cannot read config file {path}: {error}") from None
+    _check_private(path, values)
     driver_options = {}
     if isinstance(values.get("driver"), dict):
         driver_options = dict(values.pop("driver"))

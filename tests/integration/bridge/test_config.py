@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
 
@@ -18,6 +19,7 @@ REQUIRED_ENV = {
 def write(tmp_path, text: str):
     path = tmp_path / "bridge.toml"
     path.write_text(text)
+    path.chmod(0o600)
     return str(path)
 
 
@@ -135,3 +137,23 @@ def test_every_option_field_has_documentation():
         if f.name != "driver_options" and not f.metadata.get("help")
     ]
     assert undocumented == []
+
+
+def test_a_config_file_with_the_device_key_readable_by_others_is_refused(tmp_path):
+    path = write(tmp_path, 'api_url = "https://sms.example.com"\ndevice_key = "dk_file"\n')
+    os.chmod(path, 0o644)
+    with pytest.raises(config.ConfigError, match="readable by other users; run chmod 600"):
+        config.load(["--config", path, "--driver", "simulator"], {})
+    os.chmod(path, 0o600)
+    assert config.load(["--config", path, "--driver", "simulator"], {}).device_key == "dk_file"
+
+
+def test_a_sim_pin_in_the_driver_table_counts_as_a_secret(tmp_path):
+    path = write(tmp_path, '[driver]\nname = "modem"\nport = "/dev/x"\npin = "1234"\n')
+    os.chmod(path, 0o640)
+    with pytest.raises(config.ConfigError, match="chmod 600"):
+        config.load(["--config", path], REQUIRED_ENV)
+    os.chmod(path, 0o644)  # no secret in it: readable is fine
+    path2 = write(tmp_path, "sends_per_minute = 4\n")
+    os.chmod(path2, 0o644)
+    assert config.load(["--config", path2], REQUIRED_ENV).sends_per_minute == 4
