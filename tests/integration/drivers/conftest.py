@@ -6,7 +6,17 @@ from tests.integration.drivers.harnesses import SimulatorHarness, TermuxHarness
 from tests.integration.drivers.modem_harness import ModemHarness
 from tests.integration.drivers.smsgate_harness import SmsGateHarness
 
-PHONES = ["simulator", "termux", "modem-sim800", "modem-quectel", "smsgate"]
+MODEM_PROFILES = [
+    "sim800",
+    "quectel",
+    "huawei-k3715",
+    "huawei-e1752",
+    "wavecom-900e",
+    "zte-k3565z",
+    "nokia-n79",
+    "qualcomm-m6280",
+]
+PHONES = ["simulator", "termux", *(f"modem-{name}" for name in MODEM_PROFILES), "smsgate"]
 
 
 @pytest.fixture(params=PHONES)

@@ -38,6 +38,10 @@ class Profile:
     concat_16bit: bool  # long inbound SMS carry 16-bit concatenation references
     smsc_in_status_report: bool  # the +CDS PDU starts with the SMSC address
     noise: tuple = ()  # unsolicited lines slipped in while some commands are answered
+    cpin_ok: bool = True  # AT+CPIN? ends with OK (the Wavecom Multiband 900E sends none)
+    # With a PIN-locked SIM: None, only SMS commands are refused (+CMS ERROR: 311); else
+    # the commands (besides AT and AT+CPIN) still answered, all others get +CME ERROR: 11
+    allowed_while_locked: tuple | None = None
 
 
 PROFILES = {
@@ -62,6 +66,78 @@ PROFILES = {
         concat_16bit=True,
         smsc_in_status_report=False,
         noise=("^RSSI: 20", '+QIND: "csq",20,99'),
+    ),
+    # Behaviours of python-gsmmodem's fake modems (test/fakemodems.py of
+    # python-gsmmodem-new 0.13, LGPL-3.0, https://github.com/babca/python-gsmmodem):
+    # their replies to AT, ATE0, AT+CMEE, AT+CPIN? and locked-SIM commands.
+    "huawei-k3715": Profile(
+        echo_at_start=True,
+        new_sms_storage="SM",
+        first_index=0,
+        read_storage_at_start="SM",
+        battery_percent=None,
+        unsupported_reply="ERROR",
+        concat_16bit=False,
+        smsc_in_status_report=False,
+        noise=("^RSSI: 20",),
+        allowed_while_locked=("ATZ", "ATE0", "AT+CFUN?", "AT+CFUN=1", "AT+CMEE=1"),
+    ),
+    "huawei-e1752": Profile(
+        echo_at_start=True,
+        new_sms_storage="ME",
+        first_index=0,
+        read_storage_at_start="SM",
+        battery_percent=None,
+        unsupported_reply="COMMAND NOT SUPPORT",
+        concat_16bit=True,
+        smsc_in_status_report=False,
+        noise=("^BOOT:20952548,0,0,0,72", "^RSSI: 20"),
+        allowed_while_locked=("ATZ", "ATE0", "AT+CFUN?", "AT+CFUN=1", "AT+CMEE=1"),
+    ),
+    "wavecom-900e": Profile(
+        echo_at_start=True,
+        new_sms_storage="SM",
+        first_index=1,
+        read_storage_at_start="SM",
+        battery_percent=None,
+        unsupported_reply="ERROR",
+        concat_16bit=False,
+        smsc_in_status_report=True,
+        cpin_ok=False,  # "+CPIN: READY" with no OK after it
+        allowed_while_locked=("ATZ", "ATE0", "AT+CFUN?", "AT+CFUN=1", "AT+CMEE=1"),
+    ),
+    "zte-k3565z": Profile(
+        echo_at_start=True,
+        new_sms_storage="SM",
+        first_index=0,
+        read_storage_at_start="SM",
+        battery_percent=None,
+        unsupported_reply="ERROR",
+        concat_16bit=False,
+        smsc_in_status_report=False,
+        allowed_while_locked=(),  # ATE0 too: the PIN first
+    ),
+    "nokia-n79": Profile(
+        echo_at_start=True,
+        new_sms_storage="SM",
+        first_index=1,
+        read_storage_at_start="SM",
+        battery_percent=60,
+        unsupported_reply="ERROR",
+        concat_16bit=False,
+        smsc_in_status_report=True,
+        allowed_while_locked=("ATZ", "ATE0", "AT+CFUN?", "AT+CFUN=1", "AT+CMEE=1"),
+    ),
+    "qualcomm-m6280": Profile(
+        echo_at_start=True,
+        new_sms_storage="SM",
+        first_index=0,
+        read_storage_at_start="SM",
+        battery_percent=None,
+        unsupported_reply="ERROR",
+        concat_16bit=False,
+        smsc_in_status_report=False,
+        allowed_while_locked=(),  # ATE0 too: the PIN first
     ),
 }
 
@@ -312,6 +388,15 @@ class FakeModem:
         self.commands.append(command)
         if self._echo:
             self._write(command + "\r")
+        allowed = self.profile.allowed_while_locked
+        if (
+            self._sim_locked
+            and allowed is not None
+            and command.upper() not in ("AT", "AT+CPIN?", *allowed)
+            and not command.upper().startswith("AT+CPIN=")
+        ):
+            self._write_result(final="+CME ERROR: 11")
+            return
         if self._sim_locked and command.upper().startswith(_SMS_COMMANDS):
             self._write_result(final="+CMS ERROR: 311")
             return
@@ -350,7 +435,11 @@ class FakeModem:
         self._write_result()
 
     def _sim_state(self) -> None:
-        self._write_result("+CPIN: SIM PIN" if self._sim_locked else "+CPIN: READY")
+        state = "+CPIN: SIM PIN" if self._sim_locked else "+CPIN: READY"
+        if not self.profile.cpin_ok:
+            self._write(f"\r\n{state}\r\n")
+            return
+        self._write_result(state)
 
     def _enter_pin(self, pin: str) -> None:
         if pin != self._pin:

@@ -10,8 +10,10 @@ from .fake_modem import FakeModem
 class ModemHarness:
     """A ModemDriver opened on a FakeModem (profile "sim800" or "quectel")."""
 
-    def __init__(self, profile: str = "sim800", **driver_options):
-        self.modem = FakeModem(profile)
+    def __init__(self, profile: str = "sim800", sim_pin: str | None = None, **driver_options):
+        self.modem = FakeModem(profile, pin=sim_pin)
+        if sim_pin:
+            driver_options.setdefault("pin", sim_pin)
         options = {"command_timeout": 2.0, "send_timeout": 5.0, **driver_options}
         self.driver = modem.create(port=self.modem.port, **options)
         try:

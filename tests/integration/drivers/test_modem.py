@@ -114,6 +114,24 @@ def test_open_enters_the_sim_pin(fake_modem, opened):
     assert modem.commands.index('AT+CPIN="1234"') < modem.commands.index("AT+CMGF=0")
 
 
+@pytest.mark.parametrize(
+    "profile", ["zte-k3565z", "qualcomm-m6280", "wavecom-900e", "huawei-k3715"]
+)
+def test_pin_locked_profiles_start_send_and_receive(profile):
+    harness = ModemHarness(profile, sim_pin="1234")
+    try:
+        commands = harness.modem.commands
+        assert commands.index('AT+CPIN="1234"') < commands.index("ATE0")
+        result = harness.driver.send(sms("hello"))
+        assert result.segments == 1
+        assert harness.network_sent() == [(TO, "hello")]
+        harness.receive("+22236000001", "bonjour")
+        events = poll_until(harness.driver, 2)  # the delivery report and the SMS
+        assert [event.text for event in events if isinstance(event, InboundSms)] == ["bonjour"]
+    finally:
+        harness.close()
+
+
 def test_open_fails_without_the_pin_it_needs(fake_modem):
     driver = load("modem", port=fake_modem(pin="1234").port, **FAST)
     with pytest.raises(DriverError, match="PIN"):
