@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from . import __version__, config, drivers
 from .agent import Agent
@@ -18,10 +21,40 @@ log = logging.getLogger("chinqit.bridge")
 CHATTY_LIBRARIES = ("botocore", "boto3", "urllib3", "s3transfer")
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: ts (ISO-8601 UTC), level, logger, message, exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class JournaldFormatter(logging.Formatter):
+    """Under systemd: a <N> syslog priority prefix and no timestamp (journald adds its own)."""
+
+    PRIORITIES = {"DEBUG": 7, "INFO": 6, "WARNING": 4, "ERROR": 3, "CRITICAL": 2}
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return f"<{self.PRIORITIES.get(record.levelname, 6)}>{text}"
+
+
+def configure_logging(level: str, log_json: bool = False) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if log_json:
+        handler.setFormatter(JsonFormatter())
+    elif os.environ.get("JOURNAL_STREAM") and not sys.stderr.isatty():
+        handler.setFormatter(JournaldFormatter("%(levelname)s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     for name in CHATTY_LIBRARIES:
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
@@ -32,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except config.ConfigError as error:
         print(f"device_bridge: {error}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_json)
     try:
         driver = drivers.load(settings.driver, **settings.driver_options)
     except (ValueError, TypeError) as error:

@@ -66,6 +66,18 @@ def parse_lines(raw: str) -> tuple[protocol.Line, ...]:
     return tuple(lines)
 
 
+def parse_bool(raw: Any) -> bool:
+    """true/false, 1/0, yes/no, on/off."""
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off", ""):
+        return False
+    raise ValueError(raw)
+
+
 def _default_journal() -> str:
     state_home = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
     return str(Path(state_home) / "chinqit-bridge" / "journal.sqlite3")
@@ -214,6 +226,12 @@ class BridgeConfig:
         "INFO",
         str.upper,
     )
+    log_json: bool = _option(
+        "Log one JSON object per line (ts, level, logger, message) instead of text, for "
+        "log collectors.",
+        False,
+        parse_bool,
+    )
     # Options of the chosen driver (see its module's Options): the [driver] table of the
     # config file, then SMSGW_BRIDGE_DRIVER_OPTION_<NAME> variables, then --driver-option flags.
     driver_options: dict = field(default_factory=dict)
@@ -261,6 +279,7 @@ def parser() -> argparse.ArgumentParser:
             _flag(option.name),
             dest=option.name,
             metavar=option.name.upper(),
+            **({"nargs": "?", "const": "true"} if option.metadata["parse"] is parse_bool else {}),
             help=f"{option.metadata['help']} [env {_env_name(option.name)}"
             f"{'; default ' + default if default else ''}]",
         )

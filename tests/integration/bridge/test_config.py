@@ -157,3 +157,27 @@ def test_a_sim_pin_in_the_driver_table_counts_as_a_secret(tmp_path):
     path2 = write(tmp_path, "sends_per_minute = 4\n")
     os.chmod(path2, 0o644)
     assert config.load(["--config", path2], REQUIRED_ENV).sends_per_minute == 4
+
+
+def test_log_json_is_a_flag_a_variable_or_a_file_key():
+    assert config.load([], REQUIRED_ENV).log_json is False
+    assert config.load(["--log-json"], REQUIRED_ENV).log_json is True
+    assert config.load([], {**REQUIRED_ENV, "SMSGW_BRIDGE_LOG_JSON": "yes"}).log_json is True
+    with pytest.raises(config.ConfigError, match="log_json"):
+        config.load(["--log-json", "maybe"], REQUIRED_ENV)
+
+
+def test_json_logs_are_one_object_a_line(capsys):
+    import json
+    import logging
+
+    cli.configure_logging("INFO", log_json=True)
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        logging.getLogger("chinqit.bridge").exception("driver %s down", "modem")
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    entry = json.loads(line)
+    assert entry["level"] == "ERROR" and entry["logger"] == "chinqit.bridge"
+    assert entry["message"] == "driver modem down" and "boom" in entry["exception"]
+    assert entry["ts"].endswith("+00:00")
