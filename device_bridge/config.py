@@ -279,7 +279,8 @@ def parser() -> argparse.ArgumentParser:
             _flag(option.name),
             dest=option.name,
             metavar=option.name.upper(),
-            **({"nargs": "?", "const": "true"} if option.metadata["parse"] is parse_bool else {}),
+            nargs="?" if option.metadata["parse"] is parse_bool else None,
+            const="true" if option.metadata["parse"] is parse_bool else None,
             help=f"{option.metadata['help']} [env {_env_name(option.name)}"
             f"{'; default ' + default if default else ''}]",
         )
