@@ -1,8 +1,11 @@
 """The bridge's loop: SQS -> phone network, phone -> API, with the journal in between.
 
 Threads: one poller per queue fills the hand (messages received and not yet settled); a
-keeper extends their SQS visibility; the main thread (``run`` / ``run_until``) does the
-rest, so a driver is only ever called from one thread.
+keeper extends their SQS visibility; one thread per port (a driver: a modem, a phone; see
+device_bridge.lines) sends and reads the phone, so the lines of a SIM bank send in
+parallel and each driver is only ever called from its own thread; the main thread
+(``run`` / ``run_until``) does the rest: it picks a line for each SMS, claims it, journals
+and reports.
 
 Per message: settled already in the journal -> delete the redelivered copy; past
 ``sendBefore`` -> ``expired``; otherwise wait for a send token, post ``sending`` (the
@@ -21,22 +24,23 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from queue import Empty, SimpleQueue
 
 from chalicelib.wire import protocol
 from chalicelib.wire.sms_encoding import analyze
 
-from . import __version__
-from .config import BridgeConfig
+from . import __version__, drivers
+from .config import BridgeConfig, LineSpec
 from .drivers.base import (
     DeliveryReport,
-    DeviceInfo,
     Driver,
-    DriverError,
     InboundSms,
     OutboundSms,
     SendError,
 )
+from .guard import SimGuard
 from .journal import SETTLED, Journal
+from .lines import Backoff, Line, PhoneEvents, Port, Sent, TokenBucket
 from .transport import (
     SQS_BATCH_LIMIT,
     ApiClient,
@@ -56,61 +60,15 @@ PREFETCH_SECONDS = 20.0
 UNFORESEEN_PAUSE = 1.0  # seconds after an unforeseen failure, so a persistent one cannot spin
 OUTBOX_BATCH = 50  # API posts per loop turn, so a backlog after an outage does not stall sends
 PRUNE_EVERY = 3600.0  # seconds between journal clean-ups
+# Messages in hand while no line can take any (all paused, capped or down) go back to the
+# queue after this long, for other bridges; no more are taken until a line is back.
+BLOCKED_RELEASE = 120.0
 
 log = logging.getLogger("chinqit.bridge")
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class TokenBucket:
-    """Send pacing: ``burst`` sends back to back, then one every 60/per_minute seconds."""
-
-    def __init__(self, per_minute: float, burst: int, clock: Callable[[], float]):
-        self.interval = 60.0 / per_minute
-        self.burst = burst
-        self.clock = clock
-        self.tokens = float(burst)
-        self.updated = clock()
-
-    def delay(self) -> float:
-        """Seconds until a send is allowed (0 when one is allowed now)."""
-        self._refill()
-        return max(0.0, (1 - self.tokens) * self.interval)
-
-    def take(self) -> None:
-        self._refill()
-        self.tokens -= 1
-
-    def _refill(self) -> None:
-        now = self.clock()
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) / self.interval)
-        self.updated = now
-
-
-class Backoff:
-    """Pauses after consecutive failures: 1 s, 2 s, 4 s ... up to ``maximum``."""
-
-    def __init__(self, maximum: float, clock: Callable[[], float]):
-        self.maximum = maximum
-        self.clock = clock
-        self.failures = 0
-        self.retry_at = float("-inf")
-
-    def ready(self) -> bool:
-        return self.clock() >= self.retry_at
-
-    def failed(self) -> float:
-        """Count a failure; returns the pause before the next try."""
-        pause = min(self.maximum, 2.0**self.failures)
-        self.failures += 1
-        self.retry_at = self.clock() + pause
-        return pause
-
-    def succeeded(self) -> None:
-        self.failures = 0
-        self.retry_at = float("-inf")
 
 
 @dataclass(eq=False)
@@ -129,6 +87,12 @@ class Job:
     visible_until: float = 0.0  # time.monotonic() when SQS would hand it to another bridge
     retry_at: float = 0.0  # agent clock: a refused SMS waits until then
     lost: bool = False  # SQS refused to extend its visibility: another bridge may have it
+    in_flight: bool = False  # handed to a port, its outcome not back yet
+    attempt: int = 0  # of the send in flight
+
+    @property
+    def segments(self) -> int:
+        return analyze(self.text).segments
 
     def renew(self, again: Job) -> None:
         """SQS delivered this message again (our hold lapsed, e.g. while the host slept):
@@ -198,15 +162,14 @@ class Hand:
         with self._changed:
             return sum(1 for job in self._jobs if queue is None or job.queue is queue)
 
-    def next_ready(self, now: float) -> Job | None:
-        """A priority message ready to go, else a bulk one; the least recently served
-        account's first, then the oldest."""
+    def ready(self, now: float) -> list[Job]:
+        """Messages ready to go, in the order they should: priority messages first, the
+        least recently served account's first, then the oldest."""
         with self._changed:
-            ready = [job for job in self._jobs if job.retry_at <= now]
-            return min(
+            ready = [job for job in self._jobs if job.retry_at <= now and not job.in_flight]
+            return sorted(
                 ready,
                 key=lambda job: (not job.priority, self._served.get(job.received.group, -1)),
-                default=None,
             )
 
     def served(self, job: Job) -> None:
@@ -217,7 +180,7 @@ class Hand:
 
     def wait_for_ready(self, now: float, timeout: float) -> None:
         with self._changed:
-            if self.next_ready(now) is None:
+            if not self.ready(now):
                 self._changed.wait(timeout)
 
     def wait(self, timeout: float) -> None:
@@ -230,38 +193,48 @@ class Hand:
 
 
 class Agent:
-    """One bridge: the phone ``driver``, its journal, the two queues and the API."""
+    """One bridge: its phones (``driver``, or one driver per line of a SIM bank), its
+    journal, the two queues and the API."""
 
     def __init__(
         self,
         config: BridgeConfig,
-        driver: Driver,
+        driver: Driver | list[Driver],
         journal: Journal,
         queues: dict[str, SqsQueue],
         api: ApiClient,
         clock: Callable[[], float] = time.monotonic,
     ):
-        """``queues`` maps "priority" and "bulk" to their queue; ``clock`` paces sends,
-        retries, backoffs and heartbeats (SQS visibility always runs on real time)."""
+        """``driver``: the device's driver, or for a bank (config.bank) one driver per
+        [[line]], in slot order. ``queues`` maps "priority" and "bulk" to their queue;
+        ``clock`` paces sends, retries and heartbeats (SQS visibility and the ports'
+        reads of the phone run on real time)."""
         self.config = config
-        self.driver = driver
         self.journal = journal
         self.queues = queues
         self.api = api
         self.clock = clock
         self.hand = Hand()
-        self.bucket = TokenBucket(config.sends_per_minute, config.send_burst, clock)
-        # Held per queue: what this bridge sends in PREFETCH_SECONDS at its pace, at least 1,
-        # at most max_buffered. A slow SIM does not sit on messages other bridges could
-        # send, nor hand them back (each handing back counts towards the dead-letter queue).
+        self._stopping = threading.Event()
+        self._completions: SimpleQueue = SimpleQueue()
+        self.ports, self.lines = self._lines(driver)
+        # Held per queue: what the lines send in PREFETCH_SECONDS at their pace, at least 1,
+        # at most max_buffered per line. A slow SIM does not sit on messages other bridges
+        # could send, nor hand them back (each handing back counts towards the dead-letter
+        # queue).
+        buckets = {id(line.bucket): line for line in self.lines}.values()
+        pace = sum(line.settings.sends_per_minute for line in buckets)
         self.prefetch = max(
             1,
-            min(config.max_buffered, math.ceil(config.sends_per_minute * PREFETCH_SECONDS / 60)),
+            min(
+                config.max_buffered * len(buckets),
+                math.ceil(pace * PREFETCH_SECONDS / 60),
+            ),
         )
         self.api_backoff = Backoff(config.backoff_max, clock)
-        self.phone_backoff = Backoff(config.backoff_max, clock)
+        self._accepting = True  # some line can take SMS: the pollers receive
+        self._blocked_since: float | None = None
         self._next_heartbeat = self._next_prune = clock()
-        self._stopping = threading.Event()
         self._released = threading.Event()
         self._pollers: dict[str, Poller] = {}
         self._retired: list[Poller] = []  # stopped, maybe still in their last long poll
@@ -270,10 +243,66 @@ class Agent:
             self._add_poller(kind, queue)
         self._keeper = threading.Thread(target=self._keep_visible, name="visibility", daemon=True)
 
+    def _lines(self, driver: Driver | list[Driver]) -> tuple[list[Port], list[Line]]:
+        config = self.config
+        if config.bank:
+            assert isinstance(driver, list) and len(driver) == len(config.bank)
+            ports = [
+                self._port(f"line{spec.slot}", each)
+                for spec, each in zip(config.bank, driver, strict=True)
+            ]
+            lines = [
+                self._line(port, spec.slot, spec.line, None, config.for_line(spec))
+                for spec, port in zip(config.bank, ports, strict=True)
+            ]
+            return ports, lines
+        assert not isinstance(driver, list)
+        port = self._port(config.driver or driver.name, driver)
+        bucket = TokenBucket(config.sends_per_minute, config.send_burst, self.clock)
+        configured = list(config.lines) or [None]
+        lines = [
+            self._line(
+                port, None if each is None else each.slot, each, each and each.slot, config, bucket
+            )
+            for each in configured
+        ]
+        return [port], lines
+
+    def _port(self, name: str, driver: Driver) -> Port:
+        return Port(name, driver, self._completed, self.config, self._stopping)
+
+    def _line(self, port, slot, reported, driver_slot, settings, bucket=None) -> Line:
+        bucket = bucket or TokenBucket(settings.sends_per_minute, settings.send_burst, self.clock)
+        guard = SimGuard(slot or 0, settings, self.journal)
+        line = Line(slot, reported, port, driver_slot, settings, bucket, guard)
+        port.lines.append(line)
+        return line
+
+    def _completed(self, item: object) -> None:
+        """From a port's thread: an outcome or phone events for the main thread."""
+        self._completions.put((self.clock(), item))  # pauses count from the outcome
+        self.hand.wake()
+
+    @property
+    def driver(self) -> Driver:
+        """The driver of a device of one port."""
+        return self.ports[0].driver
+
     @classmethod
     def build(
-        cls, config: BridgeConfig, driver: Driver, clock: Callable[[], float] = time.monotonic
+        cls,
+        config: BridgeConfig,
+        driver: Driver | list[Driver] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> Agent:
+        """``driver`` None: the drivers the configuration names (ValueError, TypeError:
+        a driver's options are wrong)."""
+        if driver is None:
+            driver = (
+                bank_drivers(config.bank)
+                if config.bank
+                else drivers.load(config.driver, **config.driver_options)
+            )
         api = ApiClient(
             config.api_url,
             config.device_key,
@@ -294,8 +323,14 @@ class Agent:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        """Open the phone, settle sends a previous run left unfinished, start receiving."""
-        self.driver.open()
+        """Open the phones, settle sends a previous run left unfinished, start receiving.
+
+        A device of one phone that cannot be opened raises DriverError; a line of a bank
+        starts down and keeps trying, while the others work."""
+        for port in self.ports:
+            port.open(strict=not self.config.bank)
+        for port in self.ports:
+            port.start()
         self._settle_interrupted_sends()
         self._start_pollers = True
         for poller in self._pollers.values():
@@ -328,11 +363,13 @@ class Agent:
         self.stop()
         for poller in [*self._pollers.values(), *self._retired]:
             poller.stop()  # at most one long poll; what it brings is released below
+        for port in self.ports:
+            port.stop()  # the SMS being sent is finished, then the driver closed
+        self._take_completions()
         self._release(self.hand.take_all())
         self._released.set()
         self._keeper.join()
         self._flush_outbox()  # report the last outcomes now rather than at the next start
-        self.driver.close()
         self.journal.close()
 
     def _settle_interrupted_sends(self) -> None:
@@ -380,7 +417,7 @@ class Agent:
         backoff = Backoff(self.config.backoff_max, self.clock)
         while not self._stopping.is_set() and not stopped.is_set():
             room = min(self.prefetch - self.hand.count(queue), SQS_BATCH_LIMIT)
-            if room <= 0:
+            if room <= 0 or not self._accepting:
                 self.hand.wait(self.config.poll_interval)
                 continue
             visible_until = time.monotonic() + self.config.visibility_timeout
@@ -471,7 +508,7 @@ class Agent:
         that fails in a way nobody foresaw is logged and the loop goes on: the bridge
         outlives any message, payload or driver bug."""
         for phase in (
-            self._collect_phone_events,
+            self._take_completions,
             self._flush_outbox,
             self._heartbeat_if_due,
             self._prune_if_due,
@@ -484,24 +521,51 @@ class Agent:
                 self._stopping.wait(UNFORESEEN_PAUSE)
 
     def _work_next(self) -> None:
-        job = self.hand.next_ready(self.clock())
-        if job is None:
-            self.hand.wait_for_ready(self.clock(), self.config.poll_interval)
-        elif job.lost:
-            self.hand.discard(job)
-        elif self._settle_without_sending(job):
-            return
-        elif not self.api_backoff.ready():
-            # Nothing goes without the API's claim (see _claim): held, visibility kept.
-            self._stopping.wait(self.config.poll_interval)
-        else:
-            pause = self.bucket.delay()
-            if pause > 0:
-                self._stopping.wait(min(pause, self.config.poll_interval))
-            else:
-                self.bucket.take()
+        """Hand each ready SMS to a line that can take it, as long as lines are free."""
+        now = self.clock()
+        free = self._free_lines()
+        dispatched = False
+        for job in self.hand.ready(now):
+            if not free:
+                break
+            if job.lost:
+                self.hand.discard(job)
+            elif self._settle_without_sending(job) or self._failed_unsendable(job):
+                continue
+            elif not self.api_backoff.ready():
+                break  # nothing goes without the API's claim (see _claim): held
+            elif (line := self._line_for(job, free)) is not None:
                 self.hand.served(job)
-                self._send(job)
+                if self._send(job, line):
+                    free.remove(line)
+                    dispatched = True
+        if not dispatched:
+            self.hand.wait_for_ready(self.clock(), self._idle_wait())
+
+    def _free_lines(self) -> list[Line]:
+        """Lines that can send now: their port idle, their pace and guard allowing."""
+        usable = [line for line in self.lines if line.hold() is None]
+        self._note_blocked(not usable)
+        return [line for line in usable if line.idle() and line.bucket.delay() == 0]
+
+    def _idle_wait(self) -> float:
+        delays = [line.bucket.delay() for line in self.lines if line.idle()]
+        return min([self.config.poll_interval, *(d for d in delays if d > 0)])
+
+    def _note_blocked(self, blocked: bool) -> None:
+        """No line can take SMS: receive none, and after BLOCKED_RELEASE give back those
+        held, for other bridges."""
+        self._accepting = not blocked
+        if not blocked:
+            self._blocked_since = None
+        elif self._blocked_since is None:
+            self._blocked_since = self.clock()
+            log.warning("no line can send now (paused, capped or down): not receiving")
+        elif self.clock() - self._blocked_since > BLOCKED_RELEASE:
+            held = [job for job in self.hand.take_all() if not job.in_flight]
+            if held:
+                self._release(held)
+            self._blocked_since = self.clock()
 
     def _settle_without_sending(self, job: Job) -> bool:
         entry = self.journal.outbound(job.received.sqs_id)
@@ -535,24 +599,28 @@ class Agent:
         self._finish(job)
         return True
 
-    def _send(self, job: Job) -> None:
+    def _failed_unsendable(self, job: Job) -> bool:
         refusal = self._unsendable(job)
-        if refusal is not None:
-            log.warning("message %s not sent: %s", job.message_id, refusal)
-            self.journal.record_outcome(
-                job.received.sqs_id,
-                job.message_id,
-                "failed",
-                reason=refusal,
-                at=_utcnow(),
-                claim=job.claim,
-            )
-            self._finish(job)
-            return
+        if refusal is None:
+            return False
+        log.warning("message %s not sent: %s", job.message_id, refusal)
+        self.journal.record_outcome(
+            job.received.sqs_id,
+            job.message_id,
+            "failed",
+            reason=refusal,
+            at=_utcnow(),
+            claim=job.claim,
+        )
+        self._finish(job)
+        return True
+
+    def _send(self, job: Job, line: Line) -> bool:
+        """Claim ``job`` and hand it to ``line``'s port; False when it did not go there."""
         answer = self._claim(job)
         if answer is API_DOWN:
             log.info("message %s held: the API cannot grant the claim now", job.message_id)
-            return
+            return False
         if answer is NOT_OURS:
             # The API does not know the message, or it is not this device's to send (it was
             # reassigned to another pool): never sent here; the queue gives it to another
@@ -560,7 +628,7 @@ class Agent:
             log.warning("message %s is not this device's to send: released", job.message_id)
             self.hand.discard(job)
             self._release([job])
-            return
+            return False
         stored = answer and answer["status"]
         if answer and answer.get("claimed") is False and stored == "sending":
             # Another device claimed it and has not reported how it went: leave it on the
@@ -569,7 +637,7 @@ class Agent:
                 "message %s is being sent by another device: left on the queue", job.message_id
             )
             self.hand.discard(job)
-            return
+            return False
         if stored not in (None, "queued", "sending"):
             log.info(
                 "message %s is already %s according to the API: not sent", job.message_id, stored
@@ -581,55 +649,102 @@ class Agent:
                 reason=f"already {stored} according to the API",
             )
             self._finish(job)
-            return
-        attempt = self.journal.begin_send(job.received.sqs_id, job.message_id, job.claim)
+            return False
+        job.attempt = self.journal.begin_send(job.received.sqs_id, job.message_id, job.claim)
         log.info(
-            "sending message %s (%s, try %d)",
+            "sending message %s (%s, try %d) on %s",
             job.message_id,
             "priority" if job.priority else "bulk",
-            attempt,
+            job.attempt,
+            line.port.name if line.slot is None else f"line {line.slot}",
         )
-        slot = self._line_for(job)
-        try:
-            result = self.driver.send(OutboundSms(job.message_id, job.to, job.text, slot))
-        except (SendError, DriverError) as error:
-            self._refused(job, attempt, error)
-            return
-        except Exception as error:  # noqa: BLE001 - a driver bug: settled, never retried
-            log.exception("message %s: the driver failed unexpectedly", job.message_id)
-            reason = f"driver error: {type(error).__name__}: {error}"[:300]
-            self._refused(job, attempt, SendError(reason, retryable=False))
-            return
+        line.bucket.take()
+        job.in_flight = True
+        sim = job.sim_slot if line.slot is None else line.driver_slot
+        line.port.send(job, line, OutboundSms(job.message_id, job.to, job.text, sim))
+        return True
+
+    def _take_completions(self) -> None:
+        """What the ports did since the last turn: outcomes of sends, phone events."""
+        while True:
+            try:
+                at, item = self._completions.get_nowait()
+            except Empty:
+                return
+            if isinstance(item, PhoneEvents):
+                self._phone_events(item.port, item.events)
+                continue
+            item.line.port.busy = False
+            item.job.in_flight = False
+            if isinstance(item, Sent):
+                self._sent(item.job, item.line, item.result)
+            else:
+                self._line_refused(item.job, item.line, item.error, at)
+
+    def _sent(self, job: Job, line: Line, result) -> None:
         self.journal.record_outcome(
             job.received.sqs_id,
             job.message_id,
             "sent",
             segments=result.segments,
-            references=result.references,
+            references=tuple(self._reference(line.port, r) for r in result.references),
             at=_utcnow(),
-            sim_slot=slot,
+            sim_slot=line.slot,
         )
+        line.guard.sent(job.to, result.segments)
         log.info("message %s sent (%d segment(s))", job.message_id, result.segments)
         self._finish(job)
+
+    def _line_refused(self, job: Job, line: Line, error: Exception, at: float) -> None:
+        if isinstance(error, SendError) and error.pause_line:
+            hold = line.guard.barred(str(error))
+            log.warning(
+                "line %s paused until %s: the network answered %s",
+                line.slot or line.port.name,
+                datetime.fromtimestamp(hold.until or 0, UTC).isoformat(timespec="seconds"),
+                error,
+            )
+        # a paused line takes nothing: the SMS goes at once by another line, if one is free
+        paused = isinstance(error, SendError) and error.pause_line
+        self._refused(job, job.attempt, error, at, at_once=paused)
+
+    def _reference(self, port: Port, reference: str) -> str:
+        """Delivery reports name a segment by a reference of its modem: ports of a bank
+        number theirs apart."""
+        return f"{port.name}:{reference}" if len(self.ports) > 1 else reference
 
     def _unsendable(self, job: Job) -> str | None:
         """Why ``job``'s text can never be sent, checked before anything is claimed."""
         if any(0xD800 <= ord(char) <= 0xDFFF for char in job.text):
             return "the text holds a lone UTF-16 surrogate: it cannot be encoded as an SMS"
-        segments = analyze(job.text).segments
-        if segments > self.config.max_segments:
-            return f"too long: {segments} SMS segments, at most {self.config.max_segments}"
+        segments = job.segments
+        longest = max(line.settings.max_segments for line in self.lines)
+        if segments > longest:
+            return f"too long: {segments} SMS segments, at most {longest}"
+        if job.sim_slot is not None and not any(self._may_take(each, job) for each in self.lines):
+            return f"this device has no line {job.sim_slot}"
         return None
 
-    def _line_for(self, job: Job) -> int | None:
-        """The SIM an SMS leaves from: the one its sender asked for, else a line of the
-        recipient's network (on-net: cheaper, and what carriers expect), else the first
-        line. None when no lines are configured: the driver's default SIM."""
-        if job.sim_slot is not None or not self.config.lines:
-            return job.sim_slot
+    @staticmethod
+    def _may_take(line: Line, job: Job) -> bool:
+        """A line of another slot never takes an SMS its sender sent from a given SIM; the
+        one line of a device whose lines are not configured leaves the choice to its driver."""
+        return job.sim_slot is None or line.slot in (None, job.sim_slot)
+
+    def _line_for(self, job: Job, free: list[Line]) -> Line | None:
+        """The line an SMS leaves from: the one its sender asked for, else a free line of
+        the recipient's network (on-net: cheaper, and what carriers expect), else any free
+        line; the line's guard and longest text allowing. None: none can take it now."""
         network = protocol.operator_of(job.to)
-        on_net = [line.slot for line in self.config.lines if _network_of(line) == network]
-        return on_net[0] if on_net else self.config.lines[0].slot
+        candidates = sorted(
+            (line for line in free if self._may_take(line, job)),
+            key=lambda line: line.reported is None or _network_of(line.reported) != network,
+        )
+        parts = job.segments
+        for line in candidates:
+            if parts <= line.settings.max_segments and line.guard.refuses(job.to, parts) is None:
+                return line
+        return None
 
     def _claim(self, job: Job) -> dict | None:
         """Post ``sending``: the API's answer (stored status, claim), NOT_OURS, or API_DOWN.
@@ -659,15 +774,17 @@ class Agent:
         self.api_backoff.succeeded()
         return answer
 
-    def _refused(self, job: Job, attempt: int, error: Exception) -> None:
+    def _refused(
+        self, job: Job, attempt: int, error: Exception, at: float, at_once: bool = False
+    ) -> None:
         if isinstance(error, SendError):
             reason, retryable = str(error), error.retryable
         else:
             reason, retryable = f"phone unreachable: {error}", True
         if retryable and attempt < self.config.max_attempts:
-            pause = self.config.retry_delay * 2 ** (attempt - 1)
+            pause = 0.0 if at_once else self.config.retry_delay * 2 ** (attempt - 1)
             self.journal.record_retry(job.received.sqs_id, reason)
-            job.retry_at = self.clock() + pause
+            job.retry_at = at + pause
             log.warning(
                 "message %s refused (%s); try %d of %d in %.0f s",
                 job.message_id,
@@ -697,44 +814,31 @@ class Agent:
 
     # ------------------------------------------------------------------ phone and API
 
-    def _collect_phone_events(self) -> None:
-        if not self.phone_backoff.ready():
-            return
-        try:
-            events = self.driver.poll()
-        except DriverError as error:
-            log.warning(
-                "cannot read the phone (%s); retrying in %.0f s", error, self.phone_backoff.failed()
-            )
-            return
-        self.phone_backoff.succeeded()
+    def _phone_events(self, port: Port, events: list) -> None:
         for event in events:
             if isinstance(event, InboundSms):
                 # before any post, and before the phone forgets it: nothing received is lost
-                self.journal.add_inbound(self._with_line(event))
+                self.journal.add_inbound(self._with_line(port, event))
                 log.info("SMS received (device ref %s)", event.device_ref)
-                self._acknowledge(event)
+                port.acknowledge(event)
             elif isinstance(event, DeliveryReport):
+                reference = self._reference(port, event.reference)
                 message_id = self.journal.record_delivery(
-                    event.reference, event.delivered, event.detail, _utcnow()
+                    reference, event.delivered, event.detail, _utcnow()
                 )
                 log.info(
                     "delivery report %s for message %s: %s",
-                    event.reference,
+                    reference,
                     message_id,
                     "delivered" if event.delivered else "not delivered",
                 )
 
-    def _acknowledge(self, sms: InboundSms) -> None:
-        try:
-            self.driver.acknowledge(sms)
-        except DriverError as error:  # kept on the phone: read again, deduplicated, later
-            log.warning("cannot tell the phone SMS %s is stored (%s)", sms.device_ref, error)
-
-    def _with_line(self, sms: InboundSms) -> InboundSms:
-        """A device of one line received everything on it, whether the driver says so or not."""
-        if sms.sim_slot is None and len(self.config.lines) == 1:
-            return replace(sms, sim_slot=self.config.lines[0].slot)
+    def _with_line(self, port: Port, sms: InboundSms) -> InboundSms:
+        """The line an SMS arrived on: the port's only line, whatever the driver says (a
+        bank's modem knows itself as SIM 1), else the line the driver names."""
+        configured = [line for line in port.lines if line.slot is not None]
+        if len(port.lines) == 1 and configured:
+            return replace(sms, sim_slot=configured[0].slot)
         return sms
 
     def _flush_outbox(self) -> None:
@@ -790,15 +894,15 @@ class Agent:
         if self.clock() < self._next_heartbeat or not self.api_backoff.ready():
             return
         self._next_heartbeat = self.clock() + self.config.heartbeat_interval
-        info = self._device_info()
+        info = self.ports[0].info
         try:
             answer = self.api.heartbeat(
                 protocol.heartbeat(
-                    self.config.driver,
+                    self._driver_names(),
                     info.signal_percent,
                     info.battery_percent,
                     __version__,
-                    lines=self._lines_with_signal(info),
+                    lines=self._reported_lines(),
                     own_queue="device-bulk" in self.queues,
                 )
             )
@@ -811,19 +915,15 @@ class Agent:
         else:
             self.api_backoff.succeeded()
 
-    def _lines_with_signal(self, info: DeviceInfo) -> list[protocol.Line] | None:
-        """The configured lines; a device of one line has the driver's signal on it."""
-        lines = list(self.config.lines)
-        if len(lines) == 1:
-            lines = [replace(lines[0], signal_percent=info.signal_percent)]
-        return lines or None
+    def _driver_names(self) -> str:
+        if not self.config.bank:
+            return self.config.driver or self.driver.name
+        return ",".join(sorted({spec.driver for spec in self.config.bank}))[:40]
 
-    def _device_info(self) -> DeviceInfo:
-        try:
-            return self.driver.info()
-        except DriverError as error:
-            log.warning("cannot read signal and battery (%s)", error)
-            return DeviceInfo()
+    def _reported_lines(self) -> list[protocol.Line] | None:
+        """The configured lines, each with its signal where known and its state."""
+        lines = [line.heartbeat_line() for line in self.lines]
+        return [line for line in lines if line is not None] or None
 
     def _prune_if_due(self) -> None:
         if self.clock() < self._next_prune:
@@ -879,3 +979,14 @@ def _by_queue(jobs: Iterable[Job]) -> dict[SqsQueue, list[Job]]:
     for job in jobs:
         grouped.setdefault(job.queue, []).append(job)
     return grouped
+
+
+def bank_drivers(bank: tuple[LineSpec, ...]) -> list[Driver]:
+    """A driver per [[line]] of a SIM bank, built from its [line.driver] table."""
+    built = []
+    for spec in bank:
+        try:
+            built.append(drivers.load(spec.driver, **spec.driver_options))
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"[[line]] {spec.slot}: {error}") from None
+    return built

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from . import __version__, config, drivers
+from . import __version__, config
 from .agent import Agent
 from .drivers.base import DriverError
 from .journal import JournalInUse
@@ -67,21 +67,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level, settings.log_json)
     try:
-        driver = drivers.load(settings.driver, **settings.driver_options)
+        agent = Agent.build(settings)
     except (ValueError, TypeError) as error:
-        log.error("driver %s: %s", settings.driver, error)
+        log.error("driver %s: %s", settings.driver or "of a [[line]]", error)
         return 2
-    try:
-        agent = Agent.build(settings, driver)
     except JournalInUse as error:
         log.error("%s", error)
         return 1
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: agent.stop())
     log.info(
-        "device bridge %s starting: driver %s, priority queue %s, bulk queue %s",
+        "device bridge %s starting: %s, priority queue %s, bulk queue %s",
         __version__,
-        settings.driver,
+        f"driver {settings.driver}" if not settings.bank else f"{len(settings.bank)} lines",
         settings.priority_queue,
         settings.outbound_queue,
     )

@@ -38,6 +38,26 @@ The file is TOML with the option names as keys and a [driver] table for the driv
 Driver options are the fields of the Options class in device_bridge/drivers/<driver>.py
 (for example modem: port, baudrate, pin; simulator: outbox, inbox, send_delay).
 
+A SIM bank (a modem pool, several phones) is one bridge with a [[line]] table per line
+instead of the [driver] table: each line has its own driver and number, and may set its
+own pace and SIM guard (the options marked [per line]; the top-level value is the
+default of every line). Lines send in parallel; one failing line never stops the others.
+
+    [[line]]
+    number = "+22238000001"
+    sends_per_minute = 4
+    max_per_day = 300             # the SIM guard: carriers block SIMs past such caps
+    [line.driver]
+    name = "modem"
+    port = "/dev/serial/by-id/usb-Quectel-if02-port0"
+
+    [[line]]
+    number = "+22244000002"
+    operator = "mauritel"         # where its prefix would name the wrong operator
+    [line.driver]
+    name = "modem"
+    port = "/dev/serial/by-id/usb-Huawei-if00-port0"
+
 AWS credentials: with aws_credentials = "device" the bridge needs nothing but its device
 key: it asks the API for short-lived credentials limited to its queues (and their URLs
 and region), again before they expire. With "environment", boto3 reads credentials and
@@ -51,6 +71,22 @@ others go back to the queue at once.
 
 class ConfigError(ValueError):
     """The configuration is incomplete or invalid; the message says which option."""
+
+
+@dataclass(frozen=True)
+class LineSpec:
+    """One [[line]] of a SIM bank: its driver, its number, and its per-line settings."""
+
+    slot: int
+    number: str
+    driver: str
+    driver_options: dict
+    operator: str | None = None
+    settings: dict = field(default_factory=dict)  # per-line options given in its table
+
+    @property
+    def line(self) -> protocol.Line:
+        return protocol.Line(self.slot, self.number, self.operator)
 
 
 def parse_lines(raw: str) -> tuple[protocol.Line, ...]:
@@ -91,8 +127,11 @@ def _option(
     high: float | None = None,
     secret: bool = False,
     default_factory: Any = dataclasses.MISSING,
+    per_line: bool = False,
 ):
-    metadata = {"help": help, "parse": parse, "low": low, "high": high}
+    if per_line:
+        help += " [per line]"
+    metadata = {"help": help, "parse": parse, "low": low, "high": high, "per_line": per_line}
     return field(
         default=default, default_factory=default_factory, metadata=metadata, repr=not secret
     )
@@ -107,8 +146,10 @@ class BridgeConfig:
         secret=True,
     )
     driver: str = _option(
-        "Phone driver: modem (GSM modem on a serial port), termux (Android phone, in Termux), smsgate (the SMSGate Android app's local server) or "
-        "simulator (files, for development) (required)."
+        "Phone driver: modem (GSM modem on a serial port), termux (Android phone, in "
+        "Termux), smsgate (the SMSGate Android app's local server) or simulator (files, "
+        "for development) (required, unless the file has [[line]] tables).",
+        "",
     )
     aws_credentials: str = _option(
         "Where the AWS credentials come from: device (from the API, for the device key: "
@@ -136,10 +177,11 @@ class BridgeConfig:
         default_factory=_default_journal,
     )
     sends_per_minute: float = _option(
-        "SMS this device sends per minute at most; carriers block SIMs that send faster.",
+        "SMS a line sends per minute at most; carriers block SIMs that send faster.",
         6.0,
         float,
         low=0.01,
+        per_line=True,
     )
     send_burst: int = _option(
         "SMS that may go back to back after an idle spell before the per-minute pace "
@@ -147,6 +189,7 @@ class BridgeConfig:
         1,
         int,
         low=1,
+        per_line=True,
     )
     max_attempts: int = _option(
         "Tries of an SMS the phone refuses with a temporary error before it is failed.",
@@ -183,16 +226,68 @@ class BridgeConfig:
     )
     max_segments: int = _option(
         "Longest SMS sent, in segments (the API's SMSGW_MAX_SEGMENTS): a longer text is "
-        "reported failed, never sent.",
+        "reported failed, never sent; a line with a lower value leaves longer texts to "
+        "the other lines.",
         10,
         int,
         low=1,
         high=255,
+        per_line=True,
+    )
+    max_per_minute: int = _option(
+        "SIM guard: SMS parts a line sends in any 60 s at most (0: no cap).",
+        0,
+        int,
+        low=0,
+        per_line=True,
+    )
+    max_per_hour: int = _option(
+        "SIM guard: SMS parts a line sends in any hour at most (0: no cap).",
+        0,
+        int,
+        low=0,
+        per_line=True,
+    )
+    max_per_day: int = _option(
+        "SIM guard: SMS parts a line sends in any 24 h at most (0: no cap).",
+        0,
+        int,
+        low=0,
+        per_line=True,
+    )
+    max_recipients_per_day: int = _option(
+        "SIM guard: different numbers a line writes to in any 24 h at most (0: no cap).",
+        0,
+        int,
+        low=0,
+        per_line=True,
+    )
+    max_recipients_per_month: int = _option(
+        "SIM guard: different numbers a line writes to in any 30 days at most (0: no cap).",
+        0,
+        int,
+        low=0,
+        per_line=True,
+    )
+    warmup_days: float = _option(
+        "SIM guard: days a new SIM takes to reach max_per_day, from warmup_per_day on its "
+        "first day, rising evenly (0: no warm-up; needs max_per_day).",
+        0.0,
+        float,
+        low=0,
+        per_line=True,
+    )
+    warmup_per_day: int = _option(
+        "SIM guard: SMS parts a new SIM sends on its first day of warm-up.",
+        20,
+        int,
+        low=1,
+        per_line=True,
     )
     max_buffered: int = _option(
-        "Messages taken from each queue ahead of sending; more is faster, fewer leaves "
-        "more work to the other bridges on the same queue. Never more than the bridge "
-        "sends in 20 s at sends_per_minute (2 at 6 a minute).",
+        "Messages taken from each queue ahead of sending, per line; more is faster, "
+        "fewer leaves more work to the other bridges on the same queue. Never more than "
+        "the lines send in 20 s at their sends_per_minute (2 for one line at 6 a minute).",
         10,
         int,
         low=1,
@@ -235,13 +330,21 @@ class BridgeConfig:
     # Options of the chosen driver (see its module's Options): the [driver] table of the
     # config file, then SMSGW_BRIDGE_DRIVER_OPTION_<NAME> variables, then --driver-option flags.
     driver_options: dict = field(default_factory=dict)
+    # The [[line]] tables of a SIM bank, slot order; empty: one driver (above) for the device.
+    bank: tuple[LineSpec, ...] = ()
 
     @property
     def queues(self) -> dict[str, str]:
         return {"priority": self.priority_queue, "bulk": self.outbound_queue}
 
+    def for_line(self, spec: LineSpec | None) -> BridgeConfig:
+        """These settings with ``spec``'s per-line options applied."""
+        return self if spec is None else dataclasses.replace(self, **spec.settings)
+
 
 OPTIONS = [f for f in dataclasses.fields(BridgeConfig) if "help" in f.metadata]
+PER_LINE = {f.name: f for f in OPTIONS if f.metadata["per_line"]}
+LINE_KEYS = ("number", "operator", "slot", "driver")
 DRIVER_OPTION_PREFIX = "SMSGW_BRIDGE_DRIVER_OPTION_"
 REQUIRED = [
     f.name
@@ -360,10 +463,59 @@ def _from_file(path: Path | None) -> tuple[dict, dict]:
         driver_options = dict(values.pop("driver"))
         if "name" in driver_options:
             values["driver"] = driver_options.pop("name")
-    unknown = set(values) - {o.name for o in OPTIONS}
+    if "line" in values:
+        values["bank"] = _bank(values.pop("line"))
+    unknown = set(values) - {o.name for o in OPTIONS} - {"bank"}
     if unknown:
         raise ConfigError(f"unknown option(s) in {path}: {', '.join(sorted(unknown))}")
     return values, driver_options
+
+
+def _bank(tables: Any) -> tuple[LineSpec, ...]:
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise ConfigError("line must be an array of tables: [[line]]")
+    if not 1 <= len(tables) <= protocol.MAX_LINES:
+        raise ConfigError(f"a bridge drives 1 to {protocol.MAX_LINES} [[line]] tables")
+    specs = [_line_spec(position, table) for position, table in enumerate(tables, 1)]
+    slots = [spec.slot for spec in specs]
+    if len(set(slots)) != len(slots):
+        raise ConfigError("two [[line]] tables have the same slot")
+    return tuple(sorted(specs, key=lambda spec: spec.slot))
+
+
+def _line_spec(position: int, table: dict) -> LineSpec:
+    where = f"[[line]] {position}"
+    unknown = set(table) - set(LINE_KEYS) - set(PER_LINE)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    number = str(table.get("number", "")).strip()
+    if not number:
+        raise ConfigError(f"{where}: number is required (the SIM's number, e.g. +22238000001)")
+    driver = table.get("driver")
+    if not isinstance(driver, dict) or not str(driver.get("name", "")).strip():
+        raise ConfigError(
+            f'{where}: a [line.driver] table with its name is required, e.g. name = "modem"'
+        )
+    driver_options = {key: value for key, value in driver.items() if key != "name"}
+    operator = table.get("operator")
+    if operator is not None and str(operator).lower() not in protocol.OPERATORS:
+        raise ConfigError(
+            f"{where}: operator {operator!r} is not one of {', '.join(protocol.OPERATORS)}"
+        )
+    slot = table.get("slot", position)
+    if not isinstance(slot, int) or not 1 <= slot <= protocol.MAX_LINES:
+        raise ConfigError(f"{where}: slot must be a whole number from 1 to {protocol.MAX_LINES}")
+    settings = {
+        name: _parse(PER_LINE[name], table[name], where) for name in PER_LINE if name in table
+    }
+    return LineSpec(
+        slot,
+        number,
+        str(driver["name"]).strip(),
+        driver_options,
+        None if operator is None else str(operator).lower(),
+        settings,
+    )
 
 
 def _driver_flags(pairs: list[str]) -> dict:
@@ -377,7 +529,10 @@ def _driver_flags(pairs: list[str]) -> dict:
 
 
 def _build(values: dict, driver_options: dict) -> BridgeConfig:
+    bank = values.pop("bank", ())
     missing = [name for name in REQUIRED if not str(values.get(name, "")).strip()]
+    if not bank and not str(values.get("driver", "")).strip():
+        missing.append("driver")
     if missing:
         raise ConfigError(
             "missing required option(s): "
@@ -392,21 +547,32 @@ def _build(values: dict, driver_options: dict) -> BridgeConfig:
         raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
     if parsed.get("aws_credentials", "environment") not in CREDENTIAL_SOURCES:
         raise ConfigError(f"aws_credentials must be one of {', '.join(CREDENTIAL_SOURCES)}")
-    return BridgeConfig(**parsed, driver_options=driver_options)
+    if bank and (parsed.get("driver") or driver_options or parsed.get("lines")):
+        raise ConfigError(
+            "[[line]] tables replace driver, [driver] and lines: keep one or the other"
+        )
+    settings = BridgeConfig(**parsed, driver_options=driver_options, bank=bank)
+    for spec in bank or [None]:
+        _check_warmup(settings.for_line(spec), "" if spec is None else f"[[line]] {spec.slot}: ")
+    return settings
 
 
-def _parse(option, raw):
+def _check_warmup(settings: BridgeConfig, where: str) -> None:
+    if settings.warmup_days and not settings.max_per_day:
+        raise ConfigError(f"{where}warmup_days needs max_per_day (the cap the warm-up reaches)")
+
+
+def _parse(option, raw, where: str = ""):
     meta = option.metadata
+    name = f"{where}: {option.name}" if where else option.name
     try:
         value = meta["parse"](raw)
     except ConfigError:
         raise
     except (TypeError, ValueError):
-        raise ConfigError(
-            f"{option.name}: {raw!r} is not a valid {meta['parse'].__name__}"
-        ) from None
+        raise ConfigError(f"{name}: {raw!r} is not a valid {meta['parse'].__name__}") from None
     if meta["low"] is not None and value < meta["low"]:
-        raise ConfigError(f"{option.name} must be at least {meta['low']}")
+        raise ConfigError(f"{name} must be at least {meta['low']}")
     if meta["high"] is not None and value > meta["high"]:
-        raise ConfigError(f"{option.name} must be at most {meta['high']}")
+        raise ConfigError(f"{name} must be at most {meta['high']}")
     return value

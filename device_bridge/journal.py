@@ -7,6 +7,7 @@
 - ``segment``: network references of sent segments, to match delivery reports.
 - ``status_post``: statuses the API has not acknowledged yet, posted in order.
 - ``inbound``: received SMS the API has not acknowledged yet.
+- ``line_send`` and ``line_state``: what each SIM line sent and its pauses (device_bridge.guard).
 
 SMS texts of outbound messages are never stored; received ones only until the API has them.
 """
@@ -61,7 +62,22 @@ CREATE TABLE IF NOT EXISTS inbound (
     body TEXT NOT NULL,
     rejected TEXT                 -- the API's refusal (HTTP 400); kept, no longer posted
 );
+CREATE TABLE IF NOT EXISTS line_send (  -- what each line sent, for the SIM guard's caps
+    slot INTEGER NOT NULL,
+    at REAL NOT NULL,
+    recipient TEXT NOT NULL,      -- a digest of the number, never the number
+    parts INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS line_send_by_time ON line_send (slot, at);
+CREATE TABLE IF NOT EXISTS line_state (
+    slot INTEGER PRIMARY KEY,
+    first_send_at REAL,           -- the warm-up of a new SIM counts from it
+    paused_until REAL,
+    pause_reason TEXT,
+    pauses INTEGER NOT NULL DEFAULT 0  -- pauses in a row without a send between them
+);
 """
+LINE_SEND_RETENTION = 31 * 86400.0  # the longest guard window (30 days) and a margin
 
 
 @dataclass(frozen=True)
@@ -76,6 +92,14 @@ class PendingPost:
     id: int
     message_id: str
     body: dict
+
+
+@dataclass(frozen=True)
+class LineState:
+    first_send_at: float | None = None
+    paused_until: float | None = None
+    pause_reason: str | None = None
+    pauses: int = 0
 
 
 class JournalInUse(Exception):
@@ -324,6 +348,54 @@ class Journal:
         with self._transaction() as db:
             db.execute("UPDATE inbound SET rejected = ? WHERE device_ref = ?", (why, device_ref))
 
+    # ------------------------------------------------------------------ lines (SIM guard)
+
+    def record_line_send(self, slot: int, recipient: str, parts: int, at: float) -> None:
+        """A send through line ``slot`` went through: counted, and its pauses in a row end."""
+        with self._transaction() as db:
+            db.execute("INSERT INTO line_send VALUES (?, ?, ?, ?)", (slot, at, recipient, parts))
+            db.execute(
+                "INSERT INTO line_state (slot, first_send_at) VALUES (?, ?) "
+                "ON CONFLICT (slot) DO UPDATE SET pauses = 0, "
+                "first_send_at = COALESCE(first_send_at, excluded.first_send_at)",
+                (slot, at),
+            )
+
+    def line_sends(self, slot: int, since: float) -> list[tuple[float, int]]:
+        """(time, parts) of the line's sends after ``since``, oldest first."""
+        with self._transaction() as db:
+            return db.execute(
+                "SELECT at, parts FROM line_send WHERE slot = ? AND at > ? ORDER BY at",
+                (slot, since),
+            ).fetchall()
+
+    def line_recipients(self, slot: int, since: float) -> set[str]:
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT DISTINCT recipient FROM line_send WHERE slot = ? AND at > ?",
+                (slot, since),
+            )
+            return {row[0] for row in rows}
+
+    def line_state(self, slot: int) -> LineState:
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT first_send_at, paused_until, pause_reason, pauses FROM line_state "
+                "WHERE slot = ?",
+                (slot,),
+            ).fetchone()
+        return LineState(*row) if row else LineState()
+
+    def save_line_pause(self, slot: int, until: float, reason: str, pauses: int) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO line_state (slot, paused_until, pause_reason, pauses) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (slot) DO UPDATE SET "
+                "paused_until = excluded.paused_until, pause_reason = excluded.pause_reason, "
+                "pauses = excluded.pauses",
+                (slot, until, reason, pauses),
+            )
+
     # ------------------------------------------------------------------ housekeeping
 
     def prune(self, retention_seconds: float) -> int:
@@ -338,5 +410,9 @@ class Journal:
             db.execute(
                 "DELETE FROM segment WHERE sqs_message_id NOT IN "
                 "(SELECT sqs_message_id FROM outbound)"
+            )
+            db.execute(
+                "DELETE FROM line_send WHERE at < ?",
+                (self._wall_clock() - LINE_SEND_RETENTION,),
             )
         return removed

@@ -73,11 +73,21 @@ Event = InboundSms | DeliveryReport
 class SendError(Exception):
     """The phone or network refused an SMS."""
 
-    def __init__(self, reason: str, code: str | None = None, retryable: bool = True):
+    def __init__(
+        self,
+        reason: str,
+        code: str | None = None,
+        retryable: bool = True,
+        pause_line: bool = False,
+    ):
         super().__init__(reason if code is None else f"{reason} (code {code})")
         self.reason = reason
         self.code = code
         self.retryable = retryable
+        # The network refused because of a limit or a bar on the SIM (e.g. +CMS ERROR 8,
+        # Android's RESULT_ERROR_LIMIT_EXCEEDED): the bridge pauses the line, and the SMS
+        # goes by another line or later.
+        self.pause_line = pause_line
 
 
 class DriverError(Exception):

@@ -52,6 +52,9 @@ _PERMANENT_SEND_ERRORS = frozenset(
     {1, 8, 10, 21, 29, 50, 69, 95, 96, 97, 98, 99, 111, 195, 196, 304, 305}
     | set(range(0x80, 0xB1))  # TP-PID, TP-DCS and TP-Command errors, TPDU not supported
 )
+# RP causes (TS 24.011 §8.2.5.4) that bar or limit the SIM rather than the recipient: the
+# bridge pauses the line and the SMS goes by another line or later.
+_LINE_BARRING_ERRORS = frozenset({8, 10, 21, 29, 50})
 _SEND_ERROR_REASONS = {
     1: "unassigned number",
     8: "operator determined barring",
@@ -636,10 +639,12 @@ def _send_error(result: str) -> SendError:
         return SendError(f"the modem refused the SMS ({result})", code=code)
     number = int(code) if code.isdigit() else None
     reason = _SEND_ERROR_REASONS.get(number) if number is not None else None
+    barred = number in _LINE_BARRING_ERRORS
     return SendError(
         reason or "the network refused the SMS",
         code=code,
-        retryable=number not in _PERMANENT_SEND_ERRORS,
+        retryable=barred or number not in _PERMANENT_SEND_ERRORS,
+        pause_line=barred,
     )
 
 

@@ -72,6 +72,9 @@ APP_ID_LENGTH = 36  # the app's limit for a message id
 LEFT_THE_PHONE = ("Sent", "Delivered")
 # Android SmsManager results that blame the message or the phone's setup: the same send
 # would fail again. Every other failure (radio off, no service, limits, generic) is retried.
+# Android's answers that mean the SIM (not the recipient) hit a limit or was refused by the
+# network: the bridge pauses the line.
+LINE_LIMIT_RESULTS = frozenset({"RESULT_ERROR_LIMIT_EXCEEDED", "RESULT_NETWORK_REJECT"})
 PERMANENT_RESULTS = frozenset(
     {
         "RESULT_ERROR_NULL_PDU",
@@ -445,7 +448,12 @@ def _send_error(message: dict) -> SendError:
     reason = errors[0] if errors else "the app reports Failed without a reason"
     code = RESULT_NAME.search(reason)
     result = code.group(0) if code else None
-    return SendError(reason, code=result, retryable=result not in PERMANENT_RESULTS)
+    return SendError(
+        reason,
+        code=result,
+        retryable=result not in PERMANENT_RESULTS,
+        pause_line=result in LINE_LIMIT_RESULTS,
+    )
 
 
 def _app_id_base(message_id: str) -> str:

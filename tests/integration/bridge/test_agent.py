@@ -552,7 +552,7 @@ def test_otp_arriving_while_bulk_waits_for_the_rate_limit_takes_the_next_slot(
     agent = make_agent(driver, clock=clock, sends_per_minute=6, send_burst=1)
     queues.put(), queues.put()  # two bulk messages; the first goes out at once
     with running(agent):
-        agent.run_until(lambda: len(driver.sent) == 1, timeout=10)
+        agent.run_until(lambda: len(driver.sent) == 1 and agent.hand.count() == 1, timeout=10)
         otp = queues.put("priority")
         wait_until(lambda: agent.hand.count() == 2)
         clock.advance(10)
@@ -656,8 +656,8 @@ def test_heartbeat_reports_the_configured_sim_lines(api, make_agent):
     with running(agent):
         agent.run_until(lambda: len(api.heartbeats()) == 1, timeout=10)
     assert api.heartbeats()[0]["lines"] == [
-        {"slot": 1, "number": "+22238000001"},
-        {"slot": 2, "number": "+22222000002", "operator": "mattel"},
+        {"slot": 1, "number": "+22238000001", "state": "active"},
+        {"slot": 2, "number": "+22222000002", "operator": "mattel", "state": "active"},
     ]
 
 
@@ -698,7 +698,8 @@ def test_a_one_line_device_reports_the_signal_on_its_line(api, make_agent):
     with running(agent):
         agent.run_until(lambda: len(api.heartbeats()) == 1, timeout=10)
     assert api.heartbeats()[0]["lines"] == [
-        {"slot": 1, "number": "+22238000001", "signalPercent": 70}  # the fake phone's signal
+        # the fake phone's signal
+        {"slot": 1, "number": "+22238000001", "signalPercent": 70, "state": "active"}
     ]
 
 
@@ -726,7 +727,12 @@ def test_a_refused_device_key_keeps_everything_for_later_and_says_so(api, make_a
     driver = FakeDriver()
     with running(make_agent(driver, device_key="dk_revoked")) as agent:
         driver.events.append(received("sim-1"))
-        agent.run_until(lambda: "device key refused (HTTP 403)" in caplog.text, timeout=10)
+        agent.run_until(
+            lambda: (
+                "device key refused (HTTP 403)" in caplog.text and agent.journal.pending_inbound(10)
+            ),
+            timeout=10,
+        )
         assert [body["deviceRef"] for body in agent.journal.pending_inbound(10)] == ["sim-1"]
     assert api.calls == []
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 
 import pytest
 
@@ -134,7 +135,7 @@ def test_every_option_field_has_documentation():
     undocumented = [
         f.name
         for f in dataclasses.fields(config.BridgeConfig)
-        if f.name != "driver_options" and not f.metadata.get("help")
+        if f.name not in ("driver_options", "bank") and not f.metadata.get("help")
     ]
     assert undocumented == []
 
@@ -181,3 +182,59 @@ def test_json_logs_are_one_object_a_line(capsys):
     assert entry["level"] == "ERROR" and entry["logger"] == "chinqit.bridge"
     assert entry["message"] == "driver modem down" and "boom" in entry["exception"]
     assert entry["ts"].endswith("+00:00")
+
+
+BANK = """
+api_url = "https://sms.example.com"
+device_key = "dk_test"
+sends_per_minute = 4
+max_per_day = 300
+
+[[line]]
+number = "+22238000001"
+[line.driver]
+name = "simulator"
+outbox = "/tmp/a.jsonl"
+
+[[line]]
+number = "+22244000002"
+operator = "Mauritel"
+sends_per_minute = 2
+max_recipients_per_day = 50
+[line.driver]
+name = "modem"
+port = "/dev/ttyUSB2"
+"""
+
+
+def test_a_sim_bank_has_a_driver_number_and_settings_per_line(tmp_path):
+    settings = config.load(["--config", write(tmp_path, BANK)], {})
+    first, second = settings.bank
+    assert (first.slot, first.number, first.driver, first.driver_options) == (
+        1,
+        "+22238000001",
+        "simulator",
+        {"outbox": "/tmp/a.jsonl"},
+    )
+    assert (second.slot, second.operator, second.driver) == (2, "mauritel", "modem")
+    line_two = settings.for_line(second)
+    assert (line_two.sends_per_minute, line_two.max_per_day) == (2.0, 300)
+    assert line_two.max_recipients_per_day == 50
+    assert settings.for_line(first).sends_per_minute == 4.0
+
+
+@pytest.mark.parametrize(
+    "change, complaint",
+    [
+        (('number = "+22238000001"\n', ""), "[[line]] 1: number is required"),
+        (('name = "simulator"\n', ""), "[[line]] 1: a [line.driver] table with its name"),
+        (("sends_per_minute = 2", "sends_per_minute = 0"), "sends_per_minute must be at least"),
+        (("operator", "colour"), "[[line]] 2: unknown key(s) colour"),
+        (("max_per_day = 300", 'driver = "modem"'), "[[line]] tables replace driver"),
+        (("max_per_day = 300", "warmup_days = 7"), "warmup_days needs max_per_day"),
+    ],
+)
+def test_a_wrong_line_table_is_refused_with_where_it_is(tmp_path, change, complaint):
+    path = write(tmp_path, BANK.replace(*change, 1))
+    with pytest.raises(config.ConfigError, match=re.escape(complaint)):
+        config.load(["--config", path], {})
