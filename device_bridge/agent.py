@@ -308,15 +308,18 @@ class Agent:
             config.device_key,
             config.api_timeout,
             user_agent=f"chinqit-device-bridge/{__version__}",
+            ca_bundle=config.ca_bundle,
         )
         names = config.queues
         if config.aws_credentials == "device":
             first = _first_credentials(api)  # the API names this device's queues too
             credentials = DeviceKeyCredentials(api.credentials, first)
-            sqs = sqs_client(config.wait_time_seconds, credentials, region=first["region"])
+            sqs = sqs_client(
+                config.wait_time_seconds, credentials, first["region"], config.ca_bundle
+            )
             names = first["queues"]
         else:
-            sqs = sqs_client(config.wait_time_seconds)
+            sqs = sqs_client(config.wait_time_seconds, ca_bundle=config.ca_bundle)
         queues = {kind: SqsQueue(sqs, name) for kind, name in names.items()}
         return cls(config, driver, Journal(config.journal), queues, api, clock)
 
@@ -403,6 +406,7 @@ class Agent:
             self.config.wait_time_seconds,
             DeviceKeyCredentials(self.api.credentials, answer),
             region=answer["region"],
+            ca_bundle=self.config.ca_bundle,
         )
         named = answer["queues"]
         for kind in [k for k, queue in self.queues.items() if named.get(k) != queue.name]:

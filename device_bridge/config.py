@@ -321,6 +321,17 @@ class BridgeConfig:
         "INFO",
         str.upper,
     )
+    allow_insecure_http: bool = _option(
+        "Accept an http:// api_url (the device key would travel in clear): for a local "
+        "test stack only. Without it only https:// is accepted.",
+        False,
+        parse_bool,
+    )
+    ca_bundle: str = _option(
+        "PEM file of the certificate authorities to trust for the API and AWS (a private "
+        "CA); empty: the system's. TLS certificates are always verified.",
+        "",
+    )
     log_json: bool = _option(
         "Log one JSON object per line (ts, level, logger, message) instead of text, for "
         "log collectors.",
@@ -547,6 +558,16 @@ def _build(values: dict, driver_options: dict) -> BridgeConfig:
         raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
     if parsed.get("aws_credentials", "environment") not in CREDENTIAL_SOURCES:
         raise ConfigError(f"aws_credentials must be one of {', '.join(CREDENTIAL_SOURCES)}")
+    url = str(parsed.get("api_url", ""))
+    if not url.startswith("https://") and not (
+        url.startswith("http://") and parsed.get("allow_insecure_http")
+    ):
+        raise ConfigError(
+            f"api_url must start with https:// (got {url[:60]!r}); an http:// URL of a local "
+            f"test stack needs allow_insecure_http (or {ENV_PREFIX}ALLOW_INSECURE_HTTP=true)"
+        )
+    if parsed.get("ca_bundle") and not os.path.isfile(parsed["ca_bundle"]):
+        raise ConfigError(f"ca_bundle: {parsed['ca_bundle']} is not a file")
     if bank and (parsed.get("driver") or driver_options or parsed.get("lines")):
         raise ConfigError(
             "[[line]] tables replace driver, [driver] and lines: keep one or the other"

@@ -45,8 +45,10 @@ def sqs_client(
     wait_time_seconds: int,
     credentials: CredentialProvider | None = None,
     region: str | None = None,
+    ca_bundle: str = "",
 ):
-    """An SQS client; without ``credentials`` it uses the standard AWS settings."""
+    """An SQS client; without ``credentials`` it uses the standard AWS settings.
+    ``ca_bundle``: a PEM file of CAs to trust instead of the system's (never "don't verify")."""
     session = botocore.session.Session()
     if credentials is not None:
         session.get_component("credential_provider").insert_before("env", credentials)
@@ -54,6 +56,7 @@ def sqs_client(
     return boto3.Session(botocore_session=session).client(
         "sqs",
         region_name=session.get_config_variable("region") or region,
+        verify=ca_bundle or None,
         config=Config(
             connect_timeout=10,
             read_timeout=wait_time_seconds + 10,
@@ -150,10 +153,13 @@ class ApiClient:
         timeout: float,
         user_agent: str,
         session: requests.Session | None = None,
+        ca_bundle: str = "",
     ):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.session = session or requests.Session()
+        # TLS is always verified: against ``ca_bundle`` (a private CA) or the system's CAs.
+        self.session.verify = ca_bundle or True
         self.session.headers.update({"X-Device-Key": device_key, "User-Agent": user_agent})
 
     def heartbeat(self, body: dict) -> dict:

@@ -78,6 +78,8 @@ def bridge_environment(port: int, device_key: str) -> dict:
     config = settings()
     defaults = {
         "SMSGW_BRIDGE_API_URL": f"http://{HOST}:{port}",
+        # The local stack's API listens on plain HTTP on loopback only.
+        "SMSGW_BRIDGE_ALLOW_INSECURE_HTTP": "true",
         "SMSGW_BRIDGE_DRIVER": "simulator",
         # As on a real phone: only the device key; AWS credentials come from the API.
         "SMSGW_BRIDGE_AWS_CREDENTIALS": "device",

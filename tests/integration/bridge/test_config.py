@@ -238,3 +238,30 @@ def test_a_wrong_line_table_is_refused_with_where_it_is(tmp_path, change, compla
     path = write(tmp_path, BANK.replace(*change, 1))
     with pytest.raises(config.ConfigError, match=re.escape(complaint)):
         config.load(["--config", path], {})
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8000", "http://sms.example.com", "ftp://x"])
+def test_an_api_url_without_tls_is_refused_unless_allowed_for_a_local_stack(url):
+    environ = {**REQUIRED_ENV, "SMSGW_BRIDGE_API_URL": url}
+    with pytest.raises(config.ConfigError, match="api_url must start with https://"):
+        config.load([], environ)
+    if url.startswith("http://"):
+        allowed = config.load([], {**environ, "SMSGW_BRIDGE_ALLOW_INSECURE_HTTP": "true"})
+        assert allowed.api_url == url
+
+
+def test_a_ca_bundle_is_what_the_api_client_and_sqs_verify_against(tmp_path, monkeypatch):
+    from device_bridge.transport import ApiClient, sqs_client
+
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    settings = config.load(["--ca-bundle", str(bundle)], REQUIRED_ENV)
+    assert ApiClient(
+        settings.api_url, "k", 1, "ua", ca_bundle=settings.ca_bundle
+    ).session.verify == str(bundle)
+    assert ApiClient(settings.api_url, "k", 1, "ua").session.verify is True
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    client = sqs_client(0, ca_bundle=settings.ca_bundle)
+    assert client._endpoint.http_session._verify == str(bundle)
+    with pytest.raises(config.ConfigError, match="ca_bundle: .* is not a file"):
+        config.load(["--ca-bundle", str(tmp_path / "missing.pem")], REQUIRED_ENV)

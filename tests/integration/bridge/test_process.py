@@ -32,6 +32,7 @@ def start_bridge(queues, api, moto_endpoint, tmp_path, sent_log):
             **os.environ,
             "AWS_ENDPOINT_URL": moto_endpoint,
             "SMSGW_BRIDGE_API_URL": api.url,
+            "SMSGW_BRIDGE_ALLOW_INSECURE_HTTP": "true",
             "SMSGW_BRIDGE_DEVICE_KEY": DEVICE_KEY,
             "SMSGW_BRIDGE_DRIVER": "fake",
             "SMSGW_BRIDGE_AWS_CREDENTIALS": "environment",
