@@ -154,6 +154,13 @@ class Hand:
             jobs, self._jobs = self._jobs, []
             return jobs
 
+    def take_waiting(self) -> list[Job]:
+        """The messages not being sent now, taken out of the hand."""
+        with self._changed:
+            waiting = [job for job in self._jobs if not job.in_flight]
+            self._jobs = [job for job in self._jobs if job.in_flight]
+            return waiting
+
     def snapshot(self) -> list[Job]:
         with self._changed:
             return list(self._jobs)
@@ -178,14 +185,12 @@ class Hand:
             self._turns += 1
             self._served[job.received.group] = self._turns
 
-    def wait_for_ready(self, now: float, timeout: float) -> None:
+    def wait(self, timeout: float, unless: Callable[[], bool] = lambda: False) -> None:
+        """Until woken or ``timeout``; not at all if ``unless()`` holds (checked under the
+        lock its wakers take, so a wake-up between the check and the wait is not missed)."""
         with self._changed:
-            if not self.ready(now):
+            if not unless():
                 self._changed.wait(timeout)
-
-    def wait(self, timeout: float) -> None:
-        with self._changed:
-            self._changed.wait(timeout)
 
     def wake(self) -> None:
         with self._changed:
@@ -544,7 +549,8 @@ class Agent:
                     free.remove(line)
                     dispatched = True
         if not dispatched:
-            self.hand.wait_for_ready(self.clock(), self._idle_wait())
+            # until a port reports back, a message arrives, or a pace allows a send
+            self.hand.wait(self._idle_wait(), unless=lambda: not self._completions.empty())
 
     def _free_lines(self) -> list[Line]:
         """Lines that can send now: their port idle, their pace and guard allowing."""
@@ -566,7 +572,7 @@ class Agent:
             self._blocked_since = self.clock()
             log.warning("no line can send now (paused, capped or down): not receiving")
         elif self.clock() - self._blocked_since > BLOCKED_RELEASE:
-            held = [job for job in self.hand.take_all() if not job.in_flight]
+            held = self.hand.take_waiting()
             if held:
                 self._release(held)
             self._blocked_since = self.clock()

@@ -93,9 +93,9 @@ class SimGuard:
         for cap, window, what in caps:
             if not cap:
                 continue
-            rows = self.journal.line_sends(self.slot, now - window)
-            excess = sum(p for _, p in rows) + min(parts, cap) - cap
+            excess = self.journal.line_parts(self.slot, now - window) + min(parts, cap) - cap
             if excess > 0:
+                rows = self.journal.line_sends(self.slot, now - window)
                 return Hold(
                     "capped", f"{cap} SMS parts in {what} reached", _lifts(rows, excess, window)
                 )

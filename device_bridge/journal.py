@@ -369,6 +369,14 @@ class Journal:
                 (slot, since),
             ).fetchall()
 
+    def line_parts(self, slot: int, since: float) -> int:
+        """SMS parts the line sent after ``since``."""
+        with self._transaction() as db:
+            return db.execute(
+                "SELECT COALESCE(SUM(parts), 0) FROM line_send WHERE slot = ? AND at > ?",
+                (slot, since),
+            ).fetchone()[0]
+
     def line_recipients(self, slot: int, since: float) -> set[str]:
         with self._transaction() as db:
             rows = db.execute(
