@@ -60,6 +60,11 @@ def configure_logging(level: str, log_json: bool = False) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["doctor"]:
+        from . import doctor
+
+        return doctor.main(argv[1:])
     try:
         settings = config.load(argv)
     except config.ConfigError as error:

@@ -230,6 +230,14 @@ class FakeApi:
         api = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # GET /health, as the gateway answers it
+                payload = json.dumps({"success": True, "status": "ok"}).encode()
+                self.send_response(200 if self.path == "/health" else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")

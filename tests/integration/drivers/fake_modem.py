@@ -176,6 +176,9 @@ class FakeModem:
     ):
         self.profile = PROFILES[profile]
         self.rssi = rssi
+        self.registration = "1"  # +CREG <stat>: 1 home, 5 roaming, 2 searching, 3 denied
+        self.operator = "MATTEL"
+        self.service_centre = SERVICE_CENTRE
         self.commands: list[str] = []  # every command received, in order
         self.segments: list[Segment] = []  # every SMS-SUBMIT the network accepted
         self._lock = threading.RLock()
@@ -428,6 +431,9 @@ class FakeModem:
             (r"AT\+CSQ", self._signal_quality),
             (r"AT\+CBC", self._battery),
             (r"AT\+CFUN=(1,1)", self._full_reset),
+            (r"AT\+CREG\?", lambda: self._write_result(f"+CREG: 0,{self.registration}")),
+            (r"AT\+COPS\?", lambda: self._write_result(f'+COPS: 0,0,"{self.operator}"')),
+            (r"AT\+CSCA\?", lambda: self._write_result(f'+CSCA: "{self.service_centre}",145')),
         )
 
     def _set_echo(self, flag: str) -> None:
