@@ -172,21 +172,7 @@ class ModemDriver(Driver):
     # ------------------------------------------------------------------ Driver interface
 
     def open(self) -> None:
-        try:
-            self._link.open()
-        except serial.SerialException as error:
-            raise DriverError(f"cannot open {self.options.port}: {error}") from error
-        try:
-            self._initialise()
-            self._read_stored_messages()
-        except (LinkError, _ModemError) as error:
-            self._link.close()
-            raise DriverError(
-                f"modem on {self.options.port} could not be set up: {error}"
-            ) from error
-        except DriverError:
-            self._link.close()
-            raise
+        self._connect(reset_allowed=False)
 
     def send(self, sms: OutboundSms) -> SendResult:
         if sms.sim_slot not in (None, 1):
@@ -251,6 +237,9 @@ class ModemDriver(Driver):
         read again from the SIM, under the same device_ref; partial long SMS and
         interrupted sends are kept."""
         self._link.close()
+        self._connect(reset_allowed=True)
+
+    def _connect(self, reset_allowed: bool) -> None:
         try:
             self._link.open()
         except serial.SerialException as error:
@@ -259,7 +248,9 @@ class ModemDriver(Driver):
             try:
                 self._start_up()
             except (LinkError, _ModemError, DriverError) as error:
-                if not self.options.reset_command or not self._reset_would_help(error):
+                if not (reset_allowed and self.options.reset_command):
+                    raise
+                if not self._reset_would_help(error):
                     raise
                 log.warning("modem on %s: %s; resetting it", self.options.port, error)
                 self._reset()
