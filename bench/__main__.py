@@ -47,6 +47,7 @@ def main() -> int:
         import_time,
         message_log,
         routing,
+        sim_bank,
         throughput,
         webhook_latency,
     )
@@ -75,6 +76,7 @@ def main() -> int:
         reports.append(_stack.with_stop(Report("stack"), stopped))
     reports.append(_attempt("fair_share", fair_share.run))  # a stack of its own, paced
     reports.append(_attempt("cold_start", cold_start.run))  # fresh processes, own moto server
+    reports.append(_attempt("sim_bank", sim_bank.run))  # 16 fake modems, own moto server
     code = print_reports(reports)
     print(f"benches took {time.perf_counter() - started:.1f}s")
     return code

@@ -165,6 +165,9 @@ class FakeModem:
     _wedged = False  # answers AT, fails everything else until AT+CFUN=1,1 (wedge())
     _link_path: str | None = None  # a /dev/serial/by-id style symlink to the pty (link())
     reset_seconds = 0.3  # silence after AT+CFUN=1,1
+    # The network takes this long to accept every SMS (like answer_next_send_late(), on each
+    # +CMGS unless another fault is set); a real modem takes 1-3 s. Set after construction.
+    send_seconds = 0.0
 
     def __init__(
         self,
@@ -506,6 +509,8 @@ class FakeModem:
         self._next_message_reference = reference % 255 + 1
         self.segments.append(Segment(to, text, concat, report_requested, reference))
         fault, self._submit_fault = self._submit_fault, None
+        if fault is None and self.send_seconds:
+            fault, self._late_seconds = "late", self.send_seconds
         if fault == "silent":
             return
         if fault == "late":
