@@ -168,7 +168,22 @@ def test_log_json_is_a_flag_a_variable_or_a_file_key():
         config.load(["--log-json", "maybe"], REQUIRED_ENV)
 
 
-def test_json_logs_are_one_object_a_line(capsys):
+@pytest.fixture
+def root_logging():
+    """configure_logging sets the process's root logger: put it back for the next tests."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    chatty = {name: logging.getLogger(name).level for name in cli.CHATTY_LIBRARIES}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, each in chatty.items():
+        logging.getLogger(name).setLevel(each)
+
+
+def test_json_logs_are_one_object_a_line(capsys, root_logging):
     import json
     import logging
 
