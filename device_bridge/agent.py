@@ -21,9 +21,11 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import cached_property
 from queue import Empty, SimpleQueue
 
 from chalicelib.wire import protocol
@@ -40,7 +42,8 @@ from .drivers.base import (
 )
 from .guard import SimGuard
 from .journal import SETTLED, Journal
-from .lines import Backoff, Line, PhoneEvents, Port, Sent, TokenBucket
+from .lines import Backoff, Line, NotClaimed, PhoneEvents, Port, Sent, TokenBucket
+from .outbox import Outbox, outbox_parallel
 from .transport import (
     SQS_BATCH_LIMIT,
     ApiClient,
@@ -58,11 +61,11 @@ from .transport import (
 INTERRUPTED = "bridge restarted during send, not resent"
 PREFETCH_SECONDS = 20.0
 UNFORESEEN_PAUSE = 1.0  # seconds after an unforeseen failure, so a persistent one cannot spin
-OUTBOX_BATCH = 50  # API posts per loop turn, so a backlog after an outage does not stall sends
 PRUNE_EVERY = 3600.0  # seconds between journal clean-ups
 # Messages in hand while no line can take any (all paused, capped or down) go back to the
 # queue after this long, for other bridges; no more are taken until a line is back.
 BLOCKED_RELEASE = 120.0
+RECEIVE_BURST = 4  # receives at once while a queue has a backlog and the hand room for it
 
 log = logging.getLogger("chinqit.bridge")
 
@@ -90,7 +93,7 @@ class Job:
     in_flight: bool = False  # handed to a port, its outcome not back yet
     attempt: int = 0  # of the send in flight
 
-    @property
+    @cached_property
     def segments(self) -> int:
         return analyze(self.text).segments
 
@@ -222,6 +225,8 @@ class Agent:
         self.hand = Hand()
         self._stopping = threading.Event()
         self._completions: SimpleQueue = SimpleQueue()
+        self._finished: list[Job] = []  # settled this turn: their SQS messages to delete
+        self._dispatched = False  # an SMS went to a line this turn
         self.ports, self.lines = self._lines(driver)
         # Held per queue: what the lines send in PREFETCH_SECONDS at their pace, at least 1,
         # at most max_buffered per line. A slow SIM does not sit on messages other bridges
@@ -237,6 +242,14 @@ class Agent:
             ),
         )
         self.api_backoff = Backoff(config.backoff_max, clock)
+        self.outbox = Outbox(
+            journal,
+            api,
+            self.api_backoff,
+            self._api_unavailable,
+            parallel=outbox_parallel(len(self.ports)),
+            idle_wait=config.poll_interval,
+        )
         self._accepting = True  # some line can take SMS: the pollers receive
         self._blocked_since: float | None = None
         self._next_heartbeat = self._next_prune = clock()
@@ -274,7 +287,7 @@ class Agent:
         return [port], lines
 
     def _port(self, name: str, driver: Driver) -> Port:
-        return Port(name, driver, self._completed, self.config, self._stopping)
+        return Port(name, driver, self._completed, self._claimed, self.config, self._stopping)
 
     def _line(self, port, slot, reported, driver_slot, settings, bucket=None) -> Line:
         bucket = bucket or TokenBucket(settings.sends_per_minute, settings.send_burst, self.clock)
@@ -308,12 +321,15 @@ class Agent:
                 if config.bank
                 else drivers.load(config.driver, **config.driver_options)
             )
+        ports = len(config.bank) or 1
         api = ApiClient(
             config.api_url,
             config.device_key,
             config.api_timeout,
             user_agent=f"chinqit-device-bridge/{__version__}",
             ca_bundle=config.ca_bundle,
+            # the ports' claims, the outbox's posts, the main loop's heartbeats
+            connections=ports + outbox_parallel(ports) + 1,
         )
         names = config.queues
         if config.aws_credentials == "device":
@@ -344,6 +360,7 @@ class Agent:
         for poller in self._pollers.values():
             poller.thread.start()
         self._keeper.start()
+        self.outbox.start()
 
     def run(self) -> None:
         """Work until stop() (SIGTERM, SIGINT), then shut down cleanly."""
@@ -374,10 +391,11 @@ class Agent:
         for port in self.ports:
             port.stop()  # the SMS being sent is finished, then the driver closed
         self._take_completions()
+        self._delete_finished()
         self._release(self.hand.take_all())
         self._released.set()
         self._keeper.join()
-        self._flush_outbox()  # report the last outcomes now rather than at the next start
+        self.outbox.stop()  # reports the last outcomes now rather than at the next start
         self.journal.close()
 
     def _settle_interrupted_sends(self) -> None:
@@ -424,27 +442,48 @@ class Agent:
 
     def _poll(self, queue: SqsQueue, priority: bool, stopped: threading.Event) -> None:
         backoff = Backoff(self.config.backoff_max, self.clock)
-        while not self._stopping.is_set() and not stopped.is_set():
-            room = min(self.prefetch - self.hand.count(queue), SQS_BATCH_LIMIT)
-            if room <= 0 or not self._accepting:
-                self.hand.wait(self.config.poll_interval)
-                continue
-            visible_until = time.monotonic() + self.config.visibility_timeout
-            try:
-                received = queue.receive(
-                    room, self.config.wait_time_seconds, self.config.visibility_timeout
-                )
-            except Exception as error:  # noqa: BLE001 - the poller must outlive any SQS trouble
-                pause = backoff.failed()
-                log.warning(
-                    "cannot receive from %s (%s); retrying in %.0f s", queue.name, error, pause
-                )
-                self._stopping.wait(pause)
-                continue
-            backoff.succeeded()
-            self.hand.add(self._jobs(queue, priority, received, visible_until))
-            if not received and self.config.wait_time_seconds == 0:
-                self._stopping.wait(self.config.poll_interval)  # short polling: do not spin
+        backlog = True  # the queue may hold many: the first receive is a burst
+        with ThreadPoolExecutor(RECEIVE_BURST, thread_name_prefix=f"poll-{queue.name}") as burst:
+            while not self._stopping.is_set() and not stopped.is_set():
+                room = self.prefetch - self.hand.count(queue)
+                if room <= 0 or not self._accepting:
+                    self.hand.wait(self.config.poll_interval)
+                    continue
+                visible_until = time.monotonic() + self.config.visibility_timeout
+                received = 0
+                try:
+                    for batch in self._receive(queue, room, backlog, burst):
+                        received += len(batch)
+                        self.hand.add(self._jobs(queue, priority, batch, visible_until))
+                except Exception as error:  # noqa: BLE001 - the poller must outlive any SQS trouble
+                    pause = backoff.failed()
+                    log.warning(
+                        "cannot receive from %s (%s); retrying in %.0f s", queue.name, error, pause
+                    )
+                    self._stopping.wait(pause)
+                    continue
+                backoff.succeeded()
+                backlog = received > 0
+                if not received and self.config.wait_time_seconds == 0:
+                    self._stopping.wait(self.config.poll_interval)  # short polling: do not spin
+
+    def _receive(
+        self, queue: SqsQueue, room: int, backlog: bool, burst: ThreadPoolExecutor
+    ) -> Iterator[list[Received]]:
+        """One long poll while the queue looks empty; while it has a backlog (the last receive
+        brought some) and the hand has room for more than one batch, up to RECEIVE_BURST
+        short polls at once, each batch handed on as it comes: a bank of many lines starts,
+        or catches up, in one round trip."""
+        timeout = self.config.visibility_timeout
+        if not backlog or room <= SQS_BATCH_LIMIT:
+            yield queue.receive(min(room, SQS_BATCH_LIMIT), self.config.wait_time_seconds, timeout)
+            return
+        receives = [
+            burst.submit(queue.receive, SQS_BATCH_LIMIT, 0, timeout)
+            for _ in range(min(RECEIVE_BURST, room // SQS_BATCH_LIMIT))
+        ]
+        for done in as_completed(receives):
+            yield done.result()
 
     @staticmethod
     def _jobs(
@@ -513,15 +552,18 @@ class Agent:
     # ------------------------------------------------------------------ the main loop
 
     def step(self) -> None:
-        """One turn: phone events, API posts, heartbeat, then at most one SMS. A phase
+        """One turn: what the ports did, an SMS to each free line, SQS deletes, API posts,
+        heartbeat; then, if no SMS went, a wait for something to do. A phase
         that fails in a way nobody foresaw is logged and the loop goes on: the bridge
         outlives any message, payload or driver bug."""
         for phase in (
             self._take_completions,
-            self._flush_outbox,
+            self._dispatch,
+            self._delete_finished,
+            self.outbox.wake,
             self._heartbeat_if_due,
             self._prune_if_due,
-            self._work_next,
+            self._wait_if_idle,
         ):
             try:
                 phase()
@@ -529,11 +571,11 @@ class Agent:
                 log.exception("bridge: %s failed; going on", phase.__name__.strip("_"))
                 self._stopping.wait(UNFORESEEN_PAUSE)
 
-    def _work_next(self) -> None:
+    def _dispatch(self) -> None:
         """Hand each ready SMS to a line that can take it, as long as lines are free."""
         now = self.clock()
         free = self._free_lines()
-        dispatched = False
+        self._dispatched = False
         for job in self.hand.ready(now):
             if not free:
                 break
@@ -545,11 +587,13 @@ class Agent:
                 break  # nothing goes without the API's claim (see _claim): held
             elif (line := self._line_for(job, free)) is not None:
                 self.hand.served(job)
-                if self._send(job, line):
-                    free.remove(line)
-                    dispatched = True
-        if not dispatched:
-            # until a port reports back, a message arrives, or a pace allows a send
+                self._send(job, line)
+                free.remove(line)
+                self._dispatched = True
+
+    def _wait_if_idle(self) -> None:
+        """Until a port reports back, a message arrives, or a pace allows a send."""
+        if not self._dispatched:
             self.hand.wait(self._idle_wait(), unless=lambda: not self._completions.empty())
 
     def _free_lines(self) -> list[Line]:
@@ -625,42 +669,25 @@ class Agent:
         self._finish(job)
         return True
 
-    def _send(self, job: Job, line: Line) -> bool:
-        """Claim ``job`` and hand it to ``line``'s port; False when it did not go there."""
-        answer = self._claim(job)
-        if answer is API_DOWN:
-            log.info("message %s held: the API cannot grant the claim now", job.message_id)
-            return False
-        if answer is NOT_OURS:
-            # The API does not know the message, or it is not this device's to send (it was
-            # reassigned to another pool): never sent here; the queue gives it to another
-            # device, or dead-letters it after its last receive.
-            log.warning("message %s is not this device's to send: released", job.message_id)
-            self.hand.discard(job)
-            self._release([job])
-            return False
-        stored = answer and answer["status"]
-        if answer and answer.get("claimed") is False and stored == "sending":
-            # Another device claimed it and has not reported how it went: leave it on the
-            # queue, which redelivers it (settled by then) or dead-letters it as failed.
-            log.info(
-                "message %s is being sent by another device: left on the queue", job.message_id
-            )
-            self.hand.discard(job)
-            return False
-        if stored not in (None, "queued", "sending"):
-            log.info(
-                "message %s is already %s according to the API: not sent", job.message_id, stored
-            )
-            self.journal.record_outcome(
-                job.received.sqs_id,
-                job.message_id,
-                "skipped",
-                reason=f"already {stored} according to the API",
-            )
-            self._finish(job)
-            return False
-        job.attempt = self.journal.begin_send(job.received.sqs_id, job.message_id, job.claim)
+    def _send(self, job: Job, line: Line) -> None:
+        """Hand ``job`` to ``line``'s port, which claims it and sends it (see _claimed)."""
+        line.bucket.take()
+        job.in_flight = True
+        line.port.send(job, line)
+
+    def _claimed(self, job: Job, line: Line) -> OutboundSms | None:
+        """On the port's thread: claim ``job`` and journal that it goes to the driver; the
+        SMS to send, or None (the answer then goes to the main thread, see _not_claimed)."""
+        try:
+            answer = self._claim(job)
+            if not _may_send(answer):
+                self._completed(NotClaimed(job, line, answer))
+                return None
+            job.attempt = self.journal.begin_send(job.received.sqs_id, job.message_id, job.claim)
+        except Exception:  # noqa: BLE001 - a bug or a full disk: held, tried again later
+            log.exception("message %s: claiming it failed unexpectedly", job.message_id)
+            self._completed(NotClaimed(job, line, API_DOWN))
+            return None
         log.info(
             "sending message %s (%s, try %d) on %s",
             job.message_id,
@@ -668,11 +695,38 @@ class Agent:
             job.attempt,
             line.port.name if line.slot is None else f"line {line.slot}",
         )
-        line.bucket.take()
-        job.in_flight = True
         sim = job.sim_slot if line.slot is None else line.driver_slot
-        line.port.send(job, line, OutboundSms(job.message_id, job.to, job.text, sim))
-        return True
+        return OutboundSms(job.message_id, job.to, job.text, sim)
+
+    def _not_claimed(self, job: Job, answer: dict) -> None:
+        if answer is API_DOWN:
+            log.info("message %s held: the API cannot grant the claim now", job.message_id)
+            return
+        if answer is NOT_OURS:
+            # The API does not know the message, or it is not this device's to send (it was
+            # reassigned to another pool): never sent here; the queue gives it to another
+            # device, or dead-letters it after its last receive.
+            log.warning("message %s is not this device's to send: released", job.message_id)
+            self.hand.discard(job)
+            self._release([job])
+            return
+        stored = answer["status"]
+        if stored == "sending":
+            # Another device claimed it and has not reported how it went: leave it on the
+            # queue, which redelivers it (settled by then) or dead-letters it as failed.
+            log.info(
+                "message %s is being sent by another device: left on the queue", job.message_id
+            )
+            self.hand.discard(job)
+            return
+        log.info("message %s is already %s according to the API: not sent", job.message_id, stored)
+        self.journal.record_outcome(
+            job.received.sqs_id,
+            job.message_id,
+            "skipped",
+            reason=f"already {stored} according to the API",
+        )
+        self._finish(job)
 
     def _take_completions(self) -> None:
         """What the ports did since the last turn: outcomes of sends, phone events."""
@@ -688,6 +742,8 @@ class Agent:
             item.job.in_flight = False
             if isinstance(item, Sent):
                 self._sent(item.job, item.line, item.result)
+            elif isinstance(item, NotClaimed):
+                self._not_claimed(item.job, item.answer)
             else:
                 self._line_refused(item.job, item.line, item.error, at)
 
@@ -811,16 +867,28 @@ class Agent:
         self._finish(job)
 
     def _finish(self, job: Job) -> None:
-        """The outcome is journaled: the SQS message can go."""
-        try:
-            job.queue.delete(job.received.receipt)
-        except Exception as error:  # noqa: BLE001 - a redelivery is recognised by the journal
-            log.warning(
-                "cannot delete message %s from SQS (%s); its redelivery will not be sent",
-                job.message_id,
-                error,
-            )
+        """The outcome is journaled: the SQS message can go (with the others of this turn,
+        see _delete_finished)."""
+        self._finished.append(job)
         self.hand.discard(job)
+
+    def _delete_finished(self) -> None:
+        """Delete the SQS messages settled this turn, ten to a call."""
+        finished, self._finished = self._finished, []
+        for queue, jobs in _by_queue(finished).items():
+            try:
+                refused = queue.delete([job.received.receipt for job in jobs])
+            except Exception as error:  # noqa: BLE001 - a redelivery is recognised by the journal
+                log.warning(
+                    "cannot delete %d message(s) from %s (%s)", len(jobs), queue.name, error
+                )
+                continue
+            for job in jobs:
+                if job.received.receipt in refused:
+                    log.warning(
+                        "SQS refused to delete message %s; its redelivery will not be sent",
+                        job.message_id,
+                    )
 
     # ------------------------------------------------------------------ phone and API
 
@@ -850,52 +918,6 @@ class Agent:
         if len(port.lines) == 1 and configured:
             return replace(sms, sim_slot=configured[0].slot)
         return sms
-
-    def _flush_outbox(self) -> None:
-        """Post what the API has not acknowledged yet: statuses first, then received SMS."""
-        if not self.api_backoff.ready():
-            return
-        try:
-            for post in self.journal.pending_posts(OUTBOX_BATCH):
-                self._post_status(post.message_id, post.body)
-                self.journal.post_done(post.id)
-            for body in self.journal.pending_inbound(OUTBOX_BATCH):
-                self._post_inbound(body)
-        except ApiUnavailable as error:
-            self._api_unavailable(error)
-
-    def _post_status(self, message_id: str, body: dict) -> None:
-        try:
-            self.api.post_status(message_id, body)
-        except ApiRejected as error:  # 404: unknown message; 400: a bug. Neither heals.
-            log.error(
-                "API refused status %s of message %s (%s); dropped",
-                body["status"],
-                message_id,
-                error,
-            )
-        self.api_backoff.succeeded()
-
-    def _post_inbound(self, body: dict) -> None:
-        device_ref = body["deviceRef"]
-        try:
-            answer = self.api.post_inbound(body)
-        except ApiRejected as error:
-            log.error(
-                "API refused received SMS %s (%s); kept in the journal, not reposted",
-                device_ref,
-                error,
-            )
-            self.journal.inbound_rejected(device_ref, str(error))
-        else:
-            log.info(
-                "received SMS %s stored as message %s%s",
-                device_ref,
-                answer.get("messageId"),
-                " (already stored)" if answer.get("duplicate") else "",
-            )
-            self.journal.inbound_done(device_ref)
-        self.api_backoff.succeeded()
 
     def _api_unavailable(self, error: ApiUnavailable) -> None:
         log.warning("API unreachable (%s); next try in %.0f s", error, self.api_backoff.failed())
@@ -946,6 +968,19 @@ class Agent:
 
 NOT_OURS: dict = {"status": None}  # _claim's answer when the API says 404
 API_DOWN: dict = {"status": None}  # _claim's answer when the API cannot answer now
+
+
+def _may_send(answer: dict | None) -> bool:
+    """The claim is granted, or the API refused it in a way that must not hold the SMS (see
+    _claim); not when another device holds it or the message is already settled."""
+    if answer is None:
+        return True
+    if answer is API_DOWN or answer is NOT_OURS:
+        return False
+    stored = answer["status"]
+    if answer.get("claimed") is False and stored == "sending":
+        return False
+    return stored in (None, "queued", "sending")
 
 
 class Poller:

@@ -2,9 +2,11 @@
 
 A port is one driver (a modem, a phone) with a thread of its own: every call to the driver
 (send, poll, acknowledge, info, recover) is made on it, so ports work in parallel and a
-port that hangs or fails holds up only its lines. What a port learns (an SMS sent or
-refused, received SMS and delivery reports) goes back to the bridge's main thread through
-``done``; the journal, the claims and the API stay on that thread.
+port that hangs or fails holds up only its lines. The claim of an SMS (a round trip to the
+API) is made on the port's thread too, just before its send: lines claim in parallel, and a
+slow API delays each line by one round trip, not by one per line. What a port learns (an
+SMS sent, refused or not claimed, received SMS and delivery reports) goes back to the
+bridge's main thread through ``done``.
 
 A line is what the API knows as a line of the device: a slot, a number, a pace and a SIM
 guard. A bank has one port per line; a dual-SIM phone is one port with two lines.
@@ -96,6 +98,15 @@ class Refused:
 
 
 @dataclass(frozen=True)
+class NotClaimed:
+    """The API did not grant the claim: the SMS did not go to the driver."""
+
+    job: Any
+    line: Line
+    answer: Any  # what Agent._claim answered
+
+
+@dataclass(frozen=True)
 class PhoneEvents:
     port: Port
     events: list
@@ -149,9 +160,12 @@ class Port:
         name: str,
         driver: Driver,
         done: Callable[[object], None],
+        claim: Callable[[Any, Line], OutboundSms | None],
         config: BridgeConfig,
         stopping: threading.Event,
     ):
+        """``claim(job, line)``, called on the port's thread before each send: the SMS to
+        send, or None when it must not go (``claim`` has reported why through ``done``)."""
         self.name = name
         self.driver = driver
         self.lines: list[Line] = []
@@ -159,6 +173,7 @@ class Port:
         self.down: str | None = None  # why the driver cannot be reached; None: up
         self.info = DeviceInfo()
         self._done = done
+        self._claim = claim
         self._config = config
         self._stopping = stopping
         self._tasks: queue.SimpleQueue = queue.SimpleQueue()
@@ -179,9 +194,10 @@ class Port:
     def start(self) -> None:
         self._thread.start()
 
-    def send(self, job, line: Line, sms: OutboundSms) -> None:
+    def send(self, job, line: Line) -> None:
+        """Claim ``job`` and send it through ``line`` (on the port's thread)."""
         self.busy = True
-        self._tasks.put(("send", job, line, sms))
+        self._tasks.put(("send", job, line))
 
     def acknowledge(self, sms: InboundSms) -> None:
         self._tasks.put(("acknowledge", sms))
@@ -232,9 +248,12 @@ class Port:
             if self.down is None:  # else kept on the phone, read again after recovery
                 self.driver.acknowledge(task[1])
             return
-        _, job, line, sms = task
+        _, job, line = task
         if self.down is not None:
             self._done(Refused(job, line, DriverError(self.down)))
+            return
+        sms = self._claim(job, line)
+        if sms is None:
             return
         try:
             result = self.driver.send(sms)

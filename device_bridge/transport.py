@@ -11,8 +11,9 @@ import botocore.session
 import requests
 from botocore.config import Config
 from botocore.credentials import CredentialProvider, RefreshableCredentials
+from requests.adapters import HTTPAdapter
 
-SQS_BATCH_LIMIT = 10  # SQS receives, and changes visibility of, at most 10 messages per call
+SQS_BATCH_LIMIT = 10  # messages per SQS receive, delete or visibility change
 
 
 class DeviceKeyCredentials(CredentialProvider):
@@ -114,21 +115,28 @@ class SqsQueue:
 
         Returns the receipts SQS refused: those messages are no longer ours to hold.
         """
+        return self._in_batches(
+            self.client.change_message_visibility_batch, receipts, VisibilityTimeout=timeout
+        )
+
+    def delete(self, receipts: list[str]) -> set[str]:
+        """Delete settled messages; returns the receipts SQS refused (an expired receipt:
+        the message comes back, and the journal knows it is settled)."""
+        return self._in_batches(self.client.delete_message_batch, receipts)
+
+    def _in_batches(self, call: Callable[..., dict], receipts: list[str], **entry) -> set[str]:
         refused: set[str] = set()
         for start in range(0, len(receipts), SQS_BATCH_LIMIT):
             chunk = receipts[start : start + SQS_BATCH_LIMIT]
-            reply = self.client.change_message_visibility_batch(
+            reply = call(
                 QueueUrl=self.url,
                 Entries=[
-                    {"Id": str(index), "ReceiptHandle": receipt, "VisibilityTimeout": timeout}
+                    {"Id": str(index), "ReceiptHandle": receipt, **entry}
                     for index, receipt in enumerate(chunk)
                 ],
             )
             refused.update(chunk[int(failure["Id"])] for failure in reply.get("Failed", []))
         return refused
-
-    def delete(self, receipt: str) -> None:
-        self.client.delete_message(QueueUrl=self.url, ReceiptHandle=receipt)
 
 
 class ApiUnavailable(Exception):
@@ -154,10 +162,15 @@ class ApiClient:
         user_agent: str,
         session: requests.Session | None = None,
         ca_bundle: str = "",
+        connections: int = 10,
     ):
+        """``connections``: kept open to the API, one per thread that calls it at once (the
+        main loop and each port's claims)."""
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.session = session or requests.Session()
+        self.session.mount("https://", HTTPAdapter(pool_maxsize=connections))
+        self.session.mount("http://", HTTPAdapter(pool_maxsize=connections))
         # TLS is always verified: against ``ca_bundle`` (a private CA) or the system's CAs.
         self.session.verify = ca_bundle or True
         self.session.headers.update({"X-Device-Key": device_key, "User-Agent": user_agent})

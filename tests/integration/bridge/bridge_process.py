@@ -14,6 +14,6 @@ from tests.integration.bridge.fakes import CRASH_EXIT
 
 drivers.DRIVERS["fake"] = "tests.integration.bridge.fakes"
 if os.environ.get("BRIDGE_TEST_EXIT_BEFORE_DELETE"):
-    transport.SqsQueue.delete = lambda queue, receipt: os._exit(CRASH_EXIT)
+    transport.SqsQueue.delete = lambda queue, receipts: os._exit(CRASH_EXIT)
 
 raise SystemExit(main())

@@ -142,7 +142,9 @@ class FakeApi:
     """The /device endpoints on a real HTTP server on 127.0.0.1, recording every call.
 
     Unknown messages count as ``queued``; ``unknown`` lists messageIds answered 404.
-    ``fail_with`` answers every call with that HTTP status; stop() / start() takes the
+    ``fail_with`` answers every call with that HTTP status; ``latency`` (seconds) delays
+    every answer, as the network to a remote API does; ``meet[status]``, a barrier, holds
+    each post of that status until as many are in flight; stop() / start() takes the
     server down and back up on the same port.
     """
 
@@ -154,6 +156,8 @@ class FakeApi:
         self.inbound: dict[str, dict] = {}  # deviceRef -> body, stored once
         self.unknown: set[str] = set()
         self.fail_with: int | None = None
+        self.latency = 0.0
+        self.meet: dict[str, threading.Barrier] = {}
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self.port = 0
@@ -241,6 +245,9 @@ class FakeApi:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
+                time.sleep(api.latency)
+                if body.get("status") in api.meet:
+                    api.meet[body["status"]].wait()
                 status, answer = api.answer(self.path, self.headers.get("X-Device-Key", ""), body)
                 payload = json.dumps(answer).encode()
                 self.send_response(status)

@@ -244,12 +244,14 @@ def test_sqs_message_is_deleted_only_once_the_outcome_is_journaled(queues, api, 
     def remember_receipts(parsed, **_):
         sqs_ids.update({m["ReceiptHandle"]: m["MessageId"] for m in parsed.get("Messages", [])})
 
-    def record_state(params, **_):
-        states_at_delete.append(agent.journal.outbound(sqs_ids[params["ReceiptHandle"]]).state)
+    def record_states(params, **_):
+        for entry in params["Entries"]:
+            sqs_id = sqs_ids[entry["ReceiptHandle"]]
+            states_at_delete.append(agent.journal.outbound(sqs_id).state)
 
     events = agent.queues["bulk"].client.meta.events
     events.register("after-call.sqs.ReceiveMessage", remember_receipts)
-    events.register("provide-client-params.sqs.DeleteMessage", record_state)
+    events.register("provide-client-params.sqs.DeleteMessageBatch", record_states)
     with running(agent):
         agent.run_until(
             lambda: all(
@@ -274,7 +276,7 @@ def test_redelivered_message_already_sent_is_deleted_not_resent(queues, api, mak
             raise ConnectionError("network dropped before the delete")
 
     agent.queues["bulk"].client.meta.events.register(
-        "provide-client-params.sqs.DeleteMessage", lose_first_delete
+        "provide-client-params.sqs.DeleteMessageBatch", lose_first_delete
     )
     with running(agent):  # the message comes back after the 1 s visibility timeout
         agent.run_until(lambda: len(deletes) == 2, timeout=10)

@@ -43,6 +43,21 @@ def test_lines_of_a_bank_send_in_parallel_each_from_its_own_number(queues, api, 
     assert slots == [1, 2]  # replies to each SMS belong to the line it left from
 
 
+def test_lines_claim_their_sms_at_once_and_the_outbox_posts_their_statuses_at_once(
+    queues, api, make_config
+):
+    """Each claim and status post is a round trip to the API: a bank whose lines waited for
+    each other's would fall behind a remote API. Each barrier lets a post through only once
+    the other line's is in flight too."""
+    api.meet = {"sending": threading.Barrier(2, timeout=5), "sent": threading.Barrier(2, timeout=5)}
+    drivers = [FakeDriver(), FakeDriver()]
+    ids = [queues.put(), queues.put()]
+    with running(make_bank(make_config, drivers)) as agent:
+        agent.run_until(lambda: all(api.statuses.get(i) == "sent" for i in ids), timeout=10)
+    assert not any(barrier.broken for barrier in api.meet.values())
+    assert [api.posted_statuses(i) for i in ids] == [["sending", "sent"]] * 2
+
+
 def test_a_line_whose_modem_fails_leaves_the_others_sending(queues, api, make_config):
     broken, working = FakeDriver(), FakeDriver()
     broken.refusals.append(DriverError("no modem answers AT commands on /dev/ttyUSB0"))

@@ -13,6 +13,7 @@ import os
 import re
 import select
 import threading
+import time
 import tty
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -184,6 +185,7 @@ class FakeModem:
         self.service_centre = SERVICE_CENTRE
         self.commands: list[str] = []  # every command received, in order
         self.segments: list[Segment] = []  # every SMS-SUBMIT the network accepted
+        self.submitted_at: list[float] = []  # time.monotonic() each SMS-SUBMIT arrived
         self._lock = threading.RLock()
         self._pin = pin
         self._sim_locked = pin is not None
@@ -508,6 +510,7 @@ class FakeModem:
         reference = self._next_message_reference
         self._next_message_reference = reference % 255 + 1
         self.segments.append(Segment(to, text, concat, report_requested, reference))
+        self.submitted_at.append(time.monotonic())
         fault, self._submit_fault = self._submit_fault, None
         if fault is None and self.send_seconds:
             fault, self._late_seconds = "late", self.send_seconds
