@@ -118,6 +118,11 @@ def create(**options) -> ModemDriver:
     return ModemDriver(Options(**options))
 
 
+class SimLocked(DriverError):
+    """The SIM will not work until someone acts (no PIN, a wrong one, its PUK): resetting the
+    modem would not help, and trying the PIN again may lock the SIM for good."""
+
+
 class _ModemError(Exception):
     """The modem answered a command with an error result."""
 
@@ -250,7 +255,7 @@ class ModemDriver(Driver):
             except (LinkError, _ModemError, DriverError) as error:
                 if not (reset_allowed and self.options.reset_command):
                     raise
-                if not self._reset_would_help(error):
+                if isinstance(error, SimLocked):
                     raise
                 log.warning("modem on %s: %s; resetting it", self.options.port, error)
                 self._reset()
@@ -291,16 +296,6 @@ class ModemDriver(Driver):
         self._initialise()
         self._read_stored_messages()
         self._last_exchange = time.monotonic()
-
-    def _reset_would_help(self, error: Exception) -> bool:
-        """Not when the modem answers and its SIM refused (a PIN tried again may lock it)."""
-        if not isinstance(error, DriverError):
-            return True
-        try:
-            self._link.command("AT", _WAKE_TIMEOUT)
-        except LinkError:
-            return True
-        return "PIN" not in str(error) and "locked" not in str(error)
 
     def _reset(self) -> None:
         try:
@@ -356,13 +351,13 @@ class ModemDriver(Driver):
         if state == "READY":
             return
         if state == "SIM PUK":
-            raise DriverError(
+            raise SimLocked(
                 "the SIM is locked by its PUK (too many wrong PINs); unlock it in a phone first"
             )
         if state != "SIM PIN":
-            raise DriverError(f"the SIM is locked ({state}); unlock it in a phone first")
+            raise SimLocked(f"the SIM is locked ({state}); unlock it in a phone first")
         if not self.options.pin:
-            raise DriverError("the SIM asks for a PIN; set the modem's pin option")
+            raise SimLocked("the SIM asks for a PIN; set the modem's pin option")
         try:
             result = self._link.command(
                 f'AT+CPIN="{self.options.pin}"', self.options.command_timeout
@@ -370,7 +365,7 @@ class ModemDriver(Driver):
         except LinkTimeout:
             raise DriverError("the modem did not answer the PIN") from None
         if result != "OK":
-            raise DriverError(
+            raise SimLocked(
                 f"the SIM refused the PIN ({result}); check the pin option "
                 "before more wrong tries lock the SIM (after three it asks for its PUK)"
             )
