@@ -482,8 +482,14 @@ class Agent:
             burst.submit(queue.receive, SQS_BATCH_LIMIT, 0, timeout)
             for _ in range(min(RECEIVE_BURST, room // SQS_BATCH_LIMIT))
         ]
+        failure = None
         for done in as_completed(receives):
-            yield done.result()
+            try:
+                yield done.result()
+            except Exception as error:  # noqa: BLE001 - the other batches are in hand first
+                failure = failure or error
+        if failure is not None:
+            raise failure
 
     @staticmethod
     def _jobs(

@@ -60,27 +60,35 @@ class TokenBucket:
 
 
 class Backoff:
-    """Pauses after consecutive failures: 1 s, 2 s, 4 s ... up to ``maximum``."""
+    """Pauses after consecutive failures: 1 s, 2 s, 4 s ... up to ``maximum``. Failures
+    during a pause count once (ports and outbox threads fail together when the API does);
+    safe from several threads."""
 
     def __init__(self, maximum: float, clock: Callable[[], float]):
         self.maximum = maximum
         self.clock = clock
         self.failures = 0
         self.retry_at = float("-inf")
+        self._lock = threading.Lock()
 
     def ready(self) -> bool:
         return self.clock() >= self.retry_at
 
     def failed(self) -> float:
         """Count a failure; returns the pause before the next try."""
-        pause = min(self.maximum, 2.0**self.failures)
-        self.failures += 1
-        self.retry_at = self.clock() + pause
-        return pause
+        with self._lock:
+            now = self.clock()
+            if now < self.retry_at:
+                return self.retry_at - now
+            pause = min(self.maximum, 2.0**self.failures)
+            self.failures += 1
+            self.retry_at = now + pause
+            return pause
 
     def succeeded(self) -> None:
-        self.failures = 0
-        self.retry_at = float("-inf")
+        with self._lock:
+            self.failures = 0
+            self.retry_at = float("-inf")
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@ thread of its own, several at once.
 
 A bank of 16 lines reports about two statuses a second per line (``sent``, then
 ``delivered``): posted one at a time from the main loop, 100 ms away from the API, they
-would fall behind and hold up the sends. Here a round posts the oldest pending status of
-each message at once (a message's own statuses still go in order), then received SMS.
+would fall behind and hold up the sends. Here up to ``parallel`` posts are in flight at
+once, each started as soon as there is room: the oldest pending status of each message (a
+message's own statuses go one after the other, in order), and received SMS.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from .journal import Journal, PendingPost
 from .lines import Backoff
@@ -20,7 +21,7 @@ from .transport import ApiClient, ApiRejected, ApiUnavailable
 
 log = logging.getLogger("chinqit.bridge")
 
-BATCH = 50  # posts read from the journal per round
+BATCH = 50  # pending posts read from the journal per look
 
 
 def outbox_parallel(ports: int) -> int:
@@ -45,8 +46,11 @@ class Outbox:
         self.api = api
         self.backoff = backoff
         self._unavailable = unavailable
+        self._parallel = parallel
         self._idle_wait = idle_wait
         self._pool = ThreadPoolExecutor(parallel, thread_name_prefix="outbox-post")
+        self._in_flight: dict[str, Future] = {}  # "status:<messageId>" or "inbound:<deviceRef>"
+        self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
@@ -59,47 +63,68 @@ class Outbox:
         self._wake.set()
 
     def stop(self) -> None:
-        """End the thread, then post what is left once (a failure leaves it for the next
-        start)."""
+        """End the thread, then post what is left (a failure leaves it for the next start)."""
         self._stopping.set()
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join()
-        self.flush()
+        self.drain()
         self._pool.shutdown()
 
-    def flush(self) -> None:
+    def drain(self) -> None:
         """Post until nothing is pending or the API cannot be reached."""
-        try:
-            while self.backoff.ready() and self._post_statuses() | self._post_inbound():
-                pass
-        except ApiUnavailable as error:
-            self._unavailable(error)
+        while self.backoff.ready() and self._start_posts():
+            wait(self._posts_in_flight())
+        wait(self._posts_in_flight())
 
     def _run(self) -> None:
         while not self._stopping.is_set():
+            try:
+                if self.backoff.ready():
+                    self._start_posts()
+            except Exception:  # noqa: BLE001 - a journal bug must not end the outbox
+                log.exception("outbox: reading the journal failed unexpectedly; going on")
+                self._stopping.wait(1.0)
             self._wake.wait(self._idle_wait)
             self._wake.clear()
-            try:
-                self.flush()
-            except Exception:  # noqa: BLE001 - a journal or payload bug must not end the outbox
-                log.exception("outbox: posting failed unexpectedly; going on")
-                self._stopping.wait(1.0)
 
-    def _post_statuses(self) -> bool:
-        """One round: the oldest pending status of each message; False when none is."""
-        firsts: dict[str, PendingPost] = {}
+    def _posts_in_flight(self) -> list[Future]:
+        with self._lock:
+            return list(self._in_flight.values())
+
+    def _start_posts(self) -> int:
+        """Start posting what is pending and not in flight, as long as fewer than
+        ``parallel`` posts are: the oldest status of each message (its next one waits for
+        it, so they arrive in order), then received SMS. Returns how many started."""
+        started = 0
         for post in self.journal.pending_posts(BATCH):
-            firsts.setdefault(post.message_id, post)
-        for _ in self._pool.map(self._post_status, firsts.values()):
-            pass  # the first ApiUnavailable is raised here
-        return bool(firsts)
+            started += self._start(f"status:{post.message_id}", self._post_status, post)
+        for body in self.journal.pending_inbound(BATCH):
+            started += self._start(f"inbound:{body['deviceRef']}", self._post_inbound, body)
+        return started
 
-    def _post_inbound(self) -> bool:
-        bodies = self.journal.pending_inbound(BATCH)
-        for _ in self._pool.map(self._post_one_inbound, bodies):
-            pass
-        return bool(bodies)
+    def _start(self, key: str, post: Callable, item: object) -> int:
+        with self._lock:
+            if key in self._in_flight or len(self._in_flight) >= self._parallel:
+                return 0
+            future = self._pool.submit(self._guarded, post, item)
+            self._in_flight[key] = future
+        future.add_done_callback(lambda _: self._landed(key))
+        return 1
+
+    def _landed(self, key: str) -> None:
+        with self._lock:
+            self._in_flight.pop(key, None)
+        self._wake.set()  # room for the next post, or the next status of this message
+
+    def _guarded(self, post: Callable, item: object) -> None:
+        try:
+            post(item)
+        except ApiUnavailable as error:
+            self._unavailable(error)  # counted once per pause however many fail together
+        except Exception:  # noqa: BLE001 - kept in the journal, tried again after a pause
+            log.exception("outbox: a post failed unexpectedly")
+            self._stopping.wait(1.0)
 
     def _post_status(self, post: PendingPost) -> None:
         try:
@@ -114,7 +139,7 @@ class Outbox:
         self.backoff.succeeded()
         self.journal.post_done(post.id)
 
-    def _post_one_inbound(self, body: dict) -> None:
+    def _post_inbound(self, body: dict) -> None:
         device_ref = body["deviceRef"]
         try:
             answer = self.api.post_inbound(body)

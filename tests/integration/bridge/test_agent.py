@@ -15,6 +15,7 @@ from device_bridge.cli import CHATTY_LIBRARIES
 from device_bridge.config import parse_lines
 from device_bridge.drivers.base import DeliveryReport, InboundSms, SendError
 from device_bridge.journal import Journal
+from device_bridge.lines import Backoff
 from tests.integration.bridge.conftest import running, wait_until
 from tests.integration.bridge.fakes import DEVICE_KEY, FakeClock, FakeDriver
 from tests.logcapture import capture_all, text
@@ -492,6 +493,18 @@ def test_a_message_the_api_does_not_let_this_device_send_is_released_not_sent(
     assert driver.attempts == []
     assert set(api.posted_statuses(message_id)) == {"sending"}  # claimed again, never sent
     assert queues.counts()[0] + queues.counts()[1] == 1  # still on the queue, for another device
+
+
+def test_backoff_counts_failures_during_a_pause_once():
+    """16 lines whose claims fail together when the API does are one failure, not 16 (which
+    would pause the whole bank for backoff_max after a blip)."""
+    clock = FakeClock()
+    backoff = Backoff(maximum=60, clock=clock)
+    assert [backoff.failed() for _ in range(16)] == [1.0] * 16
+    clock.advance(1)
+    assert backoff.ready() and backoff.failed() == 2.0
+    backoff.succeeded()
+    assert backoff.ready() and backoff.failed() == 1.0
 
 
 def test_token_bucket_spaces_sends_after_the_burst():
