@@ -2,10 +2,11 @@
 
 Threads: one poller per queue fills the hand (messages received and not yet settled); a
 keeper extends their SQS visibility; one thread per port (a driver: a modem, a phone; see
-device_bridge.lines) sends and reads the phone, so the lines of a SIM bank send in
-parallel and each driver is only ever called from its own thread; the main thread
-(``run`` / ``run_until``) does the rest: it picks a line for each SMS, claims it, journals
-and reports.
+device_bridge.lines) claims each SMS at the API, sends it and reads the phone, so the lines
+of a SIM bank send in parallel and each driver is only ever called from its own thread;
+the outbox (device_bridge.outbox) posts statuses and received SMS; the main thread
+(``run`` / ``run_until``) does the rest: it picks a line for each SMS, journals outcomes,
+deletes settled messages from SQS and sends heartbeats.
 
 Per message: settled already in the journal -> delete the redelivered copy; past
 ``sendBefore`` -> ``expired``; otherwise wait for a send token, post ``sending`` (the

@@ -119,8 +119,8 @@ def create(**options) -> ModemDriver:
 
 
 class SimLocked(DriverError):
-    """The SIM will not work until someone acts (no PIN, a wrong one, its PUK): resetting the
-    modem would not help, and trying the PIN again may lock the SIM for good."""
+    """The SIM will not work until someone acts (no PIN, a wrong or unanswered one, its PUK):
+    resetting the modem would not help, and trying the PIN again may lock the SIM for good."""
 
 
 class _ModemError(Exception):
@@ -363,7 +363,8 @@ class ModemDriver(Driver):
                 f'AT+CPIN="{self.options.pin}"', self.options.command_timeout
             )[-1]
         except LinkTimeout:
-            raise DriverError("the modem did not answer the PIN") from None
+            # it may have taken it: entering it again after a reset could spend a try
+            raise SimLocked("the modem did not answer the PIN") from None
         if result != "OK":
             raise SimLocked(
                 f"the SIM refused the PIN ({result}); check the pin option "
