@@ -35,6 +35,8 @@ ATTRIBUTES = [
 ]
 # What each day shows, by the status a message has now.
 OUTBOUND_COLUMNS: dict[str, str] = {
+    Status.SCHEDULED: "pending",
+    Status.CANCELLED: "cancelled",  # never went out: neither pending nor settled
     Status.QUEUED: "pending",
     Status.SENDING: "pending",
     Status.SENT: "sent",
@@ -114,7 +116,16 @@ class _Figures:
             self.otp["verified"] += message.verified_at is not None
 
     def json(self) -> dict:
-        columns = ("outbound", "pending", "sent", "delivered", "failed", "expired", "received")
+        columns = (
+            "outbound",
+            "pending",
+            "sent",
+            "delivered",
+            "failed",
+            "expired",
+            "cancelled",
+            "received",
+        )
         days = [
             {"date": date, **{c: counts[c] for c in columns}} for date, counts in self.days.items()
         ]

@@ -4,6 +4,7 @@ import pytest
 
 from chalicelib.models import Message
 from tests.unit.test_otp_api import sent_code
+from tests.unit.test_schedule import schedule
 
 PHONE = "+22238089336"
 
@@ -94,3 +95,16 @@ def test_days_must_be_a_whole_number_from_1_to_90(api, days):
 
 def test_stats_need_a_key(api):
     assert api.get("/stats", key=None).status_code == 401
+
+
+def test_a_cancelled_scheduled_sms_counts_as_cancelled_not_pending(api):
+    kept = schedule(api, 60).json["messageId"]
+    cancelled = schedule(api, 60).json["messageId"]
+    assert api.post(f"/messages/{cancelled}/cancel").status_code == 200
+    totals = api.get("/stats").json["totals"]
+    assert kept != cancelled
+    assert {k: totals[k] for k in ("outbound", "pending", "cancelled")} == {
+        "outbound": 2,
+        "pending": 1,
+        "cancelled": 1,
+    }
