@@ -133,7 +133,8 @@ def report_status(device_id: str, message_id: str, body: dict) -> dict:
     the same message (an SQS redelivery) only one sends. ``claimed`` tells the caller
     whether it holds the claim (a repeat by the same device still does). A device that
     neither presents the queue body's claim token nor already holds the message gets 404,
-    as for a message that does not exist.
+    as for a message that does not exist. One that does present it for a message no longer
+    stored (its owner deleted it, a scheduled SMS before its time) learns it is ``deleted``.
     """
     report = _parsed(protocol.parse_status_report, body)
     lifecycle.require_message_id(message_id)
@@ -141,20 +142,32 @@ def report_status(device_id: str, message_id: str, body: dict) -> dict:
     received = receipts.received(
         report.claim, message_id, routing.queues_of_device(device_id).values()
     )
-    message = lifecycle.transition(
-        message_id,
-        status,
-        reason=report.reason,
-        at=report_time(report.at),
-        device_id=device_id,
-        device_received=received,
-        sim_slot=report.sim_slot,
-    ).message
+    try:
+        message = lifecycle.transition(
+            message_id,
+            status,
+            reason=report.reason,
+            at=report_time(report.at),
+            device_id=device_id,
+            device_received=received,
+            sim_slot=report.sim_slot,
+        ).message
+    except NotFound:
+        if not received:
+            raise
+        # A settled status: every bridge, older ones too, skips the copy and deletes it
+        # from its queue, instead of handing it on until it dead-letters.
+        return _answer(message_id, "deleted", status, claimed=False)
     if not received and message.device_id != device_id:
         raise NotFound("Message not found")
-    answer: dict[str, object] = {"messageId": message.message_id, "status": message.status}
-    if status == Status.SENDING:
-        answer["claimed"] = message.status == Status.SENDING and message.device_id == device_id
+    held = message.status == Status.SENDING and message.device_id == device_id
+    return _answer(message_id, message.status, status, claimed=held)
+
+
+def _answer(message_id: str, stored: str, reported: Status, claimed: bool) -> dict:
+    answer: dict[str, object] = {"messageId": message_id, "status": stored}
+    if reported == Status.SENDING:
+        answer["claimed"] = claimed
     return answer
 
 

@@ -8,6 +8,7 @@ import pytest
 from chalicelib import clock, outbox, queue
 from chalicelib.config import settings
 from chalicelib.models import Message
+from tests.conftest import claim_token
 
 
 def at(minutes: float) -> str:
@@ -140,3 +141,15 @@ def test_otps_cannot_be_scheduled(api):
     answer = api.post("/otp/send", {"phoneNumber": "38089336", "sendAt": at(10)})
     assert answer.status_code == 400 and answer.json["errors"][0]["field"] == "sendAt"
     assert not list(Message.scan())
+
+
+def test_a_deleted_scheduled_sms_is_settled_for_the_bridge_that_gets_its_copy(api, device_key):
+    message_id = schedule(api, 5).json["messageId"]
+    claim = claim_token(message_id)
+    assert api.call("DELETE", f"/messages/{message_id}").status_code == 200
+    path = f"/device/messages/{message_id}/status"
+    taken = api.device_post(path, {"status": "sending", "claim": claim}, device_key)
+    assert taken.status_code == 200
+    assert taken.json["status"] == "deleted" and taken.json["claimed"] is False
+    stranger = api.device_post(path, {"status": "sending", "claim": "forged"}, device_key)
+    assert stranger.status_code == 404, "without the queue body's token it stays unknown"

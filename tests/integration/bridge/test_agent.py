@@ -594,9 +594,16 @@ def test_stop_finishes_the_send_in_flight_and_releases_the_rest(queues, api, mak
     assert driver.closed
 
 
-def test_message_another_bridge_already_sent_is_skipped(queues, api, make_agent):
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "sent",  # another bridge sent it; its SQS delete got lost
+        "deleted",  # its owner deleted it (a scheduled SMS) after it was queued
+    ],
+)
+def test_message_the_api_says_is_settled_is_skipped_and_deleted(queues, api, make_agent, stored):
     message_id = queues.put()
-    api.statuses[message_id] = "sent"  # another bridge sent it; its SQS delete got lost
+    api.statuses[message_id] = stored
     driver = FakeDriver()
     with running(make_agent(driver)) as agent:
         agent.run_until(lambda: queues.counts() == (0, 0), timeout=10)
