@@ -314,10 +314,15 @@ api.not_found("/{proxy+}", smsmobileapi.not_offered)
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def outbox_sweep(event):
-    """SMS stored but never queued are queued again; OTPs that waited past expiry expire."""
+    """SMS stored but never queued are queued again; OTPs that waited past expiry expire;
+    webhook events SQS could not take are queued."""
     from chalicelib import outbox
+    from chalicelib.webhooks import kept
 
-    outbox.sweep()
+    try:
+        outbox.sweep()
+    finally:
+        kept.queue_kept()
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))

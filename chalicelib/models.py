@@ -241,6 +241,19 @@ class WhatsAppWindow(_Table):
     expires_at = TTLAttribute()
 
 
+class KeptWebhookEvents(_Table):
+    """Webhook events the webhook queue could not take, in a list per shard, oldest first,
+    until the outbox sweep queues them (chalicelib/webhooks/kept.py)."""
+
+    class Meta(_Meta):
+        table_name = settings().rate_limits_table
+
+    bucket = UnicodeAttribute(hash_key=True)  # "webhook-kept#" + shard
+    events = ListAttribute(of=UnicodeAttribute, default=list)  # the queue bodies, as JSON
+    taken = NumberAttribute(default=0)  # sweeps that took from the list: one wins at a time
+    expires_at = TTLAttribute()  # pushed back by every event kept
+
+
 class Otp(_Table):
     """The live OTP for one (account, phone, channel); a new send replaces it."""
 

@@ -14,13 +14,14 @@ import logging
 import uuid
 from datetime import UTC, datetime
 
-from .. import clock, queue
+from .. import aws, clock, queue
 from ..config import settings
 from ..messages.events import Change, MessageEvent
 from ..messages.views import iso
 from ..models import Message, Webhook
 from ..ttlcache import TtlCache
 from ..wire.status import Status
+from . import kept
 
 log = logging.getLogger("chinqit.webhooks")
 
@@ -99,22 +100,41 @@ def notify(
 ) -> str | None:
     """Queue ``payload`` for the account's webhook if it is subscribed to ``event_type``.
 
-    Never raises: a webhook problem must not fail the SMS path (it is logged). Returns the
-    event id, or None when nothing was queued.
+    Never raises: a webhook problem must not fail the SMS path. When SQS (or the webhook's
+    config) cannot be reached, the event is kept in DynamoDB for the outbox sweep
+    (chalicelib.webhooks.kept). Returns the event id, or None when nothing was queued.
     """
     if not account_id:
         return None
+    event = new_event(account_id, event_id or new_event_id(), event_type, payload)
     try:
         events = subscribed_events(account_id)
         if not events or event_type not in events:
             return None
-        event_id = event_id or new_event_id()
-        enqueue(new_event(account_id, event_id, event_type, payload))
-    except Exception:
-        log.exception("could not queue webhook event %s for account %s", event_type, account_id)
+        enqueue(event)
+    except Exception as error:  # noqa: BLE001 - kept, or logged as lost
+        return _keep(event, error)
+    log.info(
+        "webhook event queued account=%s event=%s id=%s", account_id, event_type, event["eventId"]
+    )
+    return event["eventId"]
+
+
+def _keep(event: dict, error: Exception) -> str | None:
+    """The event could not be queued: keep it for the sweep (the worker drops it then if
+    the account is not subscribed), unless AWS did not answer at all, which another call
+    now would wait out again."""
+    what = f"webhook event {event['type']} {event['eventId']} for account {event['accountId']}"
+    if aws.unreachable(error):
+        log.error("%s lost: AWS did not answer (%s)", what, error)
         return None
-    log.info("webhook event queued account=%s event=%s id=%s", account_id, event_type, event_id)
-    return event_id
+    try:
+        kept.keep(event)
+    except Exception:
+        log.exception("%s lost: not queued (%s) and not kept", what, error)
+        return None
+    log.warning("%s not queued (%s): kept for the outbox sweep", what, error)
+    return event["eventId"]
 
 
 def inbound_payload(message: Message) -> dict:

@@ -17,10 +17,11 @@ import pytest
 from chalicelib import auth, queue
 from chalicelib import clock as clocks
 from chalicelib.config import settings
-from chalicelib.models import Device, WebhookDelivery
+from chalicelib.models import Device, KeptWebhookEvents, WebhookDelivery
+from chalicelib.webhooks import kept
 
 from ..clocks import ManualClock
-from ..events import failed_bodies, sqs_event
+from ..events import failed_bodies, schedule_event, sqs_event
 from .webhook_receiver import Receiver, verify
 
 START = 1_750_000_000
@@ -262,6 +263,64 @@ def test_idempotent_on_the_event_id(api, sent, receiver):
     run_worker(body, body)  # ...or twice in one batch
     assert len(receiver.requests) == 1
     assert retries(sent) == []
+
+
+def refuse_webhook_sends(monkeypatch, error: Exception) -> None:
+    """SQS refuses every SendMessage of the webhook queue (the SMS queues still work)."""
+    real = queue.sqs().send_message
+
+    def send(**params):
+        if params["QueueUrl"].endswith(settings().webhook_queue):
+            raise error
+        return real(**params)
+
+    monkeypatch.setattr(queue.sqs(), "send_message", send)
+
+
+def kept_events() -> list[dict]:
+    buckets = [kept._bucket(shard) for shard in range(kept.SHARDS)]
+    lists = KeptWebhookEvents.batch_get(buckets)
+    return [json.loads(body) for item in lists for body in item.events]
+
+
+def test_an_event_sqs_refused_is_kept_and_the_sweep_queues_it_once(
+    api, device_key, receiver, monkeypatch
+):
+    from botocore.exceptions import ClientError
+
+    from app import outbox_sweep
+
+    set_webhook(api, receiver.url(), events=["sms.delivered"])
+    text = {"message": "Salam", "phoneNumber": "38089336"}
+    message_id = api.post("/messages/send", text).json["messageId"]
+    with monkeypatch.context() as patched:
+        throttled = ClientError({"Error": {"Code": "ThrottlingException"}}, "SendMessage")
+        refuse_webhook_sends(patched, throttled)
+        path = f"/device/messages/{message_id}/status"
+        assert api.device_post(path, {"status": "delivered"}, device_key).status_code == 200
+    assert take_queued() == []
+    assert [event["payload"]["messageId"] for event in kept_events()] == [message_id]
+    outbox_sweep(schedule_event(), None)
+    queued = take_queued()
+    assert kept_events() == []
+    outbox_sweep(schedule_event(), None)
+    assert take_queued() == [], "taken off the kept list once queued"
+    run_worker(*queued)
+    [request] = receiver.requests
+    assert json.loads(request["body"])["messageId"] == message_id
+
+
+def test_an_event_is_not_kept_when_aws_did_not_answer(api, device_key, monkeypatch, caplog):
+    from botocore.exceptions import ReadTimeoutError
+
+    set_webhook(api, "http://127.0.0.1:9999/hook", events=["sms.delivered"])
+    text = {"message": "Salam", "phoneNumber": "38089336"}
+    message_id = api.post("/messages/send", text).json["messageId"]
+    refuse_webhook_sends(monkeypatch, ReadTimeoutError(endpoint_url="sqs"))
+    path = f"/device/messages/{message_id}/status"
+    assert api.device_post(path, {"status": "delivered"}, device_key).status_code == 200
+    assert "lost: AWS did not answer" in caplog.text
+    assert kept_events() == [], "no second call, that would wait as long"
 
 
 def test_duplicates_never_fork_the_retry_chain(api, sent, clock):
