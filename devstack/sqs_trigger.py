@@ -19,6 +19,21 @@ from chalicelib import queue
 log = logging.getLogger("chinqit.devstack")
 
 
+def scheduled_event(rule: str) -> dict:
+    """The event EventBridge hands a scheduled Lambda."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        "resources": [f"arn:aws:events:us-east-1:123456789012:rule/{rule}"],
+        "detail": {},
+    }
+
+
 class ScheduleTrigger(threading.Thread):
     """Local stand-in for an EventBridge schedule: invokes a scheduled handler every
     ``seconds`` (SMSGW_LOCAL_SCHEDULE_SECONDS shortens it for the local stack's tests)."""
@@ -32,25 +47,11 @@ class ScheduleTrigger(threading.Thread):
     def run(self) -> None:
         while not self.stopping.wait(self.seconds):
             try:
-                self.handler(self.event(), None)
+                self.handler(scheduled_event(self.name), None)
             except Exception:
                 log.exception(
                     "scheduled handler %s failed; next run in %s s", self.name, self.seconds
                 )
-
-    def event(self) -> dict:
-        """The event EventBridge hands a scheduled Lambda."""
-        return {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": "Scheduled Event",
-            "source": "aws.events",
-            "account": "123456789012",
-            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "region": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-            "resources": [f"arn:aws:events:us-east-1:123456789012:rule/{self.name}"],
-            "detail": {},
-        }
 
 
 class SqsTrigger(threading.Thread):

@@ -29,18 +29,3 @@ def failed_bodies(event: dict, answer: dict) -> list[str]:
     """The bodies of the records a handler's partial batch response reports as failed."""
     failed = {item["itemIdentifier"] for item in answer["batchItemFailures"]}
     return [record["body"] for record in event["Records"] if record["messageId"] in failed]
-
-
-def schedule_event() -> dict:
-    """What EventBridge hands a scheduled function each time it fires."""
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": "123456789012",
-        "time": "2025-06-15T15:06:40Z",
-        "region": "us-east-1",
-        "resources": ["arn:aws:events:us-east-1:123456789012:rule/outbox-sweep"],
-        "detail": {},
-    }

@@ -19,9 +19,10 @@ from chalicelib import clock as clocks
 from chalicelib.config import settings
 from chalicelib.models import Device, KeptWebhookEvents, WebhookDelivery
 from chalicelib.webhooks import kept
+from devstack.sqs_trigger import scheduled_event
 
 from ..clocks import ManualClock
-from ..events import failed_bodies, schedule_event, sqs_event
+from ..events import failed_bodies, sqs_event
 from .webhook_receiver import Receiver, verify
 
 START = 1_750_000_000
@@ -300,10 +301,10 @@ def test_an_event_sqs_refused_is_kept_and_the_sweep_queues_it_once(
         assert api.device_post(path, {"status": "delivered"}, device_key).status_code == 200
     assert take_queued() == []
     assert [event["payload"]["messageId"] for event in kept_events()] == [message_id]
-    outbox_sweep(schedule_event(), None)
+    outbox_sweep(scheduled_event("outbox-sweep"), None)
     queued = take_queued()
     assert kept_events() == []
-    outbox_sweep(schedule_event(), None)
+    outbox_sweep(scheduled_event("outbox-sweep"), None)
     assert take_queued() == [], "taken off the kept list once queued"
     run_worker(*queued)
     [request] = receiver.requests
