@@ -750,6 +750,7 @@ class Agent:
             if isinstance(item, Sent):
                 self._sent(item.job, item.line, item.result)
             elif isinstance(item, NotClaimed):
+                item.line.bucket.give_back()
                 self._not_claimed(item.job, item.answer)
             else:
                 self._line_refused(item.job, item.line, item.error, at)

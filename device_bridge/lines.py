@@ -53,6 +53,11 @@ class TokenBucket:
         self._refill()
         self.tokens -= 1
 
+    def give_back(self) -> None:
+        """A send taken but never made (its claim was refused): the pace is as before."""
+        self._refill()
+        self.tokens = min(self.burst, self.tokens + 1)
+
     def _refill(self) -> None:
         now = self.clock()
         self.tokens = min(self.burst, self.tokens + (now - self.updated) / self.interval)

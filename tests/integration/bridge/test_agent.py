@@ -548,6 +548,18 @@ def test_agent_sends_no_faster_than_sends_per_minute(queues, api, make_agent):
         assert len(driver.sent) == 2
 
 
+def test_a_message_the_api_says_is_settled_does_not_use_up_the_lines_pace(queues, api, make_agent):
+    settled, waiting = queues.put(), queues.put()
+    api.statuses[settled] = "sent"  # another bridge sent it; its SQS delete got lost
+    clock = FakeClock()
+    driver = FakeDriver()
+    agent = make_agent(driver, clock=clock, sends_per_minute=6, send_burst=1)
+    with running(agent):
+        wait_until(lambda: agent.hand.count() == 2)
+        agent.run_until(lambda: len(driver.sent) == 1, timeout=10)  # the clock stands still
+    assert driver.sent[0].message_id == waiting and driver.attempts == [waiting]
+
+
 def test_otp_messages_go_before_bulk_messages(queues, api, make_agent):
     bulk = [queues.put("bulk") for _ in range(3)]
     otp = [queues.put("priority") for _ in range(2)]
