@@ -3,7 +3,9 @@
 It reads the same configuration as the bridge (stop the bridge first: a modem's port
 opens for one program at a time) and checks, in order: the serial ports and which answer
 AT; for each configured modem its SIM (PIN), network registration and operator, signal
-and SMS centre; the API and the device key; the AWS credentials and the queues. It exits
+and SMS centre; each Android phone (SMSGate's API and credentials, Termux:API's commands)
+with its SIM lines, signal and battery; the API and the device key; the AWS credentials
+and the queues. It exits
 1 when something prevents sending, 2 when the configuration cannot be read, else 0.
 """
 
@@ -19,7 +21,8 @@ from typing import TextIO
 
 import requests
 
-from . import __version__, config
+from . import __version__, config, drivers
+from .drivers.base import DriverError
 from .serial_link import LinkError, SerialLink
 
 AT_TIMEOUT = 2.0
@@ -72,6 +75,9 @@ def run(settings: config.BridgeConfig) -> Iterator[Finding]:
     yield from _ports_found(modems)
     for port, options in modems:
         yield from _modem(port, options)
+    for name, options in _drivers(settings):
+        if name != "modem":  # a modem's port, SIM and network are checked above, AT by AT
+            yield _phone(name, options)
     credentials = yield from _api(settings)
     yield from _queues(settings, credentials)
 
@@ -79,11 +85,17 @@ def run(settings: config.BridgeConfig) -> Iterator[Finding]:
 # ---------------------------------------------------------------------- modems
 
 
-def _modem_ports(settings: config.BridgeConfig) -> list[tuple[str, dict]]:
-    drivers = [(spec.driver, spec.driver_options) for spec in settings.bank] or [
+def _drivers(settings: config.BridgeConfig) -> list[tuple[str, dict]]:
+    """(driver name, its options) of each configured line, or of the one phone."""
+    return [(spec.driver, spec.driver_options) for spec in settings.bank] or [
         (settings.driver, settings.driver_options)
     ]
-    return [(str(o["port"]), o) for name, o in drivers if name == "modem" and "port" in o]
+
+
+def _modem_ports(settings: config.BridgeConfig) -> list[tuple[str, dict]]:
+    return [
+        (str(o["port"]), o) for name, o in _drivers(settings) if name == "modem" and "port" in o
+    ]
 
 
 def _ports_found(modems: list[tuple[str, dict]]) -> Iterator[Finding]:
@@ -188,6 +200,28 @@ def _modem_state(link: SerialLink, where: str, options: dict) -> Iterator[Findin
         yield Finding(
             "FAIL", "SMS centre", "not set", 'set it: AT+CSCA="+222..." (ask the operator)'
         )
+
+
+# ---------------------------------------------------------------------- phones
+
+
+def _phone(name: str, options: dict) -> Finding:
+    """An Android phone (SMSGate, Termux) or the simulator: reached, read, left as it was."""
+    check = f"phone ({name})"
+    try:
+        driver = drivers.load(name, **options)
+        info = driver.check()
+    except ValueError as error:
+        return Finding("FAIL", check, str(error), "fix the driver options in the config")
+    except DriverError as error:
+        return Finding("FAIL", check, str(error))
+    lines = len(driver.sim_slots())
+    read = [f"{lines} SIM line{'s' if lines > 1 else ''}"]
+    if info.signal_percent is not None:
+        read.append(f"signal {info.signal_percent} %")
+    if info.battery_percent is not None:
+        read.append(f"battery {info.battery_percent} %")
+    return Finding("OK", check, "answers; " + ", ".join(read))
 
 
 # ---------------------------------------------------------------------- API and AWS

@@ -134,5 +134,15 @@ class Driver(abc.ABC):
         self.close()
         self.open()
 
+    def check(self) -> DeviceInfo:
+        """Reach the phone as ``chinqit-bridge doctor`` does, instead of ``open``: its info,
+        or DriverError saying what is wrong. Opens and closes it; a driver whose ``open``
+        changes something on the phone or the host overrides this with reads only."""
+        self.open()
+        try:
+            return self.info()
+        finally:
+            self.close()
+
     def close(self) -> None:  # noqa: B027 (optional hook)
         """Release the phone or modem."""

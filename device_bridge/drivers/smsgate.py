@@ -159,6 +159,22 @@ class SmsGateDriver(Driver):
     # --- lifecycle ---------------------------------------------------------------------
 
     def open(self) -> None:
+        self._read_device()
+        self._start_receiver()
+        try:
+            for event in EVENTS:
+                self._register(event)
+        except DriverError:
+            self.close()
+            raise
+
+    def check(self) -> DeviceInfo:
+        """The app's API and credentials, without registering webhooks (a running bridge
+        keeps its own) nor listening for them."""
+        self._read_device()
+        return self.info()
+
+    def _read_device(self) -> None:
         if not self.options.signing_key:
             raise DriverError(
                 "signing_key is required: copy it from the app's Settings → Webhooks → "
@@ -175,13 +191,6 @@ class SmsGateDriver(Driver):
         if self.options.sims == 0:
             sim_cards = devices[0].get("simCards") if devices else None
             self._sims = max(len(sim_cards or ()), 1)
-        self._start_receiver()
-        try:
-            for event in EVENTS:
-                self._register(event)
-        except DriverError:
-            self.close()
-            raise
 
     def close(self) -> None:
         for event in EVENTS:

@@ -134,9 +134,7 @@ class TermuxDriver(Driver):
         self._next_list_at = 0.0  # time.monotonic() when the inbox is read next
 
     def open(self) -> None:
-        missing = [command for command in REQUIRED_COMMANDS if shutil.which(command) is None]
-        if missing:
-            raise DriverError(f"{', '.join(missing)} not found: {INSTALL_HINT}")
+        _require_commands()
         saved = self._load_cursor()
         if saved is None:
             # First run: what the phone holds now is history, not news.
@@ -144,6 +142,11 @@ class TermuxDriver(Driver):
             self._save_cursor()
         else:
             self._cursor = saved
+
+    def check(self) -> DeviceInfo:
+        """Termux:API's commands, without saving the inbox cursor a first ``open`` saves."""
+        _require_commands()
+        return self.info()
 
     def sim_slots(self) -> tuple[int, ...]:
         return tuple(range(1, self.options.sims + 1))
@@ -332,3 +335,9 @@ def _device_ref(entry: dict) -> str:
 
 def create(**options) -> TermuxDriver:
     return TermuxDriver(Options(**options))
+
+
+def _require_commands() -> None:
+    missing = [command for command in REQUIRED_COMMANDS if shutil.which(command) is None]
+    if missing:
+        raise DriverError(f"{', '.join(missing)} not found: {INSTALL_HINT}")

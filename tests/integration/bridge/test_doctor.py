@@ -8,6 +8,8 @@ import pytest
 from device_bridge import cli
 from tests.integration.bridge.fakes import DEVICE_KEY
 from tests.integration.drivers.fake_modem import SERVICE_CENTRE, FakeModem
+from tests.integration.drivers.harnesses import FakeTermuxApi
+from tests.integration.drivers.smsgate_fake import PASSWORD, SIGNING_KEY, USERNAME, FakeSmsGateApp
 
 
 @pytest.fixture
@@ -21,13 +23,21 @@ def modem():
 def doctor(queues, api, modem, monkeypatch, capsys):
     """Runs the doctor as `chinqit-bridge doctor` would; (exit code, its lines)."""
 
-    def run(*extra: str, device_key: str = DEVICE_KEY, api_url: str | None = None):
+    def run(
+        *extra: str,
+        device_key: str = DEVICE_KEY,
+        api_url: str | None = None,
+        phone: str | None = None,
+    ):
+        """``phone``: a driver other than the modem, its options given in ``extra``."""
+        if phone is not None:
+            monkeypatch.delenv("SMSGW_BRIDGE_DRIVER_OPTION_PORT", raising=False)
         environ = {
             "SMSGW_BRIDGE_API_URL": api_url or api.url,
             "SMSGW_BRIDGE_ALLOW_INSECURE_HTTP": "true",
             "SMSGW_BRIDGE_DEVICE_KEY": device_key,
-            "SMSGW_BRIDGE_DRIVER": "modem",
-            "SMSGW_BRIDGE_DRIVER_OPTION_PORT": modem.port,
+            "SMSGW_BRIDGE_DRIVER": phone or "modem",
+            **({"SMSGW_BRIDGE_DRIVER_OPTION_PORT": modem.port} if phone is None else {}),
             "SMSGW_BRIDGE_AWS_CREDENTIALS": "environment",
             "SMSGW_BRIDGE_OUTBOUND_QUEUE": queues.names["bulk"],
             "SMSGW_BRIDGE_PRIORITY_QUEUE": queues.names["priority"],
@@ -128,3 +138,52 @@ def test_a_config_error_exits_2(monkeypatch, capsys):
         == 2
     )
     assert "FAIL  config: api_url must start with https://" in capsys.readouterr().out
+
+
+@pytest.fixture
+def smsgate_app():
+    app = FakeSmsGateApp(sims=2)
+    yield app
+    app.close()
+
+
+def smsgate_options(app: FakeSmsGateApp, password: str = PASSWORD) -> list[str]:
+    options = {"url": app.url, "username": USERNAME, "password": password}
+    options["signing_key"] = SIGNING_KEY
+    return [arg for key, value in options.items() for arg in ("--driver-option", f"{key}={value}")]
+
+
+def test_an_smsgate_phone_is_checked_without_touching_its_webhooks(doctor, smsgate_app):
+    code, lines = doctor(*smsgate_options(smsgate_app), phone="smsgate")
+    assert code == 0, lines
+    assert (
+        line(lines, "phone (smsgate)")
+        == "OK    phone (smsgate): answers; 2 SIM lines, battery 64 %"
+    )
+    assert smsgate_app.webhooks == {}, "a running bridge's webhooks stay as they are"
+    assert not any(text[6:].startswith("modem") for text in lines)
+
+
+def test_an_smsgate_phone_refusing_the_password_fails_with_the_fix(doctor, smsgate_app):
+    code, lines = doctor(*smsgate_options(smsgate_app, password="wrong"), phone="smsgate")
+    assert code == 1
+    assert "refused the username and password" in line(lines, "phone (smsgate)")
+
+
+def test_a_termux_phone_without_termux_api_fails_with_the_fix(doctor, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no termux-* command
+    code, lines = doctor(
+        "--driver-option", f"state_file={tmp_path / 'cursor.json'}", phone="termux"
+    )
+    assert code == 1
+    assert "pkg install termux-api" in line(lines, "phone (termux)")
+
+
+def test_a_termux_phone_is_read_and_its_inbox_cursor_left_unsaved(doctor, monkeypatch, tmp_path):
+    FakeTermuxApi(tmp_path, monkeypatch)
+    state = tmp_path / "cursor.json"
+    code, lines = doctor("--driver-option", f"state_file={state}", phone="termux")
+    assert code == 0, lines
+    assert line(lines, "phone (termux)").startswith("OK    phone (termux): answers; 1 SIM line")
+    assert "battery 87 %" in line(lines, "phone (termux)")
+    assert not state.exists(), "the bridge's first run still takes the inbox as history"
