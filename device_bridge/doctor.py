@@ -5,8 +5,8 @@ opens for one program at a time) and checks, in order: the serial ports and whic
 AT; for each configured modem its SIM (PIN), network registration and operator, signal
 and SMS centre; each Android phone (SMSGate's API and credentials, Termux:API's commands)
 with its SIM lines, signal and battery; the API and the device key; the AWS credentials
-and the queues. It exits
-1 when something prevents sending, 2 when the configuration cannot be read, else 0.
+and the queues. It exits 1 when something prevents sending, 2 when the configuration
+cannot be read, else 0.
 """
 
 from __future__ import annotations

@@ -38,15 +38,15 @@ class KeptListFull(Exception):
 
 def keep(event: dict) -> None:
     """Append a queue body to its shard's list; raises KeptListFull, or PynamoDB's error."""
-    kept = KeptWebhookEvents
+    model = KeptWebhookEvents
     try:
-        kept(_bucket(_shard(event["eventId"]))).update(
+        model(_bucket(_shard(event["eventId"]))).update(
             actions=[
-                kept.events.set((kept.events | []).append([json.dumps(event)])),
-                kept.taken.set(kept.taken | 0),
-                kept.expires_at.set(clock.now() + KEPT_FOR),
+                model.events.set((model.events | []).append([json.dumps(event)])),
+                model.taken.set(model.taken | 0),
+                model.expires_at.set(clock.now() + KEPT_FOR),
             ],
-            condition=kept.events.does_not_exist() | (size(kept.events) < MAX_KEPT),
+            condition=model.events.does_not_exist() | (size(model.events) < MAX_KEPT),
         )
     except UpdateError as exc:
         if exc.cause_response_code == "ConditionalCheckFailedException":
@@ -57,28 +57,28 @@ def keep(event: dict) -> None:
 def queue_kept() -> int:
     """Put the oldest kept events of each shard on the webhook queue; returns how many."""
     queued = 0
-    for kept in KeptWebhookEvents.batch_get([_bucket(shard) for shard in range(SHARDS)]):
-        queued += _queue_oldest(kept)
+    for shard_list in KeptWebhookEvents.batch_get([_bucket(shard) for shard in range(SHARDS)]):
+        queued += _queue_oldest(shard_list)
     if queued:
         log.warning("webhook events kept while SQS failed: %d queued now", queued)
     return queued
 
 
-def _queue_oldest(kept: KeptWebhookEvents) -> int:
-    bodies = cast(list[str], kept.events)  # PynamoDB types a list's items as their attribute
+def _queue_oldest(shard_list: KeptWebhookEvents) -> int:
+    bodies = cast(list[str], shard_list.events)  # PynamoDB types a list's items as their attribute
     sent = _send(bodies[:PER_SWEEP])
     if not sent:
         return 0
     model = KeptWebhookEvents
     try:
-        model(kept.bucket).update(
+        model(shard_list.bucket).update(
             actions=[model.events[i].remove() for i in range(sent)] + [model.taken.add(1)],
-            condition=model.taken == kept.taken,
+            condition=model.taken == shard_list.taken,
         )
     except UpdateError as exc:
         if exc.cause_response_code != "ConditionalCheckFailedException":
             raise
-        log.info("kept webhook events of %s taken by another sweep meanwhile", kept.bucket)
+        log.info("kept webhook events of %s taken by another sweep meanwhile", shard_list.bucket)
     return sent
 
 
