@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .config import BridgeConfig
-from .journal import Journal
+from .journal import Journal, LineState
 
 DAY = 86400.0
 MONTH = 30 * DAY
@@ -47,6 +47,9 @@ class SimGuard:
         self.journal = journal
         self.wall_clock = wall_clock
         self._cached: Hold | None = None  # a line-wide cap, until it lifts
+        # The journal's line_state row, read once: only this guard writes it, and reading
+        # it on every turn of the loop queued the main thread behind the ports' journal writes
+        self._state: LineState | None = None
 
     def hold(self) -> Hold | None:
         """Why this line takes no SMS at all now (paused, or a count cap reached)."""
@@ -68,21 +71,32 @@ class SimGuard:
         return (self._cap(now, parts) if parts > 1 else None) or self._new_recipient_cap(now, to)
 
     def sent(self, to: str, parts: int) -> None:
-        self.journal.record_line_send(self.slot, _recipient_key(to), parts, self.wall_clock())
+        at = self.wall_clock()
+        state = self._line_state()
+        self.journal.record_line_send(self.slot, _recipient_key(to), parts, at)
+        self._state = replace(state, first_send_at=state.first_send_at or at, pauses=0)
 
     def barred(self, reason: str) -> Hold:
         """The network refused in a way that means a limit or a bar: pause, longer each time
         it happens again without a send going through in between."""
         now = self.wall_clock()
-        state = self.journal.line_state(self.slot)
+        state = self._line_state()
         pause = min(LONGEST_PAUSE, FIRST_PAUSE * 2**state.pauses)
         self.journal.save_line_pause(self.slot, now + pause, reason[:200], state.pauses + 1)
+        self._state = replace(
+            state, paused_until=now + pause, pause_reason=reason[:200], pauses=state.pauses + 1
+        )
         return Hold("paused", reason[:200], now + pause)
+
+    def _line_state(self) -> LineState:
+        if self._state is None:
+            self._state = self.journal.line_state(self.slot)
+        return self._state
 
     # ------------------------------------------------------------------ the caps
 
     def _pause(self, now: float) -> Hold | None:
-        state = self.journal.line_state(self.slot)
+        state = self._line_state()
         if state.paused_until is not None and now < state.paused_until:
             return Hold("paused", state.pause_reason or "paused", state.paused_until)
         return None
@@ -105,7 +119,7 @@ class SimGuard:
         settings = self.settings
         if not settings.warmup_days or not settings.max_per_day:
             return settings.max_per_day
-        first = self.journal.line_state(self.slot).first_send_at
+        first = self._line_state().first_send_at
         age = 0.0 if first is None else max(0.0, now - first) / DAY
         share = min(1.0, age / settings.warmup_days)
         start = min(settings.warmup_per_day, settings.max_per_day)
