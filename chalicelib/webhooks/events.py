@@ -106,18 +106,25 @@ def notify(
     """
     if not account_id:
         return None
-    event = new_event(account_id, event_id or new_event_id(), event_type, payload)
+
+    def event() -> dict:  # only built when it may go: most status changes have no webhook
+        return new_event(account_id, event_id or new_event_id(), event_type, payload)
+
     try:
         events = subscribed_events(account_id)
-        if not events or event_type not in events:
-            return None
-        enqueue(event)
+    except Exception as error:  # noqa: BLE001 - kept (the worker drops it if unsubscribed)
+        return _keep(event(), error)
+    if not events or event_type not in events:
+        return None
+    queued = event()
+    try:
+        enqueue(queued)
     except Exception as error:  # noqa: BLE001 - kept, or logged as lost
-        return _keep(event, error)
+        return _keep(queued, error)
     log.info(
-        "webhook event queued account=%s event=%s id=%s", account_id, event_type, event["eventId"]
+        "webhook event queued account=%s event=%s id=%s", account_id, event_type, queued["eventId"]
     )
-    return event["eventId"]
+    return queued["eventId"]
 
 
 def _keep(event: dict, error: Exception) -> str | None:
