@@ -27,10 +27,11 @@ import statistics
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from bench import Report, _stack, main_for, percentile, spread_table
 from bench._stack import log_times
+from tests.loopback import LoopbackServer
 
 ROUNDS = 30
 PHONE = "+22238089336"
@@ -64,8 +65,7 @@ class Receiver:
                     )
                     receiver.arrived.notify_all()
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = LoopbackServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

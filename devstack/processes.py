@@ -122,6 +122,9 @@ class Stack:
             app_object=server.app_object,
             config=server._wrapped_handler.keywords["config"],
         )
+        # socketserver listens with a backlog of 5: the 16 lines of a SIM bank connecting
+        # at once would have their SYNs dropped and retried a second later
+        server.server.socket.listen(128)
         self.api_server = server
         threading.Thread(target=server.server.serve_forever, daemon=True, name="api").start()
         if event_handlers:

@@ -141,6 +141,14 @@ class PhoneUnreachable(Exception):
     """The phone's Local Server did not answer."""
 
 
+class _WebhookServer(ThreadingHTTPServer):
+    """The phone's webhooks: a thread per post; a listen backlog of 64, not socketserver's 5,
+    so a burst (delivery reports of a bulk send) is not held a second by SYN retries."""
+
+    daemon_threads = True
+    request_queue_size = 64
+
+
 class SmsGateDriver(Driver):
     name = "smsgate"
 
@@ -151,7 +159,7 @@ class SmsGateDriver(Driver):
         self._lock = threading.Lock()
         self._waiting: dict[str, threading.Event] = {}  # device_ref -> set once journaled
         self._acked: OrderedDict[str, None] = OrderedDict()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _WebhookServer | None = None
         self._authorization = "Basic " + base64.b64encode(
             f"{options.username}:{options.password}".encode()
         ).decode("ascii")
@@ -334,7 +342,7 @@ class SmsGateDriver(Driver):
 
     def _start_receiver(self) -> None:
         try:
-            server = ThreadingHTTPServer(
+            server = _WebhookServer(
                 (self.options.listen_host, self.options.listen_port), _webhook_handler(self)
             )
         except OSError as error:
@@ -342,7 +350,6 @@ class SmsGateDriver(Driver):
                 f"cannot listen on {self.options.listen_host}:{self.options.listen_port} for "
                 f"the phone's webhooks: {error}"
             ) from error
-        server.daemon_threads = True
         if self.options.tls_cert:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(self.options.tls_cert, self.options.tls_key)

@@ -44,7 +44,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -54,6 +54,7 @@ from devstack.harness import OUTBOUND_QUEUE, fresh_local_number, sqs_client, sta
 from devstack.proctree import descendants
 from tests.e2e.helpers import start_embedded_aws
 from tests.faults.proxy import FaultProxy
+from tests.loopback import LoopbackServer
 
 ANSWER_BUDGET = 10.0
 SETTLE_SECONDS = 120
@@ -241,8 +242,7 @@ class WebhookReceiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = LoopbackServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     @property

@@ -14,7 +14,9 @@ import json
 import ssl
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.loopback import LoopbackServer
 
 
 def verify(secret: str, headers: dict, body: bytes, tolerance: float | None = None) -> dict:
@@ -85,8 +87,7 @@ class Receiver:
 
             do_POST = do_GET = do_PUT = _any
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = LoopbackServer(("127.0.0.1", 0), Handler)
         self.scheme = "http"
         if certfile:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

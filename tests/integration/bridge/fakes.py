@@ -10,10 +10,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from device_bridge.drivers.base import DeviceInfo, Driver, InboundSms, OutboundSms, SendResult
+from tests.loopback import LoopbackServer
 
 DEVICE_KEY = "dk_test_device_key_never_logged"
 CRASH_EXIT = 137  # what a shell reports for a process killed with -9
@@ -159,7 +160,7 @@ class FakeApi:
         self.latency = 0.0
         self.meet: dict[str, threading.Barrier] = {}
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: LoopbackServer | None = None
         self.port = 0
         self.start()
 
@@ -168,7 +169,7 @@ class FakeApi:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
+        self._server = LoopbackServer(("127.0.0.1", self.port), self._handler())
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
 

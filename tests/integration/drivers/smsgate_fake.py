@@ -19,8 +19,10 @@ import time
 import urllib.error
 import urllib.request
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
+
+from tests.loopback import LoopbackServer
 
 SIGNING_KEY = "k3yFr0mApp"
 USERNAME, PASSWORD = "sms", "Xw7-password"
@@ -49,8 +51,7 @@ class FakeSmsGateApp:
         self.retries = 2
         self.workers: list[threading.Thread] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
+        self._server = LoopbackServer(("127.0.0.1", 0), _handler(self))
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 

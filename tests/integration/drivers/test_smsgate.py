@@ -1,5 +1,7 @@
 """The SMSGate driver's own promises, against the local fake of the app's Local Server."""
 
+import socket
+
 import pytest
 
 from device_bridge.drivers import load
@@ -104,6 +106,16 @@ def test_other_paths_and_methods_are_refused(phone):
 
     assert phone.app.post(url.replace("/smsgate", "/other"), "{}") == 404
     assert phone.app.post(url, "x" * (70 * 1024)) == 413
+
+
+def test_a_burst_of_webhook_connections_is_taken_in_while_the_receiver_is_busy(phone):
+    """A busy bridge accepts late (its receiver waits for the GIL): the kernel holds the
+    phone's connections meanwhile, rather than dropping them to a SYN retry 1 s later."""
+    server = phone.driver._server
+    server.shutdown()  # no more accepts; the socket still listens
+    clients = [socket.create_connection(server.server_address[:2], timeout=0.5) for _ in range(32)]
+    for client in clients:
+        client.close()
 
 
 def test_delivered_and_failed_reports_name_the_sends_reference(phone):
