@@ -235,6 +235,14 @@ class FakeApi:
         api = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # connections kept open, as the gateway keeps them
+            disable_nagle_algorithm = True  # headers and body are two writes
+
+            def handle_one_request(self):
+                super().handle_one_request()
+                if self.server is not api._server:  # taken down: its clients see it gone
+                    self.close_connection = True
+
             def do_GET(self):  # GET /health, as the gateway answers it
                 payload = json.dumps({"success": True, "status": "ok"}).encode()
                 self.send_response(200 if self.path == "/health" else 404)
@@ -246,6 +254,9 @@ class FakeApi:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
+                if self.server is not api._server:  # a request on a connection kept open
+                    self.close_connection = True  # while it was taken down: no answer
+                    return
                 time.sleep(api.latency)
                 if body.get("status") in api.meet:
                     api.meet[body["status"]].wait()
