@@ -66,7 +66,7 @@ PRUNE_EVERY = 3600.0  # seconds between journal clean-ups
 # Messages in hand while no line can take any (all paused, capped or down) go back to the
 # queue after this long, for other bridges; no more are taken until a line is back.
 BLOCKED_RELEASE = 120.0
-RECEIVE_BURST = 4  # receives at once while a queue has a backlog and the hand room for it
+RECEIVE_BURST = 4  # receives at once, at most, while lines wait for SMS (see _receive)
 
 log = logging.getLogger("chinqit.bridge")
 
@@ -169,9 +169,14 @@ class Hand:
         with self._changed:
             return list(self._jobs)
 
-    def count(self, queue: SqsQueue | None = None) -> int:
+    def count(self, queue: SqsQueue | None = None, waiting: bool = False) -> int:
+        """Messages in hand (from ``queue``; ``waiting``: those not being sent now)."""
         with self._changed:
-            return sum(1 for job in self._jobs if queue is None or job.queue is queue)
+            return sum(
+                1
+                for job in self._jobs
+                if (queue is None or job.queue is queue) and not (waiting and job.in_flight)
+            )
 
     def ready(self, now: float) -> list[Job]:
         """Messages ready to go, in the order they should: priority messages first, the
@@ -471,17 +476,20 @@ class Agent:
     def _receive(
         self, queue: SqsQueue, room: int, backlog: bool, burst: ThreadPoolExecutor
     ) -> Iterator[list[Received]]:
-        """One long poll while the queue looks empty; while it has a backlog (the last receive
-        brought some) and the hand has room for more than one batch, up to RECEIVE_BURST
-        short polls at once, each batch handed on as it comes: a bank of many lines starts,
-        or catches up, in one round trip."""
+        """One long poll while the queue looks empty. While it has a backlog (the last receive
+        brought some), as many short polls at once as it takes to give every line an SMS
+        to send next (up to RECEIVE_BURST and the hand's room), each batch handed on as it
+        comes: a bank of many lines starts, or catches up, in one round trip. Once the
+        hand holds that much, one receive at a time: more at once would only compete with
+        the lines' claims for the host and the connection pool."""
         timeout = self.config.visibility_timeout
-        if not backlog or room <= SQS_BATCH_LIMIT:
+        short = len(self.lines) - self.hand.count(waiting=True)
+        at_once = min(RECEIVE_BURST, room // SQS_BATCH_LIMIT, math.ceil(short / SQS_BATCH_LIMIT))
+        if not backlog or at_once <= 1:
             yield queue.receive(min(room, SQS_BATCH_LIMIT), self.config.wait_time_seconds, timeout)
             return
         receives = [
-            burst.submit(queue.receive, SQS_BATCH_LIMIT, 0, timeout)
-            for _ in range(min(RECEIVE_BURST, room // SQS_BATCH_LIMIT))
+            burst.submit(queue.receive, SQS_BATCH_LIMIT, 0, timeout) for _ in range(at_once)
         ]
         failure = None
         for done in as_completed(receives):

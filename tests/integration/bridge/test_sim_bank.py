@@ -4,6 +4,7 @@ the moto server's queues and the fake API."""
 from __future__ import annotations
 
 import threading
+import time
 
 from device_bridge.agent import Agent
 from device_bridge.config import LineSpec
@@ -56,6 +57,39 @@ def test_lines_claim_their_sms_at_once_and_the_outbox_posts_their_statuses_at_on
         agent.run_until(lambda: all(api.statuses.get(i) == "sent" for i in ids), timeout=10)
     assert not any(barrier.broken for barrier in api.meet.values())
     assert [api.posted_statuses(i) for i in ids] == [["sending", "sent"]] * 2
+
+
+def test_a_bank_receives_at_once_only_the_batches_its_idle_lines_need(queues, api, make_config):
+    """With a backlog, 12 idle lines need two of SQS's batches of 10 at once; once the hand
+    holds enough for every line, one receive at a time (more would compete with the lines'
+    claims for the host)."""
+    release = threading.Event()
+    drivers = [FakeDriver() for _ in range(12)]
+    for driver in drivers:
+        driver.during_send = lambda sms: release.wait(10)
+    ids = [queues.put() for _ in range(40)]
+    agent = make_bank(make_config, drivers)
+    queue = agent.queues["bulk"]
+    receive, lock = queue.receive, threading.Lock()
+    in_flight, most = [0], [0]
+
+    def counted(*args):
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        try:
+            time.sleep(0.1)  # time for any receive made at once with this one to start
+            return receive(*args)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    queue.receive = counted  # type: ignore[method-assign]
+    with running(agent):
+        agent.run_until(lambda: agent.hand.count() == 40, timeout=10)
+        release.set()
+        agent.run_until(lambda: all(api.statuses.get(i) == "sent" for i in ids), timeout=20)
+    assert most[0] == 2
 
 
 def test_a_line_whose_modem_fails_leaves_the_others_sending(queues, api, make_config):
