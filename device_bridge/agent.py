@@ -4,9 +4,10 @@ Threads: one poller per queue fills the hand (messages received and not yet sett
 keeper extends their SQS visibility; one thread per port (a driver: a modem, a phone; see
 device_bridge.lines) claims each SMS at the API, sends it and reads the phone, so the lines
 of a SIM bank send in parallel and each driver is only ever called from its own thread;
-the outbox (device_bridge.outbox) posts statuses and received SMS; the main thread
-(``run`` / ``run_until``) does the rest: it picks a line for each SMS, journals outcomes,
-deletes settled messages from SQS and sends heartbeats.
+the outbox (device_bridge.outbox) posts statuses and received SMS; another thread
+(device_bridge.deletes) deletes settled messages from SQS; the main thread (``run`` /
+``run_until``) does the rest: it picks a line for each SMS, journals outcomes and sends
+heartbeats.
 
 Per message: settled already in the journal -> delete the redelivered copy; past
 ``sendBefore`` -> ``expired``; otherwise wait for a send token, post ``sending`` (the
@@ -34,6 +35,7 @@ from chalicelib.wire.sms_encoding import analyze
 
 from . import __version__, drivers
 from .config import BridgeConfig, LineSpec
+from .deletes import Deletes
 from .drivers.base import (
     DeliveryReport,
     Driver,
@@ -232,6 +234,7 @@ class Agent:
         self._stopping = threading.Event()
         self._completions: SimpleQueue = SimpleQueue()
         self._finished: list[Job] = []  # settled this turn: their SQS messages to delete
+        self.deletes = Deletes()
         self._dispatched = False  # an SMS went to a line this turn
         self.ports, self.lines = self._lines(driver)
         # Held per queue: what the lines send in PREFETCH_SECONDS at their pace, at least 1,
@@ -366,6 +369,7 @@ class Agent:
         for poller in self._pollers.values():
             poller.thread.start()
         self._keeper.start()
+        self.deletes.start()
         self.outbox.start()
 
     def run(self) -> None:
@@ -401,6 +405,7 @@ class Agent:
         self._release(self.hand.take_all())
         self._released.set()
         self._keeper.join()
+        self.deletes.stop()
         self.outbox.stop()  # reports the last outcomes now rather than at the next start
         self.journal.close()
 
@@ -883,28 +888,15 @@ class Agent:
         self._finish(job)
 
     def _finish(self, job: Job) -> None:
-        """The outcome is journaled: the SQS message can go (with the others of this turn,
-        see _delete_finished)."""
+        """The outcome is journaled: the SQS message can go (see _delete_finished)."""
         self._finished.append(job)
         self.hand.discard(job)
 
     def _delete_finished(self) -> None:
-        """Delete the SQS messages settled this turn, ten to a call."""
+        """Hand the SQS messages settled this turn to the deletes' thread."""
         finished, self._finished = self._finished, []
         for queue, jobs in _by_queue(finished).items():
-            try:
-                refused = queue.delete([job.received.receipt for job in jobs])
-            except Exception as error:  # noqa: BLE001 - a redelivery is recognised by the journal
-                log.warning(
-                    "cannot delete %d message(s) from %s (%s)", len(jobs), queue.name, error
-                )
-                continue
-            for job in jobs:
-                if job.received.receipt in refused:
-                    log.warning(
-                        "SQS refused to delete message %s; its redelivery will not be sent",
-                        job.message_id,
-                    )
+            self.deletes.add(queue, {job.received.receipt: job.message_id for job in jobs})
 
     # ------------------------------------------------------------------ phone and API
 

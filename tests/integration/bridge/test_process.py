@@ -78,7 +78,8 @@ def test_killed_after_sending_before_the_sqs_delete_sends_nothing_twice(
     crashed = start_bridge(BRIDGE_TEST_EXIT_BEFORE_DELETE="1", SMSGW_BRIDGE_VISIBILITY_TIMEOUT="1")
     assert crashed.wait(timeout=20) == CRASH_EXIT
     assert read_sent_log(sent_log) == [message_id]
-    assert api.statuses.get(message_id) == "sending"  # died before posting "sent"
+    # the outbox may have posted "sent" on its thread before the deletes' thread died
+    assert api.statuses.get(message_id) in ("sending", "sent")
 
     restarted = start_bridge(SMSGW_BRIDGE_VISIBILITY_TIMEOUT="1")
     wait_until(
