@@ -441,3 +441,24 @@ def test_link_frames_output_that_arrives_byte_by_byte():
         link.close()
         os.close(master)
         os.close(slave)
+
+
+def test_an_idle_link_does_not_wake_its_reader_and_closes_at_once():
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    link = SerialLink(os.ttyname(slave), 115200, lambda lines: None)
+    link.open()
+    reads = []
+    port = link._port
+    read = port.read
+    port.read = lambda size: reads.append(size) or read(size)
+    try:
+        time.sleep(0.5)
+        assert len(reads) <= 1, "the reader woke while nothing came from the modem"
+    finally:
+        started = time.monotonic()
+        link.close()
+        closed_in = time.monotonic() - started
+        os.close(master)
+        os.close(slave)
+    assert closed_in < 0.5
