@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
-from queue import Empty, SimpleQueue
+from queue import SimpleQueue
 
 from chalicelib.wire import protocol
 from chalicelib.wire.sms_encoding import analyze
@@ -749,12 +749,11 @@ class Agent:
         self._finish(job)
 
     def _take_completions(self) -> None:
-        """What the ports did since the last turn: outcomes of sends, phone events."""
-        while True:
-            try:
-                at, item = self._completions.get_nowait()
-            except Empty:
-                return
+        """What the ports did since the last turn: outcomes of sends, phone events. Only
+        what is there now: lines of a bank that end their sends together get their next SMS
+        in this turn, not once the last of them has reported."""
+        for _ in range(self._completions.qsize()):
+            at, item = self._completions.get_nowait()
             if isinstance(item, PhoneEvents):
                 self._phone_events(item.port, item.events)
                 continue

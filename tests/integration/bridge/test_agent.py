@@ -15,7 +15,7 @@ from device_bridge.cli import CHATTY_LIBRARIES
 from device_bridge.config import parse_lines
 from device_bridge.drivers.base import DeliveryReport, InboundSms, SendError
 from device_bridge.journal import Journal
-from device_bridge.lines import Backoff
+from device_bridge.lines import Backoff, PhoneEvents
 from tests.integration.bridge.conftest import running, wait_until
 from tests.integration.bridge.fakes import DEVICE_KEY, FakeClock, FakeDriver
 from tests.logcapture import capture_all, text
@@ -854,3 +854,26 @@ def test_a_phase_that_fails_unexpectedly_does_not_stop_the_bridge(queues, api, m
     with running(make_agent(driver)) as agent:
         agent.run_until(lambda: api.statuses.get(message_id) == "sent", timeout=10)
     assert len(polls) > 1
+
+
+def test_phone_events_that_keep_coming_do_not_hold_up_the_sends(queues, api, make_agent):
+    """A turn takes what the ports reported before it began: reports arriving while it
+    handles them (a bank whose lines end their sends together, a flood of delivery
+    reports) wait for the next turn, after this one has given the free lines their SMS."""
+    message_id = queues.put()
+    driver = FakeDriver()
+    agent = make_agent(driver)
+    handle = agent._phone_events
+    flood_until = time.monotonic() + 3.0
+
+    def one_more_arrives_meanwhile(port, events):
+        handle(port, events)
+        if time.monotonic() < flood_until:
+            agent._completed(PhoneEvents(port, []))
+
+    agent._phone_events = one_more_arrives_meanwhile
+    with running(agent):
+        agent._completed(PhoneEvents(agent.ports[0], []))
+        agent.run_until(lambda: api.statuses.get(message_id) == "sent", timeout=10)
+        assert time.monotonic() < flood_until, "sent only once the reports stopped coming"
+    assert [sms.message_id for sms in driver.sent] == [message_id]
