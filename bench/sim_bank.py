@@ -202,10 +202,9 @@ def measure(latency: float = 0.0) -> dict:
                 [sys.executable, "-m", "device_bridge", "--config", config], env=environment
             )
             try:
-                marks = _watch(bridge.pid, modems, api, ids)
+                marks = _watch(bridge, modems, api, ids)
             finally:
-                bridge.send_signal(signal.SIGTERM)
-                bridge.wait(timeout=60)
+                _stop(bridge)
             calls = dict(sqs_calls)
         per_modem = [len(m.network_sent()) for m in modems]
         gaps = [
@@ -230,11 +229,23 @@ def measure(latency: float = 0.0) -> dict:
     }
 
 
-def _watch(pid: int, modems: list, api, ids: list[str]) -> dict[str, float]:
+def _stop(bridge: subprocess.Popen) -> None:
+    bridge.send_signal(signal.SIGTERM)
+    try:
+        bridge.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        bridge.kill()
+        bridge.wait()
+
+
+def _watch(bridge: subprocess.Popen, modems: list, api, ids: list[str]) -> dict[str, float]:
     """Wait for every SMS to be reported sent; CPU marks from the first send to the last."""
     marks: dict[str, float] = {}
     deadline = time.monotonic() + WAIT
+    pid = bridge.pid
     while True:
+        if bridge.poll() is not None:
+            raise RuntimeError(f"the bridge exited with {bridge.returncode} (its log is above)")
         if "bridge" not in marks and any(m.segments for m in modems):
             marks.update(bridge=_process_cpu(pid), fakes=time.process_time())
         if all(api.statuses.get(i) in ("sent", "delivered") for i in ids):

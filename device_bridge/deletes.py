@@ -63,7 +63,10 @@ class Deletes:
                 waited = time.monotonic() - self._oldest
                 self._changed.wait_for(self._due, timeout=max(0.0, self._linger - waited))
                 stopping, batch = self._stopping, self._take()
-            self._delete(batch)
+            try:
+                self._delete(batch)
+            except Exception:  # noqa: BLE001 - a bug here must not end the deletes for good
+                log.exception("deletes: deleting %d queue(s)' copies failed", len(batch))
             if stopping:
                 return
 
@@ -79,16 +82,21 @@ class Deletes:
 
     @staticmethod
     def _delete(batch: dict[SqsQueue, dict[str, str]]) -> None:
+        """One call per ten copies; a call that fails leaves its copies to come back, and
+        the next call is still made."""
         for queue, settled in batch.items():
-            try:
-                refused = queue.delete(list(settled))
-            except Exception as error:  # noqa: BLE001 - a redelivery is recognised by the journal
-                log.warning(
-                    "cannot delete %d message(s) from %s (%s)", len(settled), queue.name, error
-                )
-                continue
-            for receipt in refused:
-                log.warning(
-                    "SQS refused to delete message %s; its redelivery will not be sent",
-                    settled[receipt],
-                )
+            receipts = list(settled)
+            for start in range(0, len(receipts), SQS_BATCH_LIMIT):
+                chunk = receipts[start : start + SQS_BATCH_LIMIT]
+                try:
+                    refused = queue.delete(chunk)
+                except Exception as error:  # noqa: BLE001 - the journal knows they are settled
+                    log.warning(
+                        "cannot delete %d message(s) from %s (%s)", len(chunk), queue.name, error
+                    )
+                    continue
+                for receipt in refused:
+                    log.warning(
+                        "SQS refused to delete message %s; its redelivery will not be sent",
+                        settled[receipt],
+                    )

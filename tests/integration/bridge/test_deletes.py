@@ -66,9 +66,9 @@ def test_a_copy_alone_is_deleted_after_the_linger(queues):
     try:
         added = time.monotonic()
         deletes.add(queue, _receive(queue, 1))
-        wait_until(lambda: calls == [1], timeout=5)
+        wait_until(lambda: queues.counts() == (0, 0), timeout=5)
+        assert calls == [1]
         assert time.monotonic() - added >= 0.2
-        assert queues.counts() == (0, 0)
     finally:
         deletes.stop()
 
@@ -96,6 +96,23 @@ def test_a_failed_delete_is_logged_and_the_thread_goes_on(queues, caplog):
     finally:
         deletes.stop()
     assert queues.counts() == (0, 1)  # the first comes back later, and the journal knows it
+
+
+def test_a_failed_call_does_not_keep_the_next_ten_from_going(queues):
+    for _ in range(12):
+        queues.put()
+    queue, calls = _deletes_by_call(queues)
+
+    def drop_the_first(**_):
+        if len(calls) == 1:
+            raise ConnectionError("network dropped")
+
+    queues.sqs.meta.events.register("before-send.sqs.DeleteMessageBatch", drop_the_first)
+    deletes = Deletes(linger=30.0)
+    deletes.add(queue, _receive(queue, 12))
+    deletes.stop()  # never started: deleted on the caller's thread
+    assert calls == [10, 2]
+    assert queues.counts() == (0, 10)  # the first ten come back; the journal knows them
 
 
 def test_a_stalled_sqs_delete_does_not_hold_up_the_next_sends(queues, api, make_agent):
