@@ -442,6 +442,7 @@ def test_received_sms_waits_in_the_journal_while_the_api_fails(api, make_agent):
     api.fail_with = 500
     with running(make_agent(driver, clock=clock)) as agent:
         driver.events.append(received("sim-1"))
+        agent.run_until(lambda: agent.journal.pending_inbound(10) != [], timeout=10)
         for _ in range(20):
             agent.step()
             clock.advance(1)
