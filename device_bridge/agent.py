@@ -233,8 +233,7 @@ class Agent:
         self.hand = Hand()
         self._stopping = threading.Event()
         self._completions: SimpleQueue = SimpleQueue()
-        self._finished: list[Job] = []  # settled this turn: their SQS messages to delete
-        self.deletes = Deletes()
+        self.deletes = Deletes()  # settled messages' SQS copies
         self._dispatched = False  # an SMS went to a line this turn
         self.ports, self.lines = self._lines(driver)
         # Held per queue: what the lines send in PREFETCH_SECONDS at their pace, at least 1,
@@ -401,7 +400,6 @@ class Agent:
         for port in self.ports:
             port.stop()  # the SMS being sent is finished, then the driver closed
         self._take_completions()
-        self._delete_finished()
         self._release(self.hand.take_all())
         self._released.set()
         self._keeper.join()
@@ -572,14 +570,13 @@ class Agent:
     # ------------------------------------------------------------------ the main loop
 
     def step(self) -> None:
-        """One turn: what the ports did, an SMS to each free line, SQS deletes, API posts,
+        """One turn: what the ports did, an SMS to each free line, API posts,
         heartbeat; then, if no SMS went, a wait for something to do. A phase
         that fails in a way nobody foresaw is logged and the loop goes on: the bridge
         outlives any message, payload or driver bug."""
         for phase in (
             self._take_completions,
             self._dispatch,
-            self._delete_finished,
             self.outbox.wake,
             self._heartbeat_if_due,
             self._prune_if_due,
@@ -887,15 +884,9 @@ class Agent:
         self._finish(job)
 
     def _finish(self, job: Job) -> None:
-        """The outcome is journaled: the SQS message can go (see _delete_finished)."""
-        self._finished.append(job)
+        """The outcome is journaled: the SQS message can go (on the deletes' thread)."""
+        self.deletes.add(job.queue, {job.received.receipt: job.message_id})
         self.hand.discard(job)
-
-    def _delete_finished(self) -> None:
-        """Hand the SQS messages settled this turn to the deletes' thread."""
-        finished, self._finished = self._finished, []
-        for queue, jobs in _by_queue(finished).items():
-            self.deletes.add(queue, {job.received.receipt: job.message_id for job in jobs})
 
     # ------------------------------------------------------------------ phone and API
 
